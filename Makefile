@@ -1,0 +1,67 @@
+# supakong: two commands on a fresh Debian machine (as root):
+#   make demo   installs everything, brings the local sandbox VPS up, shows Realtime broken,
+#               deploys the rendered Kong config, and verifies it (SUBSCRIBED)
+#   make test   installs everything and runs the whole test suite (unit + sandbox integration)
+SHELL := /bin/bash
+PY := .venv/bin/python
+FAB := .venv/bin/fab
+APT_PACKAGES := docker.io openssh-server openssh-client busybox-static iproute2 python3-venv \
+                systemd coreutils
+# Everything the demo and the tests run may only reach sandbox hosts.
+export SUPAKONG_HOST_ALLOWLIST ?= sandbox*
+
+.PHONY: deps venv js demo test unit lint bench sandbox-up sandbox-down clean
+
+deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	command -v node >/dev/null || missing="$$missing nodejs npm"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing: $$missing"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+venv: .venv/.installed
+.venv/.installed: pyproject.toml
+	/usr/bin/python3 -m venv .venv
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+js: tests/standins/js/node_modules/.installed
+tests/standins/js/node_modules/.installed: tests/standins/js/package-lock.json
+	cd tests/standins/js && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+demo: deps venv
+	$(FAB) sandbox-reset
+	@echo; echo "== before: Realtime through the sandbox's Kong (seed config with preserve_host: true)"
+	-$(FAB) verify-realtime -H sandbox
+	@echo; echo "== deploy the rendered config"
+	$(FAB) deploy-kong -H sandbox --diff
+	@echo; echo "== again: nothing to do"
+	$(FAB) deploy-kong -H sandbox
+	@echo; echo "== after"
+	$(FAB) verify-realtime -H sandbox
+
+test: deps venv js
+	$(PY) -m pytest -q -p no:cacheprovider
+
+unit: venv
+	$(PY) -m pytest -q -p no:cacheprovider tests/unit
+
+lint: venv
+	$(PY) -m ruff check supakong tasks tests
+	$(PY) -m mypy supakong tasks
+
+bench: deps venv
+	$(PY) bench/bench.py
+
+sandbox-up: deps venv
+	$(FAB) sandbox-up
+
+sandbox-down: venv
+	$(FAB) sandbox-down
+
+clean:
+	-$(FAB) sandbox-down --purge
+	rm -rf .venv tests/standins/js/node_modules

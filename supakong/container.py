@@ -1,0 +1,161 @@
+"""The Kong and Realtime containers through the Docker Engine API: inspect, restart, wait.
+
+Kong reads its declarative file only when it starts, and a running container keeps the old
+file after a rename (a single-file bind mount pins the inode), so a changed file always
+needs a restart; these helpers make that restart observable and bounded.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import docker.errors
+
+from .errors import RestartError, TransportError
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    """What Docker says about one container."""
+
+    name: str
+    exists: bool
+    status: str = "missing"
+    running: bool = False
+    restarting: bool = False
+    started_at: float = 0.0
+    restart_count: int = 0
+    exit_code: int = 0
+    health: str | None = None
+    image: str = ""
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
+    mounts: tuple[tuple[str, str], ...] = ()
+
+    def describe(self) -> str:
+        """A short human description, e.g. ``running (healthy), 0 restarts``."""
+        health = f" ({self.health})" if self.health else ""
+        code = f", exit code {self.exit_code}" if not self.running and self.exists else ""
+        return f"{self.status}{health}, {self.restart_count} restarts{code}"
+
+    def mount_source(self, destination: str) -> str | None:
+        """The host path bind-mounted at ``destination`` in the container, if any."""
+        return next((src for src, dst in self.mounts if dst == destination), None)
+
+
+def parse_docker_time(value: str) -> float:
+    """Docker's RFC 3339 timestamps (nanoseconds, ``Z``) as epoch seconds."""
+    if not value or value.startswith("0001-"):
+        return 0.0
+    head, _, frac = value.rstrip("Z").partition(".")
+    seconds = datetime.fromisoformat(head + "+00:00").timestamp()
+    return seconds + (float(f"0.{frac[:9]}") if frac else 0.0)
+
+
+def state_from_inspect(name: str, data: Mapping[str, Any]) -> ContainerState:
+    """Build a :class:`ContainerState` from ``GET /containers/{name}/json``."""
+    state = data.get("State") or {}
+    config = data.get("Config") or {}
+    env = dict(item.split("=", 1) for item in config.get("Env") or [] if "=" in item)
+    mounts = tuple((m.get("Source", ""), m.get("Destination", "")) for m in data.get("Mounts") or [])
+    return ContainerState(
+        name=name,
+        exists=True,
+        status=state.get("Status", "unknown"),
+        running=bool(state.get("Running")),
+        restarting=bool(state.get("Restarting")),
+        started_at=parse_docker_time(state.get("StartedAt", "")),
+        restart_count=int(data.get("RestartCount") or 0),
+        exit_code=int(state.get("ExitCode") or 0),
+        health=(state.get("Health") or {}).get("Status"),
+        image=config.get("Image", ""),
+        env=env,
+        mounts=mounts,
+    )
+
+
+def inspect_container(api: Any, name: str) -> ContainerState:
+    """Inspect ``name``; a missing container is a state, not an error."""
+    try:
+        return state_from_inspect(name, api.inspect_container(name))
+    except docker.errors.NotFound:
+        return ContainerState(name=name, exists=False)
+    except docker.errors.APIError as exc:
+        raise TransportError(f"docker inspect {name}: {exc.explanation or exc}") from None
+
+
+def restart_container(api: Any, name: str, stop_timeout: int = 10) -> None:
+    """Restart ``name`` (stop with a grace period, then start) through the API."""
+    try:
+        api.restart(name, timeout=stop_timeout)
+    except docker.errors.NotFound:
+        raise RestartError(f"container {name} does not exist; check kong_container in the inventory") from None
+    except docker.errors.APIError as exc:
+        raise RestartError(f"docker restart {name}: {exc.explanation or exc}") from None
+
+
+def is_up(state: ContainerState, *, since: float, settle: float, now: float) -> bool:
+    """True once the container restarted after ``since``, runs, is healthy (if it has a
+    healthcheck) and has stayed up for ``settle`` seconds (no crash loop)."""
+    if not state.running or state.restarting or state.started_at <= since:
+        return False
+    if state.health not in (None, "healthy"):
+        return False
+    return now - state.started_at >= settle
+
+
+def is_crash_looping(state: ContainerState, *, restarts_before: int, since: float) -> bool:
+    """True when the container exited or restarted again after our restart."""
+    if state.started_at <= since and not state.restarting and state.running:
+        return False  # our restart has not happened yet
+    return state.restarting or state.restart_count > restarts_before or (
+        not state.running and state.exit_code != 0 and state.started_at > since
+    )
+
+
+def wait_until_running(
+    api: Any,
+    name: str,
+    *,
+    since: float,
+    restarts_before: int,
+    timeout: float = 60.0,
+    settle: float = 2.0,
+) -> ContainerState:
+    """Poll with growing sleeps until :func:`is_up`; raise :class:`RestartError` with the
+    last state seen on a crash loop or at the deadline.
+
+    ``since`` is the container's previous StartedAt (engine clock). "Up for ``settle``
+    seconds" is measured as StartedAt plus the time we have watched this incarnation run,
+    so clock skew between this machine and the host does not matter.
+    """
+    deadline = time.monotonic() + timeout
+    delay = 0.1
+    first_seen: dict[float, float] = {}
+    state = inspect_container(api, name)
+    while True:
+        if is_crash_looping(state, restarts_before=restarts_before, since=since):
+            raise RestartError(f"{name} is crash-looping after the restart: {state.describe()}")
+        if state.running and state.started_at > since:
+            watched = time.monotonic() - first_seen.setdefault(state.started_at, time.monotonic())
+            if is_up(state, since=since, settle=settle, now=state.started_at + watched):
+                return state
+        if time.monotonic() >= deadline:
+            raise RestartError(f"{name} did not come up within {timeout:.0f}s: {state.describe()}")
+        time.sleep(min(delay, max(deadline - time.monotonic(), 0.01)))
+        delay = min(delay * 1.5, 1.0)
+        state = inspect_container(api, name)
+
+
+def exec_in_container(api: Any, name: str, argv: list[str]) -> tuple[int, str]:
+    """Run ``argv`` inside the container (``docker exec``); return (exit code, output)."""
+    try:
+        exec_id = api.exec_create(name, argv, stdout=True, stderr=True)["Id"]
+        output = api.exec_start(exec_id)
+        code = api.exec_inspect(exec_id).get("ExitCode")
+    except docker.errors.APIError as exc:
+        raise TransportError(f"docker exec {name} {argv[0]}: {exc.explanation or exc}") from None
+    return int(code if code is not None else -1), output.decode("utf-8", "replace")

@@ -1,0 +1,291 @@
+"""deploy-kong for one host: render → validate → look → plan → diff → replace → restart →
+wait → logs → verify → roll back on failure.
+
+Nothing on the host changes before the config is rendered and validated; the file on the
+host is only ever the old one or the new one; a failed start or verification restores the
+backup, restarts and re-verifies, then raises.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from .container import (
+    ContainerState,
+    exec_in_container,
+    inspect_container,
+    restart_container,
+    wait_until_running,
+)
+from .errors import DeployError, InventoryError, RestartError, ValidationError, VerifyError
+from .inventory import HostConfig
+from .kong.findings import Finding, has_errors
+from .kong.target import KongTarget
+from .kong.validate import validate_kong_config
+from .logs import fetch_logs, format_log_lines, interleave
+from .plan import HostState, Plan, plan_deploy, unified_diff
+from .remote_file import read_remote_file, read_remote_text, replace_file_atomically, restore_backup
+from .render import render_kong_config, sha256_text
+from .report import HostResult, Output
+from .secrets import Secrets, load_secrets
+from .transport import HostConnection
+from .verify import VerifyReport, format_report, verify_realtime
+from .verify_model import ChannelSpec
+
+
+@dataclass(frozen=True)
+class DeployOptions:
+    """How deploy-kong behaves (the task's flags)."""
+
+    check: bool = False
+    diff: bool = False
+    verify: bool = True
+    rollback: bool = True
+    skip_validate: bool = False
+    file: Path | None = None
+    accept_new: bool = False
+    wait_timeout: float = 60.0
+    settle: float = 2.0
+    log_lines: int = 20
+
+
+class RolledBackError(DeployError):
+    """The new config failed and the previous one was put back."""
+
+
+def desired_config(host: HostConfig, secrets: Secrets, options: DeployOptions) -> str:
+    """The file content we want on the host: rendered, or a hand-edited ``--file``."""
+    if options.file is None:
+        return render_kong_config(host, secrets)
+    try:
+        return options.file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InventoryError(f"{options.file}: cannot read ({exc.strerror})") from None
+
+
+def look_at_host(conn: HostConnection, host: HostConfig) -> HostState:
+    """The file's hash/stat and both containers, read concurrently (one round trip each)."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        file_future = pool.submit(read_remote_file, conn, host.kong_config_path)
+        api = conn.docker()
+        kong = inspect_container(api, host.kong_container)
+        realtime = inspect_container(api, host.realtime_container)
+        return HostState(file=file_future.result(), kong=kong, realtime=realtime)
+
+
+def kong_target(host: HostConfig, kong: ContainerState, realtime: ContainerState) -> KongTarget:
+    """The Kong version/edition/plugins and Realtime tenant to validate against: pinned in the
+    inventory, else read from the containers (image tag, KONG_PLUGINS, SELF_HOST_TENANT_NAME)."""
+    tenant = host.realtime_tenant or realtime.env.get("SELF_HOST_TENANT_NAME") or "realtime-dev"
+    plugins = host.kong_plugins or kong.env.get("KONG_PLUGINS")
+    if host.kong_version:
+        extra = {"plugins": tuple(p.strip() for p in plugins.split(",") if p.strip())} if plugins else {}
+        return KongTarget(version=host.kong_version, edition=host.kong_edition or "oss", realtime_tenant=tenant, **extra)
+    if not kong.exists:
+        raise InventoryError(
+            f"{host.name}: container {host.kong_container} does not exist and kong_version is not set;"
+            " set kong_container (and kong_version) in the inventory"
+        )
+    try:
+        target = KongTarget.from_image(kong.image, plugins, tenant)
+    except ValueError as exc:
+        raise InventoryError(f"hosts/{host.name}/kong_version: {exc}") from None
+    if host.kong_edition:
+        target = KongTarget(target.version, host.kong_edition, target.plugins, target.realtime_tenant)
+    return target
+
+
+def validate_or_raise(text: str, target: KongTarget, source: str, out: Output, host: str) -> list[Finding]:
+    """Validate; print every finding; raise :class:`ValidationError` on any error."""
+    findings = validate_kong_config(text, target, source=source)
+    out.lines([f"  {f.as_line()}" for f in findings], host)
+    if has_errors(findings):
+        errors = [f for f in findings if f.severity == "error"]
+        first = errors[0]
+        raise ValidationError(
+            f"{source}: {len(errors)} error(s) for Kong {target.version} {target.edition}, first:"
+            f" {first.path}: {first.message}; nothing was changed on {host}"
+        )
+    return findings
+
+
+def check_mount(host: HostConfig, kong: ContainerState) -> None:
+    """Refuse to write a file the Kong container does not read."""
+    if not kong.exists:
+        return
+    source = kong.mount_source(host.kong_config_mount)
+    if source is None:
+        raise InventoryError(
+            f"hosts/{host.name}/kong_config_mount: {host.kong_container} has no mount at"
+            f" {host.kong_config_mount} (its mounts: {', '.join(d for _, d in kong.mounts) or 'none'})"
+        )
+    if source != host.kong_config_path:
+        raise InventoryError(
+            f"hosts/{host.name}/kong_config_path: is {host.kong_config_path} but {host.kong_container}"
+            f" mounts {source} at {host.kong_config_mount}; fix the inventory"
+        )
+
+
+def deploy_host(host: HostConfig, options: DeployOptions, out: Output) -> HostResult:
+    """Run deploy-kong on one host; raise :class:`DeployError` on failure (after rollback)."""
+    started = time.monotonic()
+    result = HostResult(host=host.name)
+    secrets = load_secrets(host.secrets_env_file)
+    text = desired_config(host, secrets, options)
+    source = str(options.file or host.template)
+    desired_sha = sha256_text(text)
+    with HostConnection(host, accept_new=options.accept_new) as conn:
+        state = look_at_host(conn, host)
+        result.timings["look"] = time.monotonic() - started
+        if options.skip_validate:
+            out.line("  ! --skip-validate: NOT checking the file against Kong's schema or Supabase pitfalls", host.name)
+        else:
+            validate_or_raise(text, kong_target(host, state.kong, state.realtime), source, out, host.name)
+        check_mount(host, state.kong)
+        plan = plan_deploy(desired_sha, state)
+        result.plan, result.old_sha256, result.new_sha256 = plan.describe(), state.file.sha256, desired_sha
+        out.line(f"  plan: {plan.describe()}", host.name)
+        if plan.replace and (options.check or options.diff):
+            old = read_remote_text(conn, host.kong_config_path) if state.file.exists else ""
+            out.line(unified_diff(old, text, host.kong_config_path) or "  (no textual difference)", host.name)
+        if options.check:
+            result.status = "pending" if plan.changes else "ok"
+            return _finish(result, started)
+        if not plan.changes:
+            result.message = "no change"
+            return _finish(result, started)
+        _apply(conn, host, state, plan, text, options, out, result, secrets)
+    return _finish(result, started)
+
+
+def _apply(
+    conn: HostConnection,
+    host: HostConfig,
+    state: HostState,
+    plan: Plan,
+    text: str,
+    options: DeployOptions,
+    out: Output,
+    result: HostResult,
+    secrets: Secrets,
+) -> None:
+    """Replace, restart, wait, verify; roll back on failure."""
+    if not state.kong.exists:
+        raise RestartError(f"{host.name}: container {host.kong_container} does not exist; nothing to restart")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    if plan.replace:
+        result.backup = replace_file_atomically(
+            conn, host.kong_config_path, text.encode("utf-8"),
+            expected_sha=state.file.sha256, mode=host.file_mode, keep=host.backups_keep, stamp=stamp,
+        )
+        out.line(f"  replaced {host.kong_config_path} (backup: {result.backup or 'none, file was new'})", host.name)
+    result.status = "changed"
+    try:
+        _restart_and_verify(conn, host, state.kong, sha256_text(text), options, out, result, secrets)
+    except (RestartError, VerifyError) as failure:
+        if not (options.rollback and result.backup):
+            raise
+        _roll_back(conn, host, options, out, result, secrets, failure)
+
+
+def _restart_and_verify(
+    conn: HostConnection,
+    host: HostConfig,
+    before: ContainerState,
+    expected_sha: str,
+    options: DeployOptions,
+    out: Output,
+    result: HostResult,
+    secrets: Secrets,
+) -> None:
+    api = conn.docker()
+    t0 = time.monotonic()
+    restart_container(api, host.kong_container)
+    out.line(f"  restarted {host.kong_container}", host.name)
+    try:
+        after = wait_until_running(
+            api, host.kong_container, since=before.started_at, restarts_before=before.restart_count,
+            timeout=options.wait_timeout, settle=options.settle,
+        )
+    except RestartError:
+        _print_logs(conn, host, before.started_at, options, out)
+        raise
+    result.timings["restart"] = time.monotonic() - t0
+    out.line(f"  {host.kong_container} is up: {after.describe()}", host.name)
+    _confirm_content(api, host, expected_sha)
+    _print_logs(conn, host, after.started_at - 1, options, out)
+    if options.verify:
+        report = run_verification(host, secrets, out)
+        result.verify_state = report.state
+        result.timings["verify"] = sum(s.seconds for s in report.stages)
+        if not report.ok:
+            cause = report.diagnosis.cause if report.diagnosis else "a probe failed"
+            raise VerifyError(f"{host.name}: Realtime verification failed ({report.state}): {cause}")
+
+
+def _confirm_content(api: object, host: HostConfig, expected_sha: str) -> None:
+    """After the restart the container must see the new file (not a stale inode)."""
+    code, output = exec_in_container(api, host.kong_container, ["sha256sum", host.kong_config_mount])
+    seen = output.split()[0] if code == 0 and output.strip() else f"unreadable ({output.strip()[:80]})"
+    if seen != expected_sha:
+        raise RestartError(
+            f"{host.name}: {host.kong_container} sees {host.kong_config_mount} with sha256 {seen[:12]},"
+            f" expected {expected_sha[:12]}: the container does not read the file supakong wrote"
+        )
+
+
+def _print_logs(conn: HostConnection, host: HostConfig, since: float, options: DeployOptions, out: Output) -> None:
+    api = conn.docker()
+    lines = interleave(
+        fetch_logs(api, host.kong_container, since=since, tail=options.log_lines),
+        fetch_logs(api, host.realtime_container, since=since, tail=options.log_lines),
+    )
+    out.line(f"  logs since the restart ({len(lines)} lines):", host.name)
+    out.lines([f"    {row}" for row in format_log_lines(lines[-options.log_lines :])], host.name)
+
+
+def run_verification(host: HostConfig, secrets: Secrets, out: Output) -> VerifyReport:
+    """Verify the Realtime path through Kong as supabase-js would; print the stages."""
+    schema, _, table = host.verify_table.partition(".")
+    channel = ChannelSpec(name=host.verify_channel, schema=schema or "public", table=table)
+    report = verify_realtime(host.public_url, secrets.anon_key, channel=channel, vsn=host.verify_vsn)
+    out.lines([f"  {row}" for row in format_report(report)], host.name)
+    return report
+
+
+def _roll_back(
+    conn: HostConnection,
+    host: HostConfig,
+    options: DeployOptions,
+    out: Output,
+    result: HostResult,
+    secrets: Secrets,
+    failure: DeployError,
+) -> None:
+    assert result.backup is not None
+    out.line(f"  ROLLING BACK: {failure}", host.name)
+    restore_backup(conn, host.kong_config_path, result.backup)
+    before = inspect_container(conn.docker(), host.kong_container)
+    restored_sha = read_remote_file(conn, host.kong_config_path).sha256
+    result.status = "rolled_back"
+    try:
+        _restart_and_verify(conn, host, before, restored_sha, options, out, result, secrets)
+    except (RestartError, VerifyError) as second:
+        raise RolledBackError(
+            f"{failure}; rolled back to {result.backup}, but the previous config fails too: {second}"
+        ) from None
+    raise RolledBackError(f"{failure}; rolled back to {result.backup}: the previous config is serving again")
+
+
+def _finish(result: HostResult, started: float) -> HostResult:
+    result.seconds = time.monotonic() - started
+    return result
+
+
+#: The signature shared by per-host task bodies run by :mod:`supakong.fleet`.
+HostAction = Callable[[HostConfig, Output], HostResult]

@@ -1,0 +1,82 @@
+"""The one place that decides serial, rolling or parallel, and turns each host's outcome
+(result or error) into a map of results (Fabric's GroupResult idea)."""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from .errors import DeployError
+from .inventory import HostConfig, check_allowed
+from .report import HostResult, Output
+from .secrets import mask
+
+HostAction = Callable[[HostConfig, Output], HostResult]
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """How to go through many hosts: ``parallel`` at once, in batches of ``serial`` (rolling),
+    stopping when more than ``max_fail`` hosts failed (a count, or a percentage like ``"25%"``)."""
+
+    parallel: int = 10
+    serial: int | None = None
+    max_fail: str | None = None
+
+    def batches(self, hosts: Sequence[HostConfig]) -> list[list[HostConfig]]:
+        """Hosts split into rolling batches (one batch when not rolling)."""
+        size = self.serial or len(hosts) or 1
+        return [list(hosts[i : i + size]) for i in range(0, len(hosts), size)]
+
+    def failure_budget(self, total: int) -> int:
+        """How many failed hosts stop the rollout (exceeding it stops)."""
+        if self.max_fail is None:
+            return total
+        text = self.max_fail.strip()
+        if text.endswith("%"):
+            return int(total * float(text[:-1]) / 100)
+        return int(text)
+
+
+def run_one(host: HostConfig, action: HostAction, out: Output) -> HostResult:
+    """Run ``action`` on one host, turning any failure into a ``failed`` result."""
+    started = time.monotonic()
+    try:
+        check_allowed(host)
+        result = action(host, out)
+        result.seconds = result.seconds or time.monotonic() - started
+        return result
+    except DeployError as exc:
+        status = "rolled_back" if type(exc).__name__ == "RolledBackError" else "failed"
+        result = HostResult(host=host.name, status=status, message=mask(str(exc)))
+    except Exception as exc:  # noqa: BLE001 - one host's bug must not hide the others' results
+        if os.environ.get("SUPAKONG_DEBUG"):
+            out.line(mask(traceback.format_exc()), host.name)
+        result = HostResult(host=host.name, status="failed", message=mask(f"internal error: {type(exc).__name__}: {exc}"))
+    out.line(f"  ✗ {result.message}", host.name)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def run_on_hosts(hosts: Sequence[HostConfig], action: HostAction, out: Output, rollout: Rollout = Rollout()) -> dict[str, HostResult]:
+    """Run ``action`` on every host per ``rollout``; return ``{host: result}`` in host order."""
+    results: dict[str, HostResult] = {}
+    budget = rollout.failure_budget(len(hosts))
+    for batch in rollout.batches(hosts):
+        workers = max(1, min(rollout.parallel, len(batch)))
+        if workers == 1:
+            batch_results = [run_one(h, action, out) for h in batch]
+        else:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                batch_results = list(pool.map(lambda h: run_one(h, action, out), batch))
+        results.update((r.host, r) for r in batch_results)
+        failed = sum(r.status in ("failed", "rolled_back") for r in results.values())
+        if failed > budget:
+            for h in hosts:
+                results.setdefault(h.name, HostResult(host=h.name, status="failed", message="not run: rollout stopped (--max-fail)"))
+            break
+    return {h.name: results[h.name] for h in hosts}

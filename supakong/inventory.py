@@ -1,0 +1,276 @@
+"""The inventory: Ansible's YAML shape (``all`` → ``children`` → ``hosts``, ``vars``) plus
+``group_vars/`` and ``host_vars/`` beside it.
+
+Variables merge like Ansible's: ``all`` vars, then each group from the outermost to the
+innermost, then the host's own inline vars, then ``group_vars/<group>.yml`` files (same
+order) and finally ``host_vars/<host>.yml``. The result for one host is a :class:`HostConfig`
+(the typed fields supakong's code needs) plus the full variable map the template sees.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import InventoryError
+
+DEFAULT_INVENTORY = Path("inventory/hosts.yml")
+#: Comma-separated globs of inventory host names that may be contacted. Tests and the demo
+#: set it (``sandbox*``) so that nothing they run can ever reach a real server.
+ALLOWLIST_ENV = "SUPAKONG_HOST_ALLOWLIST"
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+_CONTAINER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+_SAFE_PATH = re.compile(r"/[A-Za-z0-9._/+-]*")
+_HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,252})?")
+
+
+@dataclass(frozen=True)
+class HostConfig:
+    """Everything supakong needs to know about one host, validated."""
+
+    name: str
+    ssh_host: str
+    ssh_port: int | None
+    ssh_user: str | None
+    ssh_config_file: Path | None
+    identity_file: Path | None
+    public_url: str
+    kong_container: str
+    realtime_container: str
+    kong_config_path: str
+    kong_config_mount: str
+    realtime_upstream_host: str
+    realtime_upstream_port: int
+    realtime_tenant: str | None
+    kong_version: str | None
+    kong_edition: str | None
+    kong_plugins: str | None
+    secrets_env_file: Path | None
+    template: Path
+    file_mode: int
+    backups_keep: int
+    verify_channel: str
+    verify_table: str
+    verify_vsn: str
+    groups: tuple[str, ...]
+    vars: Mapping[str, Any] = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """A loaded inventory: the hosts by name, and the groups each belongs to."""
+
+    path: Path
+    hosts: Mapping[str, HostConfig]
+    groups: Mapping[str, tuple[str, ...]]
+
+    def host(self, name: str) -> HostConfig:
+        """Return one host, or raise an error that lists the known hosts."""
+        try:
+            return self.hosts[name]
+        except KeyError:
+            known = ", ".join(sorted(self.hosts)) or "none"
+            raise InventoryError(
+                f"{self.path}: unknown host {name!r} (known hosts: {known})"
+            ) from None
+
+    def select(self, names: Iterable[str] = (), group: str | None = None) -> list[HostConfig]:
+        """Hosts named in ``names`` (``-H``), else the members of ``group``, else every host."""
+        wanted = [n for n in names if n]
+        if wanted:
+            return [self.host(n) for n in wanted]
+        if group is not None:
+            if group not in self.groups:
+                known = ", ".join(sorted(self.groups))
+                raise InventoryError(f"{self.path}: unknown group {group!r} (known groups: {known})")
+            return [self.hosts[n] for n in self.groups[group]]
+        return list(self.hosts.values())
+
+
+def check_allowed(host: HostConfig, environ: Mapping[str, str] | None = None) -> None:
+    """Refuse a host that the ``SUPAKONG_HOST_ALLOWLIST`` guard does not allow."""
+    environ = os.environ if environ is None else environ
+    allow = environ.get(ALLOWLIST_ENV, "").strip()
+    if not allow:
+        return
+    patterns = [p.strip() for p in allow.split(",") if p.strip()]
+    if not any(fnmatch.fnmatchcase(host.name, p) for p in patterns):
+        raise InventoryError(
+            f"host {host.name!r} is not allowed by {ALLOWLIST_ENV}={allow!r}; refusing to contact it"
+        )
+
+
+def load_inventory(path: Path = DEFAULT_INVENTORY) -> Inventory:
+    """Load and validate the inventory at ``path`` (with its group_vars/ and host_vars/)."""
+    path = Path(path)
+    doc = _read_yaml(path)
+    if not isinstance(doc, dict) or "all" not in doc:
+        raise InventoryError(f"{path}: expected a mapping with a top-level 'all' group")
+    chains: dict[str, list[str]] = {}
+    inline: dict[str, dict[str, Any]] = {}
+    group_vars: dict[str, dict[str, Any]] = {}
+    members: dict[str, list[str]] = {}
+    _walk_group(path, "all", doc["all"], [], chains, inline, group_vars, members)
+    base = path.parent
+    hosts = {}
+    for name, chain in chains.items():
+        merged: dict[str, Any] = {}
+        for group in chain:
+            merged.update(group_vars.get(group, {}))
+        merged.update(inline[name])
+        for group in chain:
+            merged.update(_vars_file(base / "group_vars", group))
+        merged.update(_vars_file(base / "host_vars", name))
+        hosts[name] = _host_config(path, name, tuple(chain), merged)
+    groups = {g: tuple(m) for g, m in members.items()}
+    return Inventory(path=path, hosts=hosts, groups=groups)
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InventoryError(f"{path}: cannot read inventory ({exc.strerror})") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise InventoryError(f"{path}{where}: invalid YAML: {problem}") from None
+
+
+def _vars_file(directory: Path, name: str) -> dict[str, Any]:
+    for suffix in (".yml", ".yaml"):
+        candidate = directory / f"{name}{suffix}"
+        if candidate.is_file():
+            data = _read_yaml(candidate) or {}
+            if not isinstance(data, dict):
+                raise InventoryError(f"{candidate}: expected a mapping of variables")
+            return data
+    return {}
+
+
+def _walk_group(
+    path: Path,
+    group: str,
+    body: Any,
+    parents: list[str],
+    chains: dict[str, list[str]],
+    inline: dict[str, dict[str, Any]],
+    group_vars: dict[str, dict[str, Any]],
+    members: dict[str, list[str]],
+) -> None:
+    """Collect hosts, their group chain (outermost first) and vars, recursively."""
+    where = "/".join([*parents, group])
+    body = body or {}
+    if not isinstance(body, dict):
+        raise InventoryError(f"{path}: {where}: expected a mapping with hosts/vars/children")
+    unknown = set(body) - {"hosts", "vars", "children"}
+    if unknown:
+        raise InventoryError(f"{path}: {where}: unknown key {sorted(unknown)[0]!r}")
+    chain = [*parents, group]
+    group_vars[group] = dict(body.get("vars") or {})
+    members.setdefault(group, [])
+    for name, host_vars in (body.get("hosts") or {}).items():
+        name = str(name)
+        if not _NAME.fullmatch(name):
+            raise InventoryError(f"{path}: {where}/hosts/{name}: invalid host name")
+        if host_vars is not None and not isinstance(host_vars, dict):
+            raise InventoryError(f"{path}: {where}/hosts/{name}: expected a mapping of variables")
+        chains.setdefault(name, chain)
+        inline.setdefault(name, {}).update(host_vars or {})
+        for g in chain:
+            if name not in members.setdefault(g, []):
+                members[g].append(name)
+    for child, child_body in (body.get("children") or {}).items():
+        _walk_group(path, str(child), child_body, chain, chains, inline, group_vars, members)
+
+
+class _Fields:
+    """Typed access to one host's merged vars; every error names ``hosts/<host>/<key>``."""
+
+    def __init__(self, path: Path, host: str, values: Mapping[str, Any]) -> None:
+        self.path, self.host, self.values = path, host, values
+
+    def fail(self, key: str, problem: str) -> InventoryError:
+        return InventoryError(f"{self.path}: hosts/{self.host}/{key}: {problem}")
+
+    def text(self, key: str, default: str | None = None, pattern: re.Pattern[str] | None = None) -> str:
+        value = self.values.get(key, default)
+        if value is None:
+            raise self.fail(key, "is required")
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise self.fail(key, f"expected a string, got {type(value).__name__}")
+        value = str(value)
+        if pattern is not None and not pattern.fullmatch(value):
+            raise self.fail(key, f"invalid value {value!r}")
+        return value
+
+    def optional(self, key: str, pattern: re.Pattern[str] | None = None) -> str | None:
+        return None if self.values.get(key) in (None, "") else self.text(key, pattern=pattern)
+
+    def integer(self, key: str, default: int | None, low: int, high: int) -> int | None:
+        value = self.values.get(key, default)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise self.fail(key, f"expected an integer, got {value!r}")
+        try:
+            number = int(str(value), 0)
+        except ValueError:
+            raise self.fail(key, f"expected an integer, got {value!r}") from None
+        if not low <= number <= high:
+            raise self.fail(key, f"{number} is out of range {low}..{high}")
+        return number
+
+    def local_path(self, key: str, default: str | None = None) -> Path | None:
+        value = self.optional(key) if default is None else self.text(key, default)
+        if value is None:
+            return None
+        path = Path(os.path.expanduser(value))
+        return path if path.is_absolute() else (self.path.absolute().parent.parent / path)
+
+
+def _host_config(path: Path, name: str, chain: tuple[str, ...], values: dict[str, Any]) -> HostConfig:
+    f = _Fields(path, name, values)
+    public_url = f.text("public_url")
+    if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", public_url):
+        raise f.fail("public_url", f"expected http(s)://host[:port], got {public_url!r}")
+    mode = f.text("kong_config_mode", "0640", re.compile(r"0?[0-7]{3}"))
+    return HostConfig(
+        name=name,
+        ssh_host=f.text("ansible_host", name, _HOSTNAME),
+        ssh_port=f.integer("ansible_port", None, 1, 65535),
+        ssh_user=f.optional("ansible_user", _NAME),
+        ssh_config_file=f.local_path("ssh_config_file"),
+        identity_file=f.local_path("ansible_ssh_private_key_file"),
+        public_url=public_url.rstrip("/"),
+        kong_container=f.text("kong_container", pattern=_CONTAINER),
+        realtime_container=f.text("realtime_container", pattern=_CONTAINER),
+        kong_config_path=f.text("kong_config_path", pattern=_SAFE_PATH),
+        kong_config_mount=f.text("kong_config_mount", "/home/kong/temp.yml", _SAFE_PATH),
+        realtime_upstream_host=f.text("realtime_upstream_host", "realtime-dev.supabase-realtime", _HOSTNAME),
+        realtime_upstream_port=f.integer("realtime_upstream_port", 4000, 1, 65535) or 4000,
+        realtime_tenant=f.optional("realtime_tenant", _NAME),
+        kong_version=f.optional("kong_version", re.compile(r"\d+\.\d+(\.\d+)*")),
+        kong_edition=f.optional("kong_edition", re.compile(r"oss|enterprise")),
+        kong_plugins=f.optional("kong_plugins", re.compile(r"[a-z0-9_,-]+")),
+        secrets_env_file=f.local_path("secrets_env_file"),
+        template=f.local_path("kong_template", "templates/kong-simple.yml.j2") or Path(),
+        file_mode=int(mode, 8),
+        backups_keep=f.integer("backups_keep", 5, 1, 1000) or 5,
+        verify_channel=f.text("verify_channel", "supakong-probe", _NAME),
+        verify_table=f.text("verify_table", "public.wells", re.compile(r"([A-Za-z0-9_]+\.[A-Za-z0-9_]+)?")),
+        verify_vsn=f.text("verify_vsn", "2.0.0", re.compile(r"1\.0\.0|2\.0\.0")),
+        groups=chain,
+        vars=dict(values),
+    )

@@ -1,0 +1,71 @@
+"""Look, then plan: pure decisions from the host's state, no connection needed."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+from .container import ContainerState
+from .remote_file import RemoteFile
+from .secrets import mask
+
+
+@dataclass(frozen=True)
+class HostState:
+    """What we saw on the host before acting."""
+
+    file: RemoteFile
+    kong: ContainerState
+    realtime: ContainerState
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a deploy will do, and why."""
+
+    replace: bool
+    restart: bool
+    reasons: tuple[str, ...]
+
+    @property
+    def changes(self) -> bool:
+        """True if anything is to be done."""
+        return self.replace or self.restart
+
+    def describe(self) -> str:
+        """One line: ``no change`` or the actions and their reasons."""
+        if not self.changes:
+            return "no change"
+        actions = [a for a, on in (("replace file", self.replace), ("restart Kong", self.restart)) if on]
+        return f"{' + '.join(actions)} ({'; '.join(self.reasons)})"
+
+
+def plan_deploy(desired_sha: str, state: HostState) -> Plan:
+    """Decide what to do. A restart is needed when the file changes, when Kong is not
+    running, and when an earlier run replaced the file but never restarted Kong (the file is
+    newer than the container's start: a restart that cannot be lost)."""
+    reasons = []
+    replace = state.file.sha256 != desired_sha
+    if replace:
+        reasons.append("file is absent" if not state.file.exists else "file differs")
+    restart = replace
+    if not state.kong.exists:
+        reasons.append(f"container {state.kong.name} does not exist")
+    elif not state.kong.running or state.kong.restarting:
+        reasons.append(f"Kong is {state.kong.status}")
+        restart = True
+    elif not replace and state.file.mtime > state.kong.started_at:
+        reasons.append("file is newer than the running Kong (restart pending from an earlier run)")
+        restart = True
+    return Plan(replace=replace, restart=restart, reasons=tuple(reasons))
+
+
+def unified_diff(old: str, new: str, path: str) -> str:
+    """A unified diff of the host's file and the desired one, with secrets masked."""
+    lines = difflib.unified_diff(
+        mask(old).splitlines(keepends=True),
+        mask(new).splitlines(keepends=True),
+        fromfile=f"{path} (on host)",
+        tofile=f"{path} (desired)",
+    )
+    return "".join(lines)

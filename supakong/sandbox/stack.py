@@ -1,0 +1,197 @@
+"""The sandbox's Supabase gateway stack: images, secrets, the seed config and two containers.
+
+There is no image registry here, so images are made with ``docker import`` from a small
+busybox tarball; the stand-ins run on the host's Python, bind-mounted read-only (``/usr``,
+``/lib``, ``/lib64`` and the virtualenv). Images carry the real names and tags
+(``kong:2.8.1``, ``kong/kong:3.9.1``, ``supabase/realtime:…``) so that supakong reads the
+Kong version from the image tag exactly as it does on a real server.
+"""
+
+from __future__ import annotations
+
+import io
+import secrets as pysecrets
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+from typing import Any
+
+import docker
+import jwt
+
+from ..errors import DeployError
+from .spec import SSH_USER, STANDINS_DIR, SUPABASE_PLUGINS, SandboxSpec
+
+KONG_IMAGES = {"kong:2.8.1": "2.8.1", "kong/kong:3.9.1": "3.9.1"}
+REALTIME_IMAGE_VERSION = "v2.129.8"
+SEED_CONFIG = Path(__file__).resolve().parent / "seed-kong.yml"
+#: Supabase's 2.8.1 compose entrypoint, verbatim in spirit: expand $VARS with a shell eval
+#: into the file Kong reads, then start Kong.
+KONG_ENTRYPOINT = 'eval "echo \\"$(cat /home/kong/temp.yml)\\"" > /home/kong/kong.yml && exec kong docker-start'
+SECOND = 1_000_000_000  # Docker durations are in nanoseconds
+
+
+def docker_client(spec: SandboxSpec) -> docker.APIClient:
+    """A local API client for the VPS's engine (the sandbox's own setup only)."""
+    return docker.APIClient(base_url=f"unix://{spec.docker_socket}", version="auto", timeout=60)
+
+
+def busybox_tarball() -> bytes:
+    """A minimal root filesystem: busybox, its applets, a ``kong`` wrapper and a few dirs."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for d in ("bin", "etc", "home", "home/kong", "tmp", "var", "var/run", "var/run/kong", "standins"):
+            info = tarfile.TarInfo(d)
+            info.type, info.mode = tarfile.DIRTYPE, 0o1777 if d == "tmp" else 0o755
+            tar.addfile(info)
+        tar.add(shutil.which("busybox") or "/bin/busybox", arcname="bin/busybox")
+        applets = subprocess.run(["busybox", "--list"], capture_output=True, text=True, check=True).stdout.split()
+        for applet in applets:
+            if applet != "busybox":
+                info = tarfile.TarInfo(f"bin/{applet}")
+                info.type, info.linkname = tarfile.SYMTYPE, "busybox"
+                tar.addfile(info)
+        _add_script(tar, "bin/kong", 'exec "$STANDIN_PYTHON" /standins/kong_standin.py "$@"\n')
+        _add_script(tar, "bin/realtime", 'exec "$STANDIN_PYTHON" /standins/realtime_standin.py "$@"\n')
+    return buf.getvalue()
+
+
+def _add_script(tar: tarfile.TarFile, name: str, body: str) -> None:
+    data = ("#!/bin/sh\n" + body).encode()
+    info = tarfile.TarInfo(name)
+    info.mode, info.size = 0o755, len(data)
+    tar.addfile(info, io.BytesIO(data))
+
+
+def ensure_images(client: docker.APIClient, spec: SandboxSpec) -> None:
+    """Import the Kong and Realtime images if the engine does not have them yet."""
+    have = {tag for image in client.images() for tag in (image.get("RepoTags") or [])}
+    wanted: dict[str, list[str]] = {
+        name: [f"ENV KONG_VERSION={version}", "ENV KONG_PREFIX=/var/run/kong"]
+        for name, version in KONG_IMAGES.items()
+    }
+    wanted[spec.realtime_image] = [f"ENV REALTIME_VERSION={spec.realtime_image.rsplit(':', 1)[1]}"]
+    tarball: bytes | None = None
+    for name, changes in wanted.items():
+        if name in have:
+            continue
+        tarball = tarball or busybox_tarball()
+        repository, tag = name.rsplit(":", 1)
+        client.import_image_from_data(
+            tarball, repository=repository, tag=tag,
+            changes=[*changes, "ENV PATH=/bin:/usr/sbin:/usr/bin", 'CMD ["/bin/sh"]'],
+        )
+
+
+def ensure_secrets(spec: SandboxSpec) -> dict[str, str]:
+    """The sandbox's JWT secret and the anon/service keys signed with it (made once)."""
+    if spec.secrets_path.exists():
+        from ..secrets import parse_env_file
+
+        return parse_env_file(spec.secrets_path.read_text(), str(spec.secrets_path))
+    jwt_secret = pysecrets.token_urlsafe(32)
+    now = int(time.time())
+    claims = {"iss": "supabase", "iat": now, "exp": now + 10 * 365 * 86400}
+    values = {
+        "JWT_SECRET": jwt_secret,
+        "SUPABASE_ANON_KEY": jwt.encode({**claims, "role": "anon"}, jwt_secret, algorithm="HS256"),
+        "SUPABASE_SERVICE_KEY": jwt.encode({**claims, "role": "service_role"}, jwt_secret, algorithm="HS256"),
+    }
+    spec.secrets_path.touch(mode=0o600)
+    spec.secrets_path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+    return values
+
+
+def seed_config(spec: SandboxSpec, force: bool = False) -> None:
+    """Put Supabase's stock-style file (with a realistic realtime bug) on the VPS volume."""
+    path = spec.kong_config_path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for d in (spec.srv_dir, spec.srv_dir / "volumes", path.parent):
+        shutil.chown(d, SSH_USER, SSH_USER)
+        d.chmod(0o755)
+    if force or not path.exists():
+        path.write_text(SEED_CONFIG.read_text())
+        path.chmod(0o640)
+        shutil.chown(path, SSH_USER, SSH_USER)
+
+
+def _runtime_binds(spec: SandboxSpec) -> dict[str, dict[str, str]]:
+    binds = {p: {"bind": p, "mode": "ro"} for p in ("/usr", "/lib", "/lib64")}
+    for prefix in {sys.prefix, sys.base_prefix}:
+        if not prefix.startswith("/usr"):
+            binds[prefix] = {"bind": prefix, "mode": "ro"}
+    binds[str(STANDINS_DIR)] = {"bind": "/standins", "mode": "ro"}
+    return binds
+
+
+def create_kong(client: docker.APIClient, spec: SandboxSpec, keys: dict[str, str]) -> None:
+    """The Kong stand-in, started the way Supabase's compose starts Kong."""
+    binds = _runtime_binds(spec)
+    binds[str(spec.kong_config_path)] = {"bind": "/home/kong/temp.yml", "mode": "ro"}
+    host_config = client.create_host_config(
+        network_mode="host", binds=binds, restart_policy={"Name": "unless-stopped"},
+        extra_hosts={spec.realtime_upstream_host: "127.0.0.1"},
+    )
+    client.create_container(
+        spec.kong_image, name=spec.kong_container, entrypoint=["/bin/sh", "-c"], command=[KONG_ENTRYPOINT],
+        environment={
+            "KONG_DATABASE": "off",
+            "KONG_DECLARATIVE_CONFIG": "/home/kong/kong.yml",
+            "KONG_DNS_ORDER": "LAST,A,CNAME",
+            "KONG_PLUGINS": SUPABASE_PLUGINS,
+            "KONG_PROXY_LISTEN": f"0.0.0.0:{spec.kong_port}",
+            "SUPABASE_ANON_KEY": keys["SUPABASE_ANON_KEY"],
+            "SUPABASE_SERVICE_KEY": keys["SUPABASE_SERVICE_KEY"],
+            "STANDIN_PYTHON": sys.executable,
+        },
+        healthcheck={"test": ["CMD", "kong", "health"], "interval": 2 * SECOND, "timeout": 5 * SECOND, "retries": 3},
+        host_config=host_config, labels={"supakong.sandbox": spec.name},
+    )
+
+
+def create_realtime(client: docker.APIClient, spec: SandboxSpec, keys: dict[str, str]) -> None:
+    """The Realtime stand-in, reachable from Kong as ``realtime_upstream_host:4000``."""
+    host_config = client.create_host_config(
+        network_mode="host", binds=_runtime_binds(spec), restart_policy={"Name": "unless-stopped"},
+    )
+    client.create_container(
+        spec.realtime_image, name=spec.realtime_container, command=["realtime"],
+        environment={
+            "PORT": "4000",
+            "HOST": "127.0.0.1",
+            "API_JWT_SECRET": keys["JWT_SECRET"],
+            "SELF_HOST_TENANT_NAME": spec.tenant,
+            "APP_NAME": "realtime",
+            "SEED_SELF_HOST": "true",
+            "STANDIN_PYTHON": sys.executable,
+        },
+        host_config=host_config, labels={"supakong.sandbox": spec.name},
+    )
+
+
+def ensure_containers(client: docker.APIClient, spec: SandboxSpec, keys: dict[str, str], recreate: bool) -> None:
+    """Create (or recreate) both containers and start them."""
+    existing = {c["Names"][0].lstrip("/"): c for c in client.containers(all=True)}
+    for name, create in ((spec.realtime_container, create_realtime), (spec.kong_container, create_kong)):
+        if name in existing and recreate:
+            client.remove_container(name, force=True)
+            existing.pop(name)
+        if name not in existing:
+            create(client, spec, keys)
+        client.start(name)
+
+
+def wait_running(client: docker.APIClient, name: str, timeout: float = 30.0) -> dict[str, Any]:
+    """Wait until a container runs; return its state."""
+    deadline, delay = time.monotonic() + timeout, 0.05
+    state: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        state = client.inspect_container(name)["State"]
+        if state.get("Running") and not state.get("Restarting"):
+            return state
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.5)
+    raise DeployError(f"sandbox: container {name} is not running: {state.get('Status')}")

@@ -1,0 +1,127 @@
+"""Secrets: loading them, and the one function that masks them in every output.
+
+Every printer, report, diff, log line and exception message in supakong goes through
+:func:`mask`. Known secret values are registered when they are loaded (from the environment
+or the env file named in the inventory); on top of that, anything shaped like a JWT or an
+``apikey=`` / ``x-api-key`` value is masked, because Kong's access log and URLs carry keys
+we may never have been told about (an old key after a rotation, say).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import InventoryError
+
+MASK = "***"
+#: Env names that hold secrets; both the template and Supabase's containers use them.
+SECRET_NAMES = (
+    "SUPABASE_ANON_KEY",
+    "SUPABASE_SERVICE_KEY",
+    "JWT_SECRET",
+    "DASHBOARD_PASSWORD",
+)
+REQUIRED_NAMES = ("SUPABASE_ANON_KEY", "SUPABASE_SERVICE_KEY")
+_MIN_SECRET_LEN = 6  # shorter values would mask ordinary words
+
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")
+_KEY_PARAM = re.compile(r"(?i)((?:apikey|api_key|access_token|token)=)[^&\s\"']+")
+_KEY_HEADER = re.compile(r"(?i)\b((?:apikey|x-api-key|authorization)\s*:\s*(?:bearer\s+)?)[^\s,\"'&]+")
+
+_lock = threading.Lock()
+_known: set[str] = set()
+
+
+def register_secret(value: str) -> None:
+    """Remember ``value`` so that :func:`mask` hides it everywhere from now on."""
+    if value and len(value) >= _MIN_SECRET_LEN:
+        with _lock:
+            _known.add(value)
+
+
+def mask(text: str) -> str:
+    """Return ``text`` with every known secret, JWT and key parameter replaced by ``***``."""
+    if not text:
+        return text
+    with _lock:
+        known = sorted(_known, key=len, reverse=True)
+    for value in known:
+        if value in text:
+            text = text.replace(value, MASK)
+    text = _JWT.sub(MASK, text)
+    text = _KEY_PARAM.sub(lambda m: m.group(1) + MASK, text)
+    return _KEY_HEADER.sub(lambda m: m.group(1) + MASK, text)
+
+
+@dataclass(frozen=True)
+class Secrets:
+    """The secret values a host needs. ``repr`` never shows them."""
+
+    values: Mapping[str, str] = field(repr=False)
+    source: str = "environment"
+
+    @property
+    def anon_key(self) -> str:
+        """The anon (public) API key, a JWT signed with the project's JWT secret."""
+        return self.values["SUPABASE_ANON_KEY"]
+
+    @property
+    def service_key(self) -> str:
+        """The service_role API key."""
+        return self.values["SUPABASE_SERVICE_KEY"]
+
+    def get(self, name: str, default: str = "") -> str:
+        """Return one secret by env name, or ``default``."""
+        return self.values.get(name, default)
+
+
+def parse_env_file(text: str, source: str) -> dict[str, str]:
+    """Parse a dotenv-style file (``KEY=value``, ``export``, quotes, ``#`` comments)."""
+    values: dict[str, str] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[len("export ") :].lstrip()
+        name, sep, value = line.partition("=")
+        name = name.strip()
+        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise InventoryError(f"{source}:{number}: expected NAME=value")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        values[name] = value
+    return values
+
+
+def load_secrets(env_file: Path | None, environ: Mapping[str, str] | None = None) -> Secrets:
+    """Load secrets from ``env_file`` (if given), overridden by the process environment.
+
+    Raises :class:`InventoryError` naming the file and the missing variable.
+    """
+    environ = os.environ if environ is None else environ
+    values: dict[str, str] = {}
+    source = "environment"
+    if env_file is not None:
+        if not env_file.is_file():
+            raise InventoryError(
+                f"{env_file}: secrets file not found (named by secrets_env_file in the inventory);"
+                " create it with SUPABASE_ANON_KEY=... and SUPABASE_SERVICE_KEY=..."
+            )
+        values.update(parse_env_file(env_file.read_text(encoding="utf-8"), str(env_file)))
+        source = str(env_file)
+    for name in (*SECRET_NAMES, "DASHBOARD_USERNAME"):
+        if environ.get(name):
+            values[name] = environ[name]
+    for name in REQUIRED_NAMES:
+        if not values.get(name):
+            raise InventoryError(f"{source}: {name} is not set (needed to render the Kong config)")
+    for name in SECRET_NAMES:
+        register_secret(values.get(name, ""))
+    return Secrets(values=values, source=source)

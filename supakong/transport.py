@@ -1,0 +1,270 @@
+"""One SSH connection per host: commands, SFTP and the Docker Engine API share it.
+
+The connection is a :class:`fabric.Connection` (so ``~/.ssh/config`` or the inventory's
+``ssh_config_file`` decides HostName, User, Port, IdentityFile, ProxyJump…), with one
+difference from Fabric's default: host keys are verified. Fabric accepts any key
+(``AutoAddPolicy``, fabric#1804); supakong loads ``UserKnownHostsFile`` and
+``GlobalKnownHostsFile`` and refuses unknown or changed keys unless the operator opts in
+with ``accept_new`` (OpenSSH's ``StrictHostKeyChecking accept-new``).
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import shlex
+import socket
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import fabric
+import paramiko
+
+from .errors import TransportError
+from .inventory import HostConfig
+from .secrets import mask
+
+DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts ~/.ssh/known_hosts2"
+DEFAULT_GLOBAL_KNOWN_HOSTS = "/etc/ssh/ssh_known_hosts /etc/ssh/ssh_known_hosts2"
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What a remote command returned."""
+
+    argv: tuple[str, ...]
+    exit_code: int
+    stdout: bytes
+    stderr: bytes
+
+    @property
+    def text(self) -> str:
+        """Standard output decoded as UTF-8 (replacing undecodable bytes)."""
+        return self.stdout.decode("utf-8", "replace")
+
+    def stderr_tail(self, lines: int = 5) -> str:
+        """The last ``lines`` lines of standard error, masked, on one line."""
+        tail = self.stderr.decode("utf-8", "replace").strip().splitlines()[-lines:]
+        return mask(" | ".join(tail))
+
+
+class _AcceptNewPolicy(paramiko.MissingHostKeyPolicy):
+    """OpenSSH's ``accept-new``: remember an unknown key, still refuse a changed one."""
+
+    def __init__(self, known_hosts: Path) -> None:
+        self.known_hosts = known_hosts
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+        self.known_hosts.parent.mkdir(parents=True, exist_ok=True)
+        with self.known_hosts.open("a", encoding="utf-8") as fh:
+            fh.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
+        client.get_host_keys().add(hostname, key.get_name(), key)
+
+
+class HostConnection:
+    """The one SSH connection supakong keeps to a host for a whole run."""
+
+    def __init__(self, host: HostConfig, *, accept_new: bool = False, connect_timeout: float = 10.0):
+        self.host = host
+        self.accept_new = accept_new
+        self.connect_timeout = connect_timeout
+        self._fabric = self._make_fabric_connection()
+        self._docker: Any = None
+        self.commands_run = 0
+
+    # -- connection -------------------------------------------------------------------
+    def _make_fabric_connection(self) -> fabric.Connection:
+        overrides: dict[str, Any] = {"load_ssh_configs": True}
+        config = fabric.Config(
+            overrides=overrides,
+            runtime_ssh_path=str(self.host.ssh_config_file) if self.host.ssh_config_file else None,
+        )
+        connect_kwargs: dict[str, Any] = {"allow_agent": True}
+        if self.host.identity_file:
+            connect_kwargs["key_filename"] = [str(self.host.identity_file)]
+        return fabric.Connection(
+            self.host.ssh_host,
+            user=self.host.ssh_user,
+            port=self.host.ssh_port,
+            config=config,
+            connect_timeout=self.connect_timeout,
+            connect_kwargs=connect_kwargs,
+        )
+
+    @property
+    def address(self) -> str:
+        """``host:port`` as actually dialled (after ssh config resolution)."""
+        hostname = self._fabric.ssh_config.get("hostname", self._fabric.host)
+        return f"{hostname}:{self._fabric.port}"
+
+    def known_hosts_files(self) -> tuple[list[Path], list[Path]]:
+        """The user and global known_hosts files this host's ssh config names."""
+        cfg = self._fabric.ssh_config
+        user = cfg.get("userknownhostsfile", DEFAULT_KNOWN_HOSTS)
+        glob = cfg.get("globalknownhostsfile", DEFAULT_GLOBAL_KNOWN_HOSTS)
+        split = (lambda v: v if isinstance(v, list) else shlex.split(v))
+        return (
+            [Path(os.path.expanduser(p)) for p in split(user)],
+            [Path(os.path.expanduser(p)) for p in split(glob)],
+        )
+
+    def _install_host_key_policy(self) -> None:
+        client: paramiko.SSHClient = self._fabric.client
+        user_files, global_files = self.known_hosts_files()
+        for path in global_files:
+            if path.is_file():
+                client.load_system_host_keys(str(path))
+        for path in user_files:
+            if path.is_file():
+                client.load_host_keys(str(path))
+        strict = str(self._fabric.ssh_config.get("stricthostkeychecking", "yes")).lower()
+        if self.accept_new or strict in ("accept-new", "no", "off"):
+            client.set_missing_host_key_policy(_AcceptNewPolicy(user_files[0]))
+        else:
+            client.set_missing_host_key_policy(paramiko.RejectPolicy())
+
+    def open(self) -> HostConnection:
+        """Connect and authenticate, verifying the host key; idempotent."""
+        if self._fabric.is_connected:
+            return self
+        self._install_host_key_policy()
+        try:
+            if not self._fabric.gateway:
+                # Dial ourselves to set TCP_NODELAY: without it every small SSH request
+                # waits ~40 ms for a delayed ACK (Nagle), which dominates a no-op run.
+                hostname, port = self.address.rsplit(":", 1)
+                sock = socket.create_connection((hostname, int(port)), timeout=self.connect_timeout)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                self._fabric.connect_kwargs["sock"] = sock
+            self._fabric.open()
+        except paramiko.BadHostKeyException as exc:
+            raise TransportError(self._changed_key_message(exc)) from None
+        except paramiko.SSHException as exc:
+            if "not found in known_hosts" in str(exc):
+                raise TransportError(self._unknown_key_message()) from None
+            raise TransportError(f"{self.host.name} ({self.address}): SSH failed: {mask(str(exc))}") from None
+        except (OSError, socket.timeout) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or "timed out"
+            raise TransportError(f"{self.host.name} ({self.address}): cannot connect: {reason}") from None
+        return self
+
+    def _unknown_key_message(self) -> str:
+        hostname, port = self.address.rsplit(":", 1)
+        files = " ".join(str(p) for p in self.known_hosts_files()[0])
+        scan = f"ssh-keyscan -p {port} {hostname}" if port != "22" else f"ssh-keyscan {hostname}"
+        return (
+            f"{self.host.name} ({self.address}): host key is unknown (looked in {files}); refusing to"
+            f" connect. Check the fingerprint on the server (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub)"
+            f" against `{scan} | ssh-keygen -lf -`, then add it: `{scan} >> {self.known_hosts_files()[0][0]}`"
+            " (or pass --accept-new to trust it on first use)"
+        )
+
+    def _changed_key_message(self, exc: paramiko.BadHostKeyException) -> str:
+        got = exc.key.get_fingerprint().hex()
+        return (
+            f"{self.host.name} ({self.address}): HOST KEY HAS CHANGED (got {exc.key.get_name()} {got});"
+            " refusing to connect: this may be an attack. If the server was reinstalled, remove the"
+            f" old key with `ssh-keygen -R {self.address.rsplit(':', 1)[0]}` and verify the new one."
+        )
+
+    @property
+    def transport(self) -> paramiko.Transport:
+        """The open paramiko transport (opens the connection on first use)."""
+        self.open()
+        transport = self._fabric.transport
+        if transport is None or not transport.is_active():
+            raise TransportError(f"{self.host.name}: SSH connection is closed")
+        return transport
+
+    def close(self) -> None:
+        """Close the Docker client, SFTP and the SSH connection."""
+        if self._docker is not None:
+            try:
+                self._docker.close()
+            except Exception:  # noqa: BLE001 - closing is best effort
+                pass
+        self._fabric.close()
+
+    def __enter__(self) -> HostConnection:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- commands ---------------------------------------------------------------------
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        stdin: bytes | None = None,
+        check: bool = True,
+        timeout: float = 120.0,
+    ) -> CommandResult:
+        """Run ``argv`` on the host (quoted with :func:`shlex.join`, never interpolated).
+
+        With ``check``, a non-zero exit raises :class:`TransportError` naming the command,
+        the exit code and the tail of stderr.
+        """
+        command = shlex.join(argv)
+        try:
+            channel = self.transport.open_session(timeout=self.connect_timeout)
+            channel.settimeout(timeout)
+            channel.exec_command(command)
+            if stdin:
+                channel.sendall(stdin)
+            channel.shutdown_write()
+            stdout, stderr = _drain(channel, timeout)
+            code = channel.recv_exit_status()
+            channel.close()
+        except (paramiko.SSHException, OSError, socket.timeout) as exc:
+            raise TransportError(f"{self.host.name}: `{mask(command)}` failed: {mask(str(exc)) or 'timed out'}") from None
+        self.commands_run += 1
+        result = CommandResult(tuple(argv), code, stdout, stderr)
+        if check and code != 0:
+            raise TransportError(
+                f"{self.host.name}: `{mask(command)}` exited {code}: {result.stderr_tail() or 'no output'}"
+            )
+        return result
+
+    def sftp(self) -> paramiko.SFTPClient:
+        """The SFTP client on this connection (opened once, then reused)."""
+        self.open()
+        try:
+            return self._fabric.sftp()
+        except (paramiko.SSHException, OSError) as exc:
+            raise TransportError(f"{self.host.name}: cannot open SFTP: {mask(str(exc))}") from None
+
+    def docker(self) -> Any:
+        """A docker-py ``APIClient`` whose HTTP goes through this SSH connection."""
+        if self._docker is None:
+            from .dockerssh import docker_api_over_ssh
+
+            self._docker = docker_api_over_ssh(self.transport, host_name=self.host.name)
+        return self._docker
+
+
+def _drain(channel: paramiko.Channel, timeout: float) -> tuple[bytes, bytes]:
+    """Read stdout and stderr together until EOF (no window deadlock), then the exit status.
+
+    ``select`` on a paramiko channel wakes on data in either stream and on EOF, so this
+    never sleeps longer than needed.
+    """
+    out, err = bytearray(), bytearray()
+    deadline = time.monotonic() + timeout
+    while True:
+        while channel.recv_ready():
+            out += channel.recv(65536)
+        while channel.recv_stderr_ready():
+            err += channel.recv_stderr(65536)
+        if channel.eof_received and not channel.recv_ready() and not channel.recv_stderr_ready():
+            break
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise socket.timeout(f"no end of output after {timeout:.0f}s")
+        select.select([channel], [], [], min(remaining, 1.0))
+    if not channel.status_event.wait(max(deadline - time.monotonic(), 0.1)):
+        raise socket.timeout(f"no exit status after {timeout:.0f}s")
+    return bytes(out), bytes(err)

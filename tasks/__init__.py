@@ -1,0 +1,107 @@
+"""supakong's Fabric tasks. Thin adapters: parse flags, call the library, print.
+
+Run them with ``fab TASK`` in the checkout (the root fabfile.py re-exports ``ns``) or with
+the ``supakong`` console script anywhere. ``-H a,b`` names inventory hosts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fabric import task
+from invoke import Collection, Context
+
+from supakong.deploy import DeployOptions, deploy_host, run_verification
+from supakong.fleet import Rollout
+from supakong.report import HostResult, Output
+from supakong.runner import exits_cleanly, run_task, select_hosts
+
+from . import kong_tasks, ops_tasks, sandbox_tasks
+
+
+@task(
+    help={
+        "group": "Run on the hosts of this inventory group (instead of -H)",
+        "check": "Show the plan and a masked diff; change nothing (exit 2 if changes are pending)",
+        "diff": "Show a masked unified diff of the file on a real run",
+        "file": "Deploy this hand-edited file instead of rendering the template",
+        "skip-validate": "Experts only: do not validate the file against Kong's schema",
+        "verify": "Verify Realtime through Kong after a restart (default: on)",
+        "rollback": "Restore the previous file if Kong or the verification fails (default: on)",
+        "accept-new": "Trust an unknown SSH host key on first use (OpenSSH accept-new)",
+        "parallel": "Hosts at once (default 10)",
+        "serial": "Rolling deploy: hosts per batch",
+        "max-fail": "Stop the rollout after this many (or this percentage of) failed hosts",
+        "report": "Write a JSON report of the run to this file",
+    }
+)
+@exits_cleanly
+def deploy_kong(
+    c: Context,
+    group: str | None = None,
+    check: bool = False,
+    diff: bool = False,
+    file: str | None = None,
+    skip_validate: bool = False,
+    verify: bool = True,
+    rollback: bool = True,
+    accept_new: bool = False,
+    parallel: int = 10,
+    serial: int | None = None,
+    max_fail: str | None = None,
+    report: str | None = None,
+) -> None:
+    """Render, validate, diff, replace, restart, verify Kong's config (rolls back on failure)."""
+    hosts = select_hosts(c, group, require=True)
+    options = DeployOptions(
+        check=check, diff=diff, verify=verify, rollback=rollback, skip_validate=skip_validate,
+        file=Path(file) if file else None, accept_new=accept_new,
+    )
+
+    def action(host, out: Output) -> HostResult:  # type: ignore[no-untyped-def]
+        out.line(f"deploy-kong {host.name}", host.name)
+        return deploy_host(host, options, out)
+
+    run_task("deploy-kong", hosts, action, rollout=Rollout(parallel, serial, max_fail), report=report)
+
+
+@task(
+    help={
+        "group": "Verify the hosts of this inventory group",
+        "parallel": "Hosts at once (default 10)",
+        "report": "Write a JSON report to this file",
+    }
+)
+@exits_cleanly
+def verify_realtime(c: Context, group: str | None = None, parallel: int = 10, report: str | None = None) -> None:
+    """Verify the Realtime WebSocket path through Kong as supabase-js does (no -H: all hosts)."""
+    from supakong.secrets import load_secrets
+
+    hosts = select_hosts(c, group)
+
+    def action(host, out: Output) -> HostResult:  # type: ignore[no-untyped-def]
+        out.line(f"verify-realtime {host.name} ({host.public_url})", host.name)
+        result = HostResult(host=host.name)
+        verification = run_verification(host, load_secrets(host.secrets_env_file), out)
+        result.verify_state = verification.state
+        if not verification.ok:
+            result.status = "failed"
+            result.message = verification.diagnosis.cause if verification.diagnosis else "a probe failed"
+        return result
+
+    run_task("verify-realtime", hosts, action, rollout=Rollout(parallel), report=report)
+
+
+ns = Collection(
+    deploy_kong,
+    verify_realtime,
+    kong_tasks.check_kong,
+    kong_tasks.render_kong,
+    ops_tasks.logs,
+    ops_tasks.backups,
+    ops_tasks.rollback_kong,
+    ops_tasks.hosts,
+    sandbox_tasks.sandbox_up,
+    sandbox_tasks.sandbox_down,
+    sandbox_tasks.sandbox_reset,
+)

@@ -1,0 +1,101 @@
+"""Tasks that look at a Kong config without deploying it: check-kong, render-kong."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from fabric import task
+from invoke import Context
+
+from supakong.deploy import kong_target, look_at_host
+from supakong.kong.findings import findings_to_json, has_errors
+from supakong.kong.target import KongTarget
+from supakong.kong.validate import validate_kong_config
+from supakong.render import render_kong_config
+from supakong.runner import exits_cleanly, fail, select_hosts
+from supakong.secrets import load_secrets, mask
+from supakong.transport import HostConnection
+
+
+@task(
+    help={
+        "file": "Validate this file (no inventory needed)",
+        "kong-version": "Kong version to validate for, e.g. 2.8.1 or 3.9.1 (default 2.8.1 with --file)",
+        "edition": "oss or enterprise",
+        "plugins": "Comma-separated KONG_PLUGINS (default: Supabase's list)",
+        "realtime-tenant": "The Realtime tenant (default realtime-dev)",
+        "json": "Print {\"findings\": [...]} instead of text",
+        "offline": "With -H: do not read version/plugins/tenant from the host's containers",
+    }
+)
+@exits_cleanly
+def check_kong(
+    c: Context,
+    file: str | None = None,
+    kong_version: str | None = None,
+    edition: str | None = None,
+    plugins: str | None = None,
+    realtime_tenant: str | None = None,
+    json: bool = False,
+    offline: bool = False,
+) -> None:
+    """Validate a Kong declarative config (a --file, or -H HOST's render); exit 1 on an error."""
+    if file:
+        text, source = _read(file), file
+        target = _target(kong_version or "2.8.1", edition, plugins, realtime_tenant)
+    else:
+        [host] = select_hosts(c, require=True)[:1]
+        text, source = render_kong_config(host, load_secrets(host.secrets_env_file)), str(host.template)
+        if offline or host.kong_version:
+            target = _target(kong_version or host.kong_version or "2.8.1", edition or host.kong_edition,
+                             plugins or host.kong_plugins, realtime_tenant or host.realtime_tenant)
+        else:
+            with HostConnection(host) as conn:
+                state = look_at_host(conn, host)
+            target = kong_target(host, state.kong, state.realtime)
+    findings = validate_kong_config(text, target, source=source)
+    if json:
+        print(mask(findings_to_json(findings)))
+    else:
+        for finding in findings:
+            print(mask(finding.as_line()))
+        verdict = "REFUSED" if has_errors(findings) else "ok"
+        print(f"{source}: {verdict} for Kong {target.version} {target.edition} ({len(findings)} findings)")
+    if has_errors(findings):
+        fail(f"{source}: the config has errors", 1) if not json else sys.exit(1)
+
+
+@task(help={"out": "Write the real (unmasked) file here, mode 0600"})
+@exits_cleanly
+def render_kong(c: Context, out: str | None = None) -> None:
+    """Render -H HOST's kong-simple.yml: masked on stdout, or the real file with --out."""
+    [host] = select_hosts(c, require=True)[:1]
+    text = render_kong_config(host, load_secrets(host.secrets_env_file))
+    if out is None:
+        sys.stdout.write(mask(text))
+        return
+    path = Path(out)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    path.chmod(0o600)
+    print(f"wrote {path} (mode 0600, contains secrets)")
+
+
+def _read(file: str) -> str:
+    try:
+        return Path(file).read_text(encoding="utf-8")
+    except OSError as exc:
+        fail(f"{file}: cannot read ({exc.strerror})")
+
+
+def _target(version: str, edition: str | None, plugins: str | None, tenant: str | None) -> KongTarget:
+    try:
+        base = KongTarget.from_image(f"kong:{version}", plugins, tenant or "realtime-dev")
+    except ValueError as exc:
+        fail(f"--kong-version: {exc}")
+    if edition:
+        return KongTarget(base.version, edition, base.plugins, base.realtime_tenant)
+    return base

@@ -1,0 +1,112 @@
+"""Day-2 tasks: logs, backups, rollback-kong, hosts."""
+
+from __future__ import annotations
+
+import time
+
+from fabric import task
+from invoke import Context
+
+from supakong.container import inspect_container, restart_container, wait_until_running
+from supakong.deploy import DeployOptions, _confirm_content, run_verification
+from supakong.fleet import Rollout
+from supakong.inventory import load_inventory
+from supakong.logs import fetch_logs, format_log_lines, grep as grep_lines, interleave
+from supakong.remote_file import list_backups, read_remote_file, restore_backup
+from supakong.report import HostResult, Output
+from supakong.runner import exits_cleanly, fail, inventory_path, run_task, select_hosts
+from supakong.secrets import load_secrets
+from supakong.transport import HostConnection
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _seconds(text: str) -> float:
+    try:
+        return float(text[:-1]) * _UNITS[text[-1]] if text[-1] in _UNITS else float(text)
+    except (ValueError, IndexError):
+        fail(f"--since: expected a duration like 90s, 10m, 2h; got {text!r}")
+
+
+@task(
+    help={
+        "since": "How far back, e.g. 10m (default 10m)",
+        "grep": "Only lines matching this regular expression",
+        "follow": "Keep printing new lines until Ctrl-C",
+        "tail": "At most this many lines per container (default 200)",
+    }
+)
+@exits_cleanly
+def logs(c: Context, since: str = "10m", grep: str | None = None, follow: bool = False, tail: int = 200) -> None:
+    """Kong and Realtime logs of -H HOST, interleaved by time, secrets masked."""
+    [host] = select_hosts(c, require=True)[:1]
+    window = _seconds(since)
+    with HostConnection(host) as conn:
+        api = conn.docker()
+        start = time.time() - window
+        while True:
+            lines = grep_lines(interleave(
+                fetch_logs(api, host.kong_container, since=start, tail=tail),
+                fetch_logs(api, host.realtime_container, since=start, tail=tail),
+            ), grep)
+            for row in format_log_lines(lines):
+                Output().line(row)
+            if not follow:
+                return
+            start = (lines[-1].time + 1e-6) if lines else start
+            time.sleep(1.0)
+
+
+@task
+@exits_cleanly
+def backups(c: Context) -> None:
+    """List the backups of kong-simple.yml on -H HOST, newest first."""
+    for host in select_hosts(c, require=True):
+        with HostConnection(host) as conn:
+            found = list_backups(conn, host.kong_config_path)
+        print(f"{host.name}: {len(found)} backups of {host.kong_config_path}")
+        for path in found:
+            print(f"  {path.rsplit('.', 1)[-1]}  {path}")
+
+
+@task(help={"to": "The backup stamp to restore (default: the newest)", "verify": "Verify after (default on)"})
+@exits_cleanly
+def rollback_kong(c: Context, to: str | None = None, verify: bool = True) -> None:
+    """Restore a backup of kong-simple.yml on -H HOST, restart Kong and verify."""
+    hosts = select_hosts(c, require=True)
+
+    def action(host, out: Output) -> HostResult:  # type: ignore[no-untyped-def]
+        result = HostResult(host=host.name, status="changed")
+        with HostConnection(host) as conn:
+            found = list_backups(conn, host.kong_config_path)
+            chosen = [p for p in found if to is None or p.endswith(f".{to}")]
+            if not chosen:
+                fail(f"{host.name}: no backup {to or ''} of {host.kong_config_path} ({len(found)} backups)")
+            api = conn.docker()
+            before = inspect_container(api, host.kong_container)
+            restored = restore_backup(conn, host.kong_config_path, chosen[0])
+            out.line(f"  restored {chosen[0]}", host.name)
+            restart_container(api, host.kong_container)
+            state = wait_until_running(api, host.kong_container, since=before.started_at,
+                                       restarts_before=before.restart_count, timeout=DeployOptions().wait_timeout)
+            _confirm_content(api, host, restored)
+            out.line(f"  {host.kong_container} is up: {state.describe()}", host.name)
+            result.new_sha256 = read_remote_file(conn, host.kong_config_path).sha256
+        if verify:
+            report = run_verification(host, load_secrets(host.secrets_env_file), out)
+            result.verify_state = report.state
+            if not report.ok:
+                result.status, result.message = "failed", "restored, but verification fails"
+        return result
+
+    run_task("rollback-kong", hosts, action, rollout=Rollout(parallel=10))
+
+
+@task
+@exits_cleanly
+def hosts(c: Context) -> None:
+    """List the inventory's hosts and groups (reads nothing remote)."""
+    inventory = load_inventory(inventory_path())
+    for name, host in inventory.hosts.items():
+        groups = ",".join(g for g in host.groups if g != "all")
+        print(f"{name:<24} {host.public_url:<32} groups={groups}")
