@@ -45,8 +45,8 @@ def sandbox_up(spec: SandboxSpec = SandboxSpec(), *, recreate: bool = False) -> 
     try:
         ensure_images(client, spec)
         ensure_containers(client, spec, keys, recreate=recreate)
-        wait_running(client, spec.realtime_container)
-        wait_running(client, spec.kong_container)
+        wait_running(client, spec.realtime_container, log_marker=b"Running RealtimeWeb.Endpoint")
+        wait_running(client, spec.kong_container, healthy=True)
     finally:
         client.close()
     return spec

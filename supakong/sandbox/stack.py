@@ -184,14 +184,22 @@ def ensure_containers(client: docker.APIClient, spec: SandboxSpec, keys: dict[st
         client.start(name)
 
 
-def wait_running(client: docker.APIClient, name: str, timeout: float = 30.0) -> dict[str, Any]:
-    """Wait until a container runs; return its state."""
+def wait_running(
+    client: docker.APIClient, name: str, *, healthy: bool = False, log_marker: bytes | None = None,
+    timeout: float = 30.0,
+) -> dict[str, Any]:
+    """Wait until a container runs (and is healthy / has logged ``log_marker``)."""
     deadline, delay = time.monotonic() + timeout, 0.05
     state: dict[str, Any] = {}
     while time.monotonic() < deadline:
         state = client.inspect_container(name)["State"]
-        if state.get("Running") and not state.get("Restarting"):
+        ready = state.get("Running") and not state.get("Restarting")
+        if ready and healthy:
+            ready = (state.get("Health") or {}).get("Status") == "healthy"
+        if ready and log_marker:
+            ready = log_marker in client.logs(name, stdout=True, stderr=True)
+        if ready:
             return state
         time.sleep(delay)
         delay = min(delay * 1.5, 0.5)
-    raise DeployError(f"sandbox: container {name} is not running: {state.get('Status')}")
+    raise DeployError(f"sandbox: container {name} is not ready: {state.get('Status')} {state.get('Health', {})}")

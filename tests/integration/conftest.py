@@ -1,0 +1,62 @@
+"""Integration tests run against the sandbox VPS: a real sshd and a real dockerd in a network
+namespace, with the Kong and Realtime stand-ins as containers. They need root (CI is root);
+`make test` installs the packages and the fixture brings the sandbox up."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from supakong.inventory import HostConfig, load_inventory
+from supakong.report import Output
+from supakong.sandbox import SandboxSpec, sandbox_reset, sandbox_up
+from supakong.secrets import Secrets, load_secrets
+
+REPO = Path(__file__).resolve().parents[2]
+INVENTORY = REPO / "inventory" / "hosts.yml"
+
+
+@pytest.fixture(scope="session")
+def sandbox_spec() -> SandboxSpec:
+    """The sandbox VPS, up (created once per session)."""
+    if os.geteuid() != 0:
+        pytest.fail("integration tests need root: they create a network namespace, sshd and dockerd")
+    return sandbox_up(SandboxSpec())
+
+
+@pytest.fixture()
+def fresh_sandbox(sandbox_spec: SandboxSpec) -> SandboxSpec:
+    """The sandbox in its before state: seed config, freshly created containers."""
+    return sandbox_reset(sandbox_spec)
+
+
+@pytest.fixture(scope="session")
+def host(sandbox_spec: SandboxSpec) -> HostConfig:
+    """The repository inventory's sandbox host."""
+    return load_inventory(INVENTORY).host("sandbox")
+
+
+@pytest.fixture(scope="session")
+def secrets(host: HostConfig) -> Secrets:
+    return load_secrets(host.secrets_env_file)
+
+
+class Captured(Output):
+    """An Output that keeps what it printed, for assertions."""
+
+    def __init__(self) -> None:
+        import io
+
+        self.buffer = io.StringIO()
+        super().__init__(self.buffer)
+
+    @property
+    def text(self) -> str:
+        return self.buffer.getvalue()
+
+
+@pytest.fixture()
+def out() -> Captured:
+    return Captured()

@@ -1,0 +1,67 @@
+"""The commands a user types: `fab` in the checkout and the `supakong` console script."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def fab(*args: str, cwd: Path = REPO, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    environ = {**os.environ, "SUPAKONG_HOST_ALLOWLIST": "sandbox*", **(env or {})}
+    return subprocess.run([str(BIN / "fab"), *args], cwd=cwd, env=environ, capture_output=True, text=True, timeout=300)
+
+
+def test_fab_list_shows_every_task_with_help():
+    proc = fab("--list")
+    assert proc.returncode == 0
+    for name in ("deploy-kong", "verify-realtime", "check-kong", "render-kong", "sandbox-up", "sandbox-down", "logs"):
+        line = next(l for l in proc.stdout.splitlines() if l.strip().startswith(name + " "))
+        assert len(line.split()) > 1, f"{name} has no help line"
+
+
+def test_unknown_host_is_a_one_line_error_listing_known_hosts():
+    proc = fab("deploy-kong", "-H", "nope")
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == (
+        "supakong: inventory/hosts.yml: unknown host 'nope' (known hosts: mudrock-enterprise, sandbox)"
+    )
+
+
+def test_deploy_check_then_deploy_then_no_op_through_fab(fresh_sandbox, secrets):
+    check = fab("deploy-kong", "-H", "sandbox", "--check")
+    assert check.returncode == 2, check.stdout + check.stderr
+    assert "pending" in check.stdout
+
+    first = fab("deploy-kong", "-H", "sandbox", "--diff")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "SUBSCRIBED" in first.stdout and "RECAP" in first.stdout and "changed" in first.stdout
+
+    second = fab("deploy-kong", "-H", "sandbox")
+    assert second.returncode == 0 and "no change" in second.stdout
+
+    everything = check.stdout + check.stderr + first.stdout + first.stderr + second.stdout
+    for name in ("SUPABASE_ANON_KEY", "SUPABASE_SERVICE_KEY", "JWT_SECRET"):
+        assert secrets.get(name) not in everything, f"{name} leaked into the output"
+
+
+def test_verify_realtime_alone_prints_stage_timings_and_subscribed(sandbox_spec):
+    fab("deploy-kong", "-H", "sandbox", "--no-verify")
+    proc = fab("verify-realtime", "-H", "sandbox")
+    assert proc.returncode == 0, proc.stdout
+    assert "SUBSCRIBED" in proc.stdout and " ms " in proc.stdout
+
+
+def test_console_script_runs_outside_the_checkout(tmp_path):
+    env = {**os.environ, "SUPAKONG_INVENTORY": str(REPO / "inventory" / "hosts.yml")}
+    proc = subprocess.run([str(BIN / "supakong"), "hosts"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0 and "sandbox" in proc.stdout and "mudrock-enterprise" in proc.stdout
+
+
+def test_a_host_outside_the_allowlist_is_never_contacted(sandbox_spec):
+    proc = fab("verify-realtime", "-H", "mudrock-enterprise")
+    assert proc.returncode == 1 and "not allowed by SUPAKONG_HOST_ALLOWLIST" in proc.stdout

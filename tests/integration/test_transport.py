@@ -1,0 +1,68 @@
+"""SSH transport against the sandbox's real OpenSSH sshd: strict host keys, one connection
+for commands, SFTP and the Docker API, argv quoting."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import pytest
+
+from supakong.errors import TransportError
+from supakong.transport import HostConnection
+
+
+def with_ssh_config(host, tmp_path, known_hosts_line: str | None):
+    """A copy of the sandbox host whose ssh config points at another known_hosts file."""
+    known = tmp_path / "known_hosts"
+    known.write_text(known_hosts_line or "")
+    original = host.ssh_config_file.read_text()
+    config = tmp_path / "ssh_config"
+    config.write_text(re.sub(r"UserKnownHostsFile .*", f"UserKnownHostsFile {known}", original))
+    return dataclasses.replace(host, ssh_config_file=config), known
+
+
+def test_unknown_host_key_is_refused_with_the_fix_spelled_out(host, tmp_path):
+    unknown, _ = with_ssh_config(host, tmp_path, None)
+    with pytest.raises(TransportError) as err:
+        HostConnection(unknown).open()
+    message = str(err.value)
+    assert "host key is unknown" in message and "ssh-keyscan" in message and "--accept-new" in message
+
+
+def test_changed_host_key_is_refused(host, tmp_path):
+    fake = "10.203.1.2 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBq2hJ0oVQkbG4ofQ9wqH3ytbqL1l4r8mvSv8bHZZ0u5\n"
+    changed, _ = with_ssh_config(host, tmp_path, fake)
+    with pytest.raises(TransportError, match="HOST KEY HAS CHANGED"):
+        HostConnection(changed).open()
+
+
+def test_accept_new_records_the_key_then_connects(host, tmp_path):
+    unknown, known = with_ssh_config(host, tmp_path, None)
+    with HostConnection(unknown, accept_new=True) as conn:
+        assert conn.run(["true"]).exit_code == 0
+    assert "ssh-ed25519" in known.read_text()
+    with HostConnection(unknown) as conn:  # now known: strict mode connects
+        assert conn.run(["echo", "ok"]).text.strip() == "ok"
+
+
+def test_arguments_are_quoted_never_interpolated(host, sandbox_spec):
+    hostile = "$(touch /tmp/supakong-pwned); `id` 'quoted' \"double\""
+    with HostConnection(host) as conn:
+        assert conn.run(["printf", "%s", hostile]).text == hostile
+
+
+def test_failed_command_names_command_exit_code_and_stderr(host, sandbox_spec):
+    with HostConnection(host) as conn, pytest.raises(TransportError) as err:
+        conn.run(["ls", "/no/such/dir"])
+    assert "`ls /no/such/dir` exited 2" in str(err.value) and "No such file" in str(err.value)
+
+
+def test_commands_sftp_and_docker_share_one_ssh_connection(host, sandbox_spec):
+    log = sandbox_spec.state_dir / "sshd.log"
+    before = log.read_text().count("Accepted publickey")
+    with HostConnection(host) as conn:
+        conn.run(["true"])
+        conn.sftp().listdir("/tmp")
+        assert conn.docker().inspect_container(host.kong_container)["State"]["Running"]
+    assert log.read_text().count("Accepted publickey") == before + 1

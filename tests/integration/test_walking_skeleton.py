@@ -1,0 +1,94 @@
+"""The walking skeleton end to end: render → validate → diff → replace → restart → wait →
+logs → verify → roll back, against the sandbox VPS (real sshd, real dockerd, real files,
+real WebSocket frames). Host state is observed independently of supakong: the VPS shares
+this machine's filesystem, and its engine is reachable on a local socket."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from supakong.deploy import DeployOptions, RolledBackError, deploy_host, run_verification
+from supakong.errors import ValidationError
+from supakong.render import render_kong_config
+from supakong.sandbox.stack import docker_client
+
+FIXTURES = Path(__file__).resolve().parents[1] / "unit" / "kong" / "fixtures"
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def kong_started_at(spec) -> str:
+    client = docker_client(spec)
+    try:
+        return client.inspect_container(spec.kong_container)["State"]["StartedAt"]
+    finally:
+        client.close()
+
+
+def test_seed_config_breaks_realtime_with_a_tenant_diagnosis(fresh_sandbox, host, secrets, out):
+    report = run_verification(host, secrets, out)
+    assert report.state == "CHANNEL_ERROR"
+    assert report.diagnosis is not None and "tenant" in report.diagnosis.cause.lower()
+    assert "preserve_host" in out.text
+
+
+def test_deploy_replaces_restarts_verifies_then_second_run_is_a_no_op(fresh_sandbox, host, secrets, out):
+    config = fresh_sandbox.kong_config_path
+    seed_sha, started_before = sha256(config), kong_started_at(fresh_sandbox)
+
+    result = deploy_host(host, DeployOptions(), out)
+
+    assert result.status == "changed" and result.verify_state == "SUBSCRIBED"
+    assert config.read_text() == render_kong_config(host, secrets)
+    assert oct(config.stat().st_mode & 0o777) == oct(host.file_mode)
+    assert result.backup and sha256(Path(result.backup)) == seed_sha
+    assert kong_started_at(fresh_sandbox) != started_before
+    assert "logs since the restart" in out.text and "declarative config loaded" in out.text
+    assert not list(config.parent.glob(".*.tmp")), "temp files must not be left behind"
+
+    started_after = kong_started_at(fresh_sandbox)
+    second = deploy_host(host, DeployOptions(), out)
+    assert second.status == "ok" and second.message == "no change"
+    assert kong_started_at(fresh_sandbox) == started_after, "a no-op must not restart Kong"
+
+
+def test_check_mode_shows_a_masked_diff_and_changes_nothing(fresh_sandbox, host, secrets, out):
+    config = fresh_sandbox.kong_config_path
+    before, started = sha256(config), kong_started_at(fresh_sandbox)
+    result = deploy_host(host, DeployOptions(check=True), out)
+    assert result.status == "pending"
+    assert "+++ " in out.text and "preserve_host: true" in out.text
+    assert secrets.anon_key not in out.text and "'***'" in out.text
+    assert sha256(config) == before and kong_started_at(fresh_sandbox) == started
+
+
+def test_seed_users_ws_fix_is_refused_before_the_host_is_touched(fresh_sandbox, host, out):
+    config = fresh_sandbox.kong_config_path
+    before = (sha256(config), config.stat().st_mtime_ns)
+    with pytest.raises(ValidationError) as err:
+        deploy_host(host, DeployOptions(file=FIXTURES / "seed_user_fix.yml"), out)
+    assert "nothing was changed" in str(err.value) and "\n" not in str(err.value)
+    assert "ws" in out.text
+    assert (sha256(config), config.stat().st_mtime_ns) == before
+
+
+def test_config_kong_refuses_is_rolled_back_and_old_config_serves_again(fresh_sandbox, host, secrets, out, tmp_path):
+    # First a good deploy, so the rollback target is a working config.
+    deploy_host(host, DeployOptions(), out)
+    good = sha256(fresh_sandbox.kong_config_path)
+    broken = tmp_path / "broken.yml"
+    broken.write_text(render_kong_config(host, secrets).replace(
+        "      - name: realtime-v1-ws\n", "      - name: realtime-v1-ws\n        protocols: [http, https, ws, wss]\n"
+    ))
+    with pytest.raises(RolledBackError) as err:
+        deploy_host(host, DeployOptions(file=broken, skip_validate=True, wait_timeout=30), out)
+    assert "previous config is serving again" in str(err.value)
+    assert "--skip-validate" in out.text
+    assert "error parsing declarative config" in out.text  # Kong's own refusal, from its logs
+    assert sha256(fresh_sandbox.kong_config_path) == good
+    assert run_verification(host, secrets, out).state == "SUBSCRIBED"
