@@ -31,7 +31,9 @@ _MIN_SECRET_LEN = 6  # shorter values would mask ordinary words
 
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")
 _KEY_PARAM = re.compile(r"(?i)((?:apikey|api_key|access_token|token)=)[^&\s\"']+")
-_KEY_HEADER = re.compile(r"(?i)\b((?:apikey|x-api-key|authorization)\s*:\s*(?:bearer\s+)?)[^\s,\"'&]+")
+# Header-style "apikey: value": only key-shaped values (16+ characters), so prose such as
+# "invalid apikey: key-auth fallback" stays readable.
+_KEY_HEADER = re.compile(r"(?i)\b((?:apikey|x-api-key|authorization)\s*:\s*(?:bearer\s+)?)[A-Za-z0-9._~+/=-]{16,}")
 
 _lock = threading.Lock()
 _known: set[str] = set()

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import re
 import ssl
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 from websockets.exceptions import WebSocketException
 
 from supakong.errors import VerifyError
+from supakong.secrets import mask, register_secret
 from supakong.verify_diagnose import (
     diagnose_handshake,
     diagnose_join_error,
@@ -63,23 +63,15 @@ __all__ = [
 
 REALTIME_WEBSOCKET_PATH = "/realtime/v1/websocket"
 _SCHEMES = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}
-_APIKEY_VALUE = re.compile(r"(apikey=)[^&#\s\"']*", re.IGNORECASE)
-
-
-# NOTE: the project-wide secret masking function lives elsewhere (the one every printer
-# uses); this local helper only covers what this module stores, so verify stays importable
-# on its own.
-def _mask_url(text: str) -> str:
-    """Replace every `apikey=<value>` in `text` by `apikey=***`."""
-    return _APIKEY_VALUE.sub(r"\1***", text)
 
 
 def _redact(text: str, secret: str) -> str:
-    """`text` without `secret` (raw or percent-encoded) and without apikey= values."""
+    """`text` through the project-wide :func:`supakong.secrets.mask`, after registering the
+    apikey (raw and percent-encoded) so it is hidden wherever it appears."""
     if secret:
-        for form in {secret, quote(secret, safe="")}:
-            text = text.replace(form, "***")
-    return _mask_url(text)
+        register_secret(secret)
+        register_secret(quote(secret, safe=""))
+    return mask(text)
 
 
 def _redact_report(report: VerifyReport, secret: str) -> VerifyReport:

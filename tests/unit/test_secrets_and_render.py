@@ -44,9 +44,9 @@ def test_missing_secrets_file_is_named(tmp_path):
 
 def test_mask_hides_registered_values_jwts_and_key_params():
     register_secret("hunter2-dashboard")
-    text = f"pw=hunter2-dashboard key={ANON} GET /x?apikey=abc123&vsn=1 apikey: rawkey42"
+    text = f"pw=hunter2-dashboard key={ANON} GET /x?apikey=abc123&vsn=1 apikey: sb_publishable_rawkey42abcdef"
     masked = mask(text)
-    for secret in ("hunter2-dashboard", ANON, "abc123", "rawkey42"):
+    for secret in ("hunter2-dashboard", ANON, "abc123", "sb_publishable_rawkey42abcdef"):
         assert secret not in masked
     assert "vsn=1" in masked
 
