@@ -1027,8 +1027,8 @@ class Proxy:
                 await self.send(writer, unparsed, error_page(400, "Bad request"), "-")
             return
         except asyncio.LimitOverrunError:
-            reply = error_page(494, "Request header or cookie too large")
-            await self.send(writer, unparsed, reply, "-")
+            too_large = error_page(494, "Request header or cookie too large")
+            await self.send(writer, unparsed, too_large, "-")
             return
         except ValueError:
             await self.send(writer, unparsed, error_page(400, "Bad request"), "-")
