@@ -1,0 +1,213 @@
+"""Supabase-specific pitfalls: valid for Kong, broken for Supabase Realtime or REST clients.
+
+Each finding says why (with the facts section) and how to fix it. The `ws`/`wss` route
+protocols on OSS are reported by the schema check itself (see `protocols`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from .entities import Entities, Entity, effective_upstream, parent_of, plugins_applying_to
+from .findings import Finding, error, warning
+from .target import KongTarget
+from .yamlpath import child
+
+# Phoenix heartbeat of realtime-js / realtime-py (facts §3).
+REALTIME_HEARTBEAT_MS = 25_000
+# Headers supabase-js asks for in REST/auth preflights (facts §4).
+REST_PREFLIGHT_HEADERS = ("apikey", "authorization", "x-client-info", "content-type")
+_REALTIME_NAME_RE = re.compile(r"^realtime-v\d+-ws", re.IGNORECASE)
+_REALTIME_ROUTE_PATH = "/realtime/v1"
+_REALTIME_SOCKET_PATH = "/socket"
+
+
+def check_pitfalls(entities: Entities, target: KongTarget) -> list[Finding]:
+    """All Supabase pitfalls for the document."""
+    realtime = realtime_routes(entities)
+    findings: list[Finding] = []
+    if not realtime:
+        findings.append(_no_realtime_route())
+    for route in realtime:
+        findings.extend(_preserve_host(route))
+        service = parent_of(route, "services", entities)
+        if service is not None:
+            findings.extend(_tenant_mismatch(service, target))
+            findings.extend(_short_timeouts(service))
+    findings.extend(_cors_header_lists(entities, realtime))
+    findings.extend(_anonymous_consumers(entities))
+    return findings
+
+
+def realtime_routes(entities: Entities) -> list[Entity]:
+    """The Realtime websocket route(s): named like `realtime-v1-ws`, path `/realtime/v1/`,
+    or pointing at a service whose url path is `/socket` (facts §7)."""
+    return [route for route in entities.of_kind("routes") if _is_realtime(route, entities)]
+
+
+def _is_realtime(route: Entity, entities: Entities) -> bool:
+    service = parent_of(route, "services", entities)
+    names = [route.get("name"), service.get("name") if service else None]
+    if any(isinstance(name, str) and _REALTIME_NAME_RE.match(name) for name in names):
+        return True
+    paths = route.get("paths")
+    if isinstance(paths, list) and any(isinstance(p, str) and p.rstrip("/") == _REALTIME_ROUTE_PATH for p in paths):
+        return True
+    upstream_path = effective_upstream(service.data).path if service else None
+    return (upstream_path or "").rstrip("/") == _REALTIME_SOCKET_PATH
+
+
+def _no_realtime_route() -> Finding:
+    return warning(
+        "services",
+        "no Realtime websocket route: clients connecting to /realtime/v1/websocket get 404 "
+        "'no Route matched with those values' (facts §9)",
+        "add Supabase's realtime-v1-ws service: url http://realtime-dev.supabase-realtime:4000"
+        "/socket with a route paths: [/realtime/v1/], strip_path: true",
+    )
+
+
+def _preserve_host(route: Entity) -> list[Finding]:
+    if route.get("preserve_host") is not True:
+        return []
+    return [
+        error(
+            child(route.path, "preserve_host"),
+            "preserve_host: true on the Realtime route forwards the client's Host header; Realtime "
+            "takes its tenant id from the first label of Host (e.g. 'api' for api.example.com), "
+            "so the handshake fails with 'Tenant not found' (403, or 404 on Realtime >= 2.116; "
+            "facts §8)",
+            "remove preserve_host (default false) so Kong sends the service host "
+            "realtime-dev.supabase-realtime, whose first label is the tenant",
+        )
+    ]
+
+
+def _tenant_mismatch(service: Entity, target: KongTarget) -> list[Finding]:
+    host = effective_upstream(service.data).host
+    if not host:
+        return []
+    tenant = host.split(".", 1)[0].lower()
+    if tenant == target.realtime_tenant.lower():
+        return []
+    where = child(service.path, "url" if service.get("url") is not None else "host")
+    return [
+        error(
+            where,
+            f"upstream host {host!r} makes Realtime look up tenant {tenant!r}, but the tenant is "
+            f"{target.realtime_tenant!r}: Realtime takes the tenant id from the first label of "
+            "the Host Kong sends, so every handshake fails with 'Tenant not found' (facts §8, §9)",
+            f"use host {target.realtime_tenant}.<container name> (Supabase: "
+            "realtime-dev.supabase-realtime), or set SELF_HOST_TENANT_NAME and the inventory's "
+            f"realtime tenant to {tenant!r}",
+        )
+    ]
+
+
+def _short_timeouts(service: Entity) -> list[Finding]:
+    findings = []
+    for key in ("read_timeout", "write_timeout"):
+        value = service.get(key)
+        # 0 and negatives are range errors already (schema_core); only warn on valid values.
+        if isinstance(value, int) and not isinstance(value, bool) and 0 < value < REALTIME_HEARTBEAT_MS:
+            findings.append(
+                warning(
+                    child(service.path, key),
+                    f"{key} {value} ms is shorter than the Realtime heartbeat (25 s): Kong applies "
+                    "it to the WebSocket tunnel, which is closed when idle longer than that, so "
+                    "clients drop and reconnect in a loop (facts §3)",
+                    "remove it (default 60000 ms) or set it to at least 60000",
+                )
+            )
+    return findings
+
+
+def _cors_header_lists(entities: Entities, realtime: list[Entity]) -> list[Finding]:
+    findings: list[Finding] = []
+    for plugin in entities.of_kind("plugins"):
+        headers = _cors_headers(plugin)
+        if headers is None:
+            continue
+        routes = [r for r in entities.of_kind("routes") if any(p is plugin for p in plugins_applying_to(r, entities))]
+        rest = [r for r in routes if not any(r is rt for rt in realtime)]
+        where = child(child(plugin.path, "config"), "headers")
+        findings.extend(_websocket_headers(headers, where))
+        if rest:
+            findings.extend(_blocked_preflights(headers, rest, where))
+    return findings
+
+
+def _cors_headers(plugin: Entity) -> list[str] | None:
+    config = plugin.get("config")
+    if plugin.get("name") != "cors" or not isinstance(config, Mapping):
+        return None
+    headers = config.get("headers")
+    if not isinstance(headers, list) or not headers:
+        return None
+    return [h for h in headers if isinstance(h, str)]
+
+
+def _websocket_headers(headers: list[str], where: str) -> list[Finding]:
+    useless = [h for h in headers if h.lower().startswith("sec-websocket-")]
+    if not useless:
+        return []
+    return [
+        warning(
+            where,
+            f"{', '.join(useless)} in cors headers does nothing for WebSockets: browsers never "
+            "send a CORS preflight for a WebSocket handshake, and Sec-* are forbidden request "
+            "headers that page scripts cannot set (facts §4)",
+            "remove config.headers; Supabase uses cors without config, which echoes the requested headers",
+        )
+    ]
+
+
+def _blocked_preflights(headers: list[str], routes: list[Entity], where: str) -> list[Finding]:
+    allowed = {h.lower() for h in headers}
+    missing = [h for h in REST_PREFLIGHT_HEADERS if h not in allowed]
+    if not missing:
+        return []
+    names = ", ".join(str(r.get("name") or r.path) for r in routes[:3])
+    more = f" and {len(routes) - 3} more" if len(routes) > 3 else ""
+    return [
+        warning(
+            where,
+            f"an explicit cors headers list replaces the echo of Access-Control-Request-Headers: "
+            f"preflights on {names}{more} asking for {', '.join(missing)} are refused, so "
+            "supabase-js requests fail with a CORS error in browsers (facts §4)",
+            "remove config.headers, or list apikey, authorization, x-client-info and content-type",
+        )
+    ]
+
+
+def _anonymous_consumers(entities: Entities) -> list[Finding]:
+    findings: list[Finding] = []
+    for plugin in entities.of_kind("plugins"):
+        config = plugin.get("config")
+        if plugin.get("name") not in ("key-auth", "basic-auth") or not isinstance(config, Mapping):
+            continue
+        anonymous = config.get("anonymous")
+        if isinstance(anonymous, str) and anonymous:
+            where = child(child(plugin.path, "config"), "anonymous")
+            findings.append(_anonymous_finding(str(plugin.get("name")), anonymous, where, entities))
+    return findings
+
+
+def _anonymous_finding(plugin: str, anonymous: str, where: str, entities: Entities) -> Finding:
+    credential = "apikey" if plugin == "key-auth" else "username/password"
+    if entities.find("consumers", anonymous) is None:
+        return error(
+            where,
+            f"{plugin} anonymous consumer {anonymous!r} is not declared: Kong cannot load it "
+            f"and answers 500 to requests without a valid {credential}",
+            f"declare a consumer with username {anonymous!r}, or remove anonymous",
+        )
+    return warning(
+        where,
+        f"anonymous: {anonymous!r} lets requests with a missing OR invalid {credential} through "
+        f"as consumer {anonymous!r} (logical OR, facts §5): the check is effectively off, and a "
+        "real key mismatch (stale keys after rotation) is hidden instead of answered with 401",
+        "remove anonymous; if clients get 401, make their apikey equal a keyauth_credentials "
+        "key (restart kong so the entrypoint substitutes the current keys)",
+    )

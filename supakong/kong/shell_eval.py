@@ -1,0 +1,146 @@
+"""What Supabase's kong entrypoint does to the uploaded file (facts §7).
+
+The classic entrypoint runs `eval "echo \\"$(cat ~/temp.yml)\\"" > ~/kong.yml`: the whole
+file is expanded by bash inside double quotes. So `$VAR`, `${VAR}`, `$(cmd)` and backticks
+are expanded, double quotes disappear (a double-quoted YAML scalar loses its quotes and may
+change type) and a backslash before $ ` " or \\ is removed. Supabase's own placeholders
+(`$SUPABASE_ANON_KEY`, ..., `$LUA_*`) are meant to be expanded and are fine.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+from .findings import Finding, warning
+from .yaml_source import ScalarSpan
+from .yamlpath import child, item
+
+KNOWN_PLACEHOLDERS = frozenset({
+    "SUPABASE_ANON_KEY",
+    "SUPABASE_SERVICE_KEY",
+    "SUPABASE_PUBLISHABLE_KEY",
+    "SUPABASE_SECRET_KEY",
+    "DASHBOARD_USERNAME",
+    "DASHBOARD_PASSWORD",
+})  # fmt: skip
+
+_SHELL_RE = re.compile(
+    r"\$\{(?P<braced>[^}]*)\}?"  # ${VAR}, ${VAR:-x}
+    r"|\$(?P<name>[A-Za-z_][A-Za-z0-9_]*)"  # $VAR
+    r"|\$(?P<special>[0-9@*#?$!-])"  # $1, $$, ...
+    r"|(?P<command>\$\(|`)"  # $(cmd), `cmd`
+    r"|(?P<quote>\")"
+    r"|(?P<backslash>\\[\\$`\"\n])"
+)
+_REASONS = {
+    "variable": "{token} becomes the value of that variable in the kong container (empty if unset)",
+    "command": "{token} runs a shell command",
+    "special": "{token} is a shell parameter",
+    "quote": "double quotes are removed",
+    "backslash": "the backslash of {token!r} is removed",
+}
+_HINT = (
+    "use single-quoted YAML scalars instead of double quotes, avoid backticks and write a "
+    "literal $ as \\$; or use Supabase's awk-based kong-entrypoint.sh, which only substitutes "
+    "$VARS"
+)
+
+
+@dataclass(frozen=True)
+class ShellIssue:
+    """One place the entrypoint's shell expansion would change the text."""
+
+    offset: int
+    kind: str
+    token: str
+
+
+def is_known_placeholder(name: str) -> bool:
+    """Supabase's own substitution variables (facts §7)."""
+    return name in KNOWN_PLACEHOLDERS or name.startswith("LUA_")
+
+
+def shell_issues(text: str) -> list[ShellIssue]:
+    """Find everything bash would expand or strip in `text` (known placeholders excepted)."""
+    issues = []
+    for match in _SHELL_RE.finditer(text):
+        kind = _issue_kind(match)
+        if kind is not None:
+            issues.append(ShellIssue(match.start(), kind, match.group(0)))
+    return issues
+
+
+def _issue_kind(match: re.Match[str]) -> str | None:
+    braced, name = match.group("braced"), match.group("name")
+    if braced is not None:
+        variable = re.match(r"[A-Za-z_][A-Za-z0-9_]*", braced)
+        if variable and is_known_placeholder(variable.group(0)):
+            return None
+        return "variable"
+    if name is not None:
+        return None if is_known_placeholder(name) else "variable"
+    for kind in ("special", "command", "quote", "backslash"):
+        if match.group(kind) is not None:
+            return kind
+    return None
+
+
+def _message(what: str, issues: list[ShellIssue]) -> str:
+    reasons = dict.fromkeys(_REASONS[i.kind].format(token=i.token) for i in issues)
+    return (
+        f"{what} will be changed by Supabase's kong entrypoint, which expands the file with "
+        f"the shell (eval, facts §7): {'; '.join(reasons)}"
+    )
+
+
+def findings_for_text(text: str, spans: tuple[ScalarSpan, ...], source: str) -> list[Finding]:
+    """Shell-expansion warnings for raw kong.yml text, mapped to YAML paths where possible;
+    outside scalars (comments), one warning per line at `<source>:line:col`."""
+    grouped: dict[str, list[ShellIssue]] = {}
+    locations: dict[str, str] = {}
+    for issue in shell_issues(text):
+        key, location = _locate(issue.offset, text, spans, source)
+        grouped.setdefault(key, []).append(issue)
+        locations.setdefault(key, location)
+    return [
+        warning(
+            locations[key],
+            _message("this value" if key == locations[key] else "this line", issues),
+            _HINT,
+        )
+        for key, issues in grouped.items()
+    ]
+
+
+def _locate(offset: int, text: str, spans: tuple[ScalarSpan, ...], source: str) -> tuple[str, str]:
+    """(grouping key, reported path) of an offset: the scalar's YAML path, else the line."""
+    for span in spans:
+        if span.start <= offset < span.end:
+            return span.path, span.path
+    line = text.count("\n", 0, offset) + 1
+    column = offset - (text.rfind("\n", 0, offset) + 1) + 1
+    return f"{source}:{line}", f"{source}:{line}:{column}"
+
+
+def findings_for_document(doc: object) -> list[Finding]:
+    """Shell-expansion warnings for an already parsed document (keys and string values)."""
+    return [
+        warning(path, _message("this value", issues), _HINT)
+        for path, value in _strings(doc, "")
+        if (issues := shell_issues(value))
+    ]
+
+
+def _strings(value: object, path: str) -> Iterator[tuple[str, str]]:
+    if isinstance(value, str):
+        yield path or "(document)", value
+    elif isinstance(value, list):
+        for index, element in enumerate(value):
+            yield from _strings(element, item(path, index))
+    elif isinstance(value, Mapping):
+        for key, element in value.items():
+            if isinstance(key, str):
+                yield child(path, key), key
+            yield from _strings(element, child(path, key))

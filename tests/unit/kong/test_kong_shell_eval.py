@@ -1,0 +1,102 @@
+"""Supabase's kong entrypoint expands kong.yml with the shell (facts §7)."""
+
+from __future__ import annotations
+
+import pytest
+
+from supakong.kong import Finding, KongTarget, validate_kong_config, validate_kong_document
+
+HEADER = "_format_version: '2.1'\n"
+
+
+def shell_warnings(findings: list[Finding]) -> dict[str, Finding]:
+    return {f.path: f for f in findings if "kong entrypoint" in f.message}
+
+
+PLACEHOLDER_CASES = [
+    pytest.param("$SUPABASE_ANON_KEY", id="anon-key"),
+    pytest.param("${SUPABASE_SERVICE_KEY}", id="braced-service-key"),
+    pytest.param("$SUPABASE_PUBLISHABLE_KEY", id="publishable-key"),
+    pytest.param("$SUPABASE_SECRET_KEY", id="secret-key"),
+    pytest.param("$LUA_AUTH_EXPR", id="lua-expression"),
+    pytest.param("price in $", id="dollar-before-space-is-literal"),
+    pytest.param("'~/rest/v1/items$'", id="dollar-before-quote-is-literal"),
+]
+
+
+@pytest.mark.parametrize("value", PLACEHOLDER_CASES)
+def test_known_placeholders_and_literal_dollars_are_fine(value: str) -> None:
+    text = HEADER + f"consumers:\n  - username: anon\n    custom_id: {value}\n"
+    assert shell_warnings(validate_kong_config(text, KongTarget())) == {}
+
+
+CHANGED_CASES = [
+    pytest.param(
+        "custom_id: $HOME",
+        "consumers[0].custom_id",
+        "$HOME becomes the value",
+        id="unknown-variable-is-expanded",
+    ),
+    pytest.param(
+        "custom_id: ${JWT_SECRET:-x}",
+        "consumers[0].custom_id",
+        "becomes the value",
+        id="braced-unknown-variable",
+    ),
+    pytest.param(
+        "custom_id: a`id`b",
+        "consumers[0].custom_id",
+        "runs a shell command",
+        id="backticks-run-a-command",
+    ),
+    pytest.param(
+        "custom_id: $(whoami)",
+        "consumers[0].custom_id",
+        "runs a shell command",
+        id="command-substitution",
+    ),
+    pytest.param(
+        'custom_id: "anon"',
+        "consumers[0].custom_id",
+        "double quotes are removed",
+        id="double-quoted-yaml-scalar-loses-its-quotes",
+    ),
+    pytest.param(
+        "custom_id: 'say \"hi\"'",
+        "consumers[0].custom_id",
+        "double quotes",
+        id="double-quotes-inside-a-value",
+    ),
+    pytest.param(
+        "custom_id: 'a\\$b'",
+        "consumers[0].custom_id",
+        "backslash",
+        id="backslash-before-dollar-is-removed",
+    ),
+    pytest.param("custom_id: $1", "consumers[0].custom_id", "shell parameter", id="positional-parameter"),
+]
+
+
+@pytest.mark.parametrize(("line", "path", "fragment"), CHANGED_CASES)
+def test_values_the_entrypoint_would_change_are_warned_about(line: str, path: str, fragment: str) -> None:
+    text = HEADER + f"consumers:\n  - username: anon\n    {line}\n"
+    found = shell_warnings(validate_kong_config(text, KongTarget()))
+    assert list(found) == [path]
+    assert found[path].severity == "warning" and fragment in found[path].message
+
+
+def test_quoted_format_version_is_reported_at_its_path() -> None:
+    found = shell_warnings(validate_kong_config('_format_version: "2.1"\n', KongTarget()))
+    assert list(found) == ["_format_version"]
+
+
+def test_backticks_in_comments_are_reported_at_line_and_column() -> None:
+    text = HEADER + "# key-auth's `anonymous` fallback\nconsumers: []\n"
+    found = shell_warnings(validate_kong_config(text, KongTarget(), source="api/kong.yml"))
+    assert list(found) == ["api/kong.yml:2:14"]
+
+
+def test_parsed_documents_are_checked_on_their_values() -> None:
+    doc = {"_format_version": "2.1", "consumers": [{"username": "a", "custom_id": 'x"y'}]}
+    found = shell_warnings(validate_kong_document(doc, KongTarget()))
+    assert list(found) == ["consumers[0].custom_id"]
