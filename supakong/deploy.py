@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from .audit import append_argv, audit_line
 from .container import (
     ContainerState,
     exec_in_container,
@@ -22,12 +22,15 @@ from .container import (
     restart_container,
     wait_until_running,
 )
+from .faults import checkpoint
 from .errors import DeployError, InventoryError, RestartError, ValidationError, VerifyError
+from .hostlock import LockOwner, acquire, lock_path
 from .inventory import HostConfig
 from .kong.findings import Finding, has_errors
 from .kong.target import KongTarget
 from .kong.validate import validate_kong_config
 from .logs import fetch_logs, format_log_lines, interleave
+from .look import look
 from .plan import HostState, Plan, plan_deploy, unified_diff
 from .remote_file import read_remote_file, read_remote_text, replace_file_atomically, restore_backup
 from .render import render_kong_config, sha256_text
@@ -50,6 +53,7 @@ class DeployOptions:
     file: Path | None = None
     accept_new: bool = False
     wait_timeout: float = 60.0
+    lock_wait: float = 0.0
     settle: float = 2.0
     log_lines: int = 20
 
@@ -69,13 +73,8 @@ def desired_config(host: HostConfig, secrets: Secrets, options: DeployOptions) -
 
 
 def look_at_host(conn: HostConnection, host: HostConfig) -> HostState:
-    """The file's hash/stat and both containers, read concurrently (one round trip each)."""
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        file_future = pool.submit(read_remote_file, conn, host.kong_config_path)
-        api = conn.docker()
-        kong = inspect_container(api, host.kong_container)
-        realtime = inspect_container(api, host.realtime_container)
-        return HostState(file=file_future.result(), kong=kong, realtime=realtime)
+    """The file's hash/stat and both containers, in one command."""
+    return look(conn, host.kong_config_path, host.kong_container, host.realtime_container)[0]
 
 
 def kong_target(host: HostConfig, kong: ContainerState, realtime: ContainerState) -> KongTarget:
@@ -131,8 +130,13 @@ def check_mount(host: HostConfig, kong: ContainerState) -> None:
         )
 
 
-def deploy_host(host: HostConfig, options: DeployOptions, out: Output) -> HostResult:
-    """Run deploy-kong on one host; raise :class:`DeployError` on failure (after rollback)."""
+def deploy_host(host: HostConfig, options: DeployOptions, out: Output, task: str = "deploy-kong") -> HostResult:
+    """Run deploy-kong on one host; raise :class:`DeployError` on failure (after rollback).
+
+    Look without the lock; only when something is to change, take the host lock (which
+    re-reads the state under it) and plan again. Every run but ``--check`` appends an audit
+    line on the host, in the same command that releases the lock.
+    """
     started = time.monotonic()
     result = HostResult(host=host.name)
     secrets = load_secrets(host.secrets_env_file)
@@ -140,27 +144,72 @@ def deploy_host(host: HostConfig, options: DeployOptions, out: Output) -> HostRe
     source = str(options.file or host.template)
     desired_sha = sha256_text(text)
     with HostConnection(host, accept_new=options.accept_new) as conn:
-        state = look_at_host(conn, host)
-        result.timings["look"] = time.monotonic() - started
-        if options.skip_validate:
-            out.line("  ! --skip-validate: NOT checking the file against Kong's schema or Supabase pitfalls", host.name)
-        else:
-            validate_or_raise(text, kong_target(host, state.kong, state.realtime), source, out, host.name)
-        check_mount(host, state.kong)
-        plan = plan_deploy(desired_sha, state)
-        result.plan, result.old_sha256, result.new_sha256 = plan.describe(), state.file.sha256, desired_sha
-        out.line(f"  plan: {plan.describe()}", host.name)
-        if plan.replace and (options.check or options.diff):
-            old = read_remote_text(conn, host.kong_config_path) if state.file.exists else ""
-            out.line(unified_diff(old, text, host.kong_config_path) or "  (no textual difference)", host.name)
-        if options.check:
-            result.status = "pending" if plan.changes else "ok"
-            return _finish(result, started)
-        if not plan.changes:
-            result.message = "no change"
-            return _finish(result, started)
-        _apply(conn, host, state, plan, text, options, out, result, secrets)
-    return _finish(result, started)
+        owner: LockOwner | None = None
+        try:
+            state, _ = look(conn, host.kong_config_path, host.kong_container, host.realtime_container)
+            result.timings["look"] = time.monotonic() - started
+            checkpoint("looked")
+            _validate_and_check(host, state, text, source, options, out)
+            plan = _plan(desired_sha, state, result, out, host)
+            if plan.replace and (options.check or options.diff):
+                _print_diff(conn, host, state, text, out)
+            if options.check:
+                result.status = "pending" if plan.changes else "ok"
+                return _finish(result, started)
+            if plan.changes:
+                owner = LockOwner.current(task)
+                state = acquire(
+                    conn, host.kong_config_path, host.kong_container, host.realtime_container, owner,
+                    wait=options.lock_wait, notify=lambda msg: out.line(f"  {msg}", host.name),
+                )
+                checkpoint("locked")
+                plan = _plan(desired_sha, state, result, out, host, again=True)
+            if not plan.changes:
+                result.message = "no change"
+            else:
+                _apply(conn, host, state, plan, text, options, out, result, secrets)
+        except DeployError as exc:
+            result.status = "rolled_back" if isinstance(exc, RolledBackError) else "failed"
+            result.message = str(exc)
+            raise
+        finally:
+            if not options.check:
+                _finish(result, started)
+                _audit_and_release(conn, host, task, result, owner, out)
+    return result
+
+
+def _validate_and_check(
+    host: HostConfig, state: HostState, text: str, source: str, options: DeployOptions, out: Output
+) -> None:
+    if options.skip_validate:
+        out.line("  ! --skip-validate: NOT checking the file against Kong's schema or Supabase pitfalls", host.name)
+    else:
+        validate_or_raise(text, kong_target(host, state.kong, state.realtime), source, out, host.name)
+    check_mount(host, state.kong)
+
+
+def _plan(desired_sha: str, state: HostState, result: HostResult, out: Output, host: HostConfig, again: bool = False) -> Plan:
+    plan = plan_deploy(desired_sha, state)
+    result.plan, result.old_sha256, result.new_sha256 = plan.describe(), state.file.sha256, desired_sha
+    out.line(f"  plan{' (under the lock)' if again else ''}: {plan.describe()}", host.name)
+    return plan
+
+
+def _print_diff(conn: HostConnection, host: HostConfig, state: HostState, text: str, out: Output) -> None:
+    old = read_remote_text(conn, host.kong_config_path) if state.file.exists else ""
+    out.line(unified_diff(old, text, host.kong_config_path) or "  (no textual difference)", host.name)
+
+
+def _audit_and_release(
+    conn: HostConnection, host: HostConfig, task: str, result: HostResult, owner: LockOwner | None, out: Output
+) -> None:
+    """Append the audit line and release our lock, in one command; never raises."""
+    try:
+        conn.run(append_argv(host.kong_config_path, audit_line(task, result),
+                             lock_path(host.kong_config_path), owner.token if owner else ""))
+    except DeployError as exc:
+        out.line(f"  ! could not write the audit line / release the lock: {exc}", host.name)
 
 
 def _apply(
@@ -184,6 +233,7 @@ def _apply(
             expected_sha=state.file.sha256, mode=host.file_mode, keep=host.backups_keep, stamp=stamp,
         )
         out.line(f"  replaced {host.kong_config_path} (backup: {result.backup or 'none, file was new'})", host.name)
+        checkpoint("committed")
     result.status = "changed"
     try:
         _restart_and_verify(conn, host, state.kong, sha256_text(text), options, out, result, secrets)
@@ -207,6 +257,7 @@ def _restart_and_verify(
     t0 = time.monotonic()
     restart_container(api, host.kong_container)
     out.line(f"  restarted {host.kong_container}", host.name)
+    checkpoint("restarted")
     try:
         after = wait_until_running(
             api, host.kong_container, since=before.started_at, restarts_before=before.restart_count,
@@ -217,6 +268,7 @@ def _restart_and_verify(
         raise
     result.timings["restart"] = time.monotonic() - t0
     out.line(f"  {host.kong_container} is up: {after.describe()}", host.name)
+    checkpoint("up")
     _confirm_content(api, host, expected_sha)
     _print_logs(conn, host, after.started_at - 1, options, out)
     if options.verify:

@@ -15,9 +15,10 @@ import secrets
 from dataclasses import dataclass
 
 from .errors import TransportError
+from .faults import checkpoint
 from .transport import HostConnection
 
-BACKUP_DIR = ".supakong-backups"
+BACKUP_DIR = ".supakong/backups"
 ABSENT = "absent"
 
 _STAT_SCRIPT = r"""
@@ -48,6 +49,10 @@ fi
 sync "$tmp" 2>/dev/null || sync
 mv -f "$tmp" "$path"
 sync "$(dirname "$path")" 2>/dev/null || true
+# Under the host lock any other temp file is left over from a killed run: remove it.
+for old in "$(dirname "$path")"/."$(basename "$path")".supakong-*.tmp; do
+  [ -e "$old" ] && [ "$old" != "$tmp" ] && rm -f "$old"
+done
 ls -1t "$(dirname "$backup")" 2>/dev/null | grep -F "$(basename "$path")." | tail -n +$((keep + 1)) |
   while read -r old; do rm -f "$(dirname "$backup")/$old"; done
 sha256sum "$path" | cut -d' ' -f1
@@ -159,6 +164,7 @@ def replace_file_atomically(
     changed it since, nothing is replaced.
     """
     tmp = upload_temp(conn, path, content)
+    checkpoint("uploaded")
     backup = backup_path(path, stamp)
     try:
         conn.run(commit_argv(path, tmp, backup, expected_sha, mode, keep))

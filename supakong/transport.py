@@ -146,7 +146,7 @@ class HostConnection:
             if "not found in known_hosts" in str(exc):
                 raise TransportError(self._unknown_key_message()) from None
             raise TransportError(f"{self.host.name} ({self.address}): SSH failed: {mask(str(exc))}") from None
-        except (OSError, socket.timeout) as exc:
+        except (TimeoutError, OSError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or "timed out"
             raise TransportError(f"{self.host.name} ({self.address}): cannot connect: {reason}") from None
         return self
@@ -219,7 +219,7 @@ class HostConnection:
             stdout, stderr = _drain(channel, timeout)
             code = channel.recv_exit_status()
             channel.close()
-        except (paramiko.SSHException, OSError, socket.timeout) as exc:
+        except (TimeoutError, paramiko.SSHException, OSError) as exc:
             raise TransportError(f"{self.host.name}: `{mask(command)}` failed: {mask(str(exc)) or 'timed out'}") from None
         self.commands_run += 1
         result = CommandResult(tuple(argv), code, stdout, stderr)
@@ -263,8 +263,8 @@ def _drain(channel: paramiko.Channel, timeout: float) -> tuple[bytes, bytes]:
             break
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise socket.timeout(f"no end of output after {timeout:.0f}s")
+            raise TimeoutError(f"no end of output after {timeout:.0f}s")
         select.select([channel], [], [], min(remaining, 1.0))
     if not channel.status_event.wait(max(deadline - time.monotonic(), 0.1)):
-        raise socket.timeout(f"no exit status after {timeout:.0f}s")
+        raise TimeoutError(f"no exit status after {timeout:.0f}s")
     return bytes(out), bytes(err)

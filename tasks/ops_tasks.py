@@ -11,7 +11,8 @@ from supakong.container import inspect_container, restart_container, wait_until_
 from supakong.deploy import DeployOptions, _confirm_content, run_verification
 from supakong.fleet import Rollout
 from supakong.inventory import load_inventory
-from supakong.logs import fetch_logs, format_log_lines, grep as grep_lines, interleave
+from supakong.logs import fetch_logs, format_log_lines, interleave
+from supakong.logs import grep as grep_lines
 from supakong.remote_file import list_backups, read_remote_file, restore_backup
 from supakong.report import HostResult, Output
 from supakong.runner import exits_cleanly, fail, inventory_path, run_task, select_hosts

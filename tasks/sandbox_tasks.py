@@ -6,7 +6,10 @@ from fabric import task
 from invoke import Context
 
 from supakong.runner import exits_cleanly
-from supakong.sandbox import SandboxSpec, sandbox_down as down, sandbox_reset as reset, sandbox_up as up
+from supakong.sandbox import SandboxSpec
+from supakong.sandbox import sandbox_down as down
+from supakong.sandbox import sandbox_reset as reset
+from supakong.sandbox import sandbox_up as up
 
 
 @task
