@@ -24,7 +24,7 @@ from .container import (
 )
 from .faults import checkpoint
 from .errors import DeployError, InventoryError, RestartError, ValidationError, VerifyError
-from .hostlock import LockOwner, acquire, lock_path
+from .hostlock import LockOwner, acquire, break_if_stale, lock_path
 from .inventory import HostConfig
 from .kong.findings import Finding, has_errors
 from .kong.target import KongTarget
@@ -146,8 +146,12 @@ def deploy_host(host: HostConfig, options: DeployOptions, out: Output, task: str
     with HostConnection(host, accept_new=options.accept_new) as conn:
         owner: LockOwner | None = None
         try:
-            state, _ = look(conn, host.kong_config_path, host.kong_container, host.realtime_container)
+            state, lock_status = look(
+                conn, host.kong_config_path, host.kong_container, host.realtime_container,
+                lock=lock_path(host.kong_config_path),
+            )
             result.timings["look"] = time.monotonic() - started
+            result.old_sha256, result.new_sha256 = state.file.sha256, desired_sha
             checkpoint("looked")
             _validate_and_check(host, state, text, source, options, out)
             plan = _plan(desired_sha, state, result, out, host)
@@ -166,6 +170,9 @@ def deploy_host(host: HostConfig, options: DeployOptions, out: Output, task: str
                 plan = _plan(desired_sha, state, result, out, host, again=True)
             if not plan.changes:
                 result.message = "no change"
+                if owner is None:
+                    break_if_stale(conn, host.kong_config_path, lock_status,
+                                   notify=lambda msg: out.line(f"  {msg}", host.name))
             else:
                 _apply(conn, host, state, plan, text, options, out, result, secrets)
         except DeployError as exc:

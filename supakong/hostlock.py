@@ -119,14 +119,17 @@ def acquire(
     """Take the lock (waiting up to ``wait`` seconds) and return the host's state as seen
     under it. Raises :class:`LockedError` naming the holder."""
     path = lock_path(config_path)
-    deadline, delay, told = time.monotonic() + wait, 0.2, False
+    deadline, delay, told, broken = time.monotonic() + wait, 0.2, False, set()
     while True:
         state, status = look(conn, config_path, kong, realtime, lock=path, details=owner.to_json())
         if status.status == "acquired":
             return state
         if is_stale(status, stale_after):
+            if status.details in broken:
+                raise LockedError(f"{conn.host.name}: cannot remove the stale lock {path}; remove it by hand")
             notify(f"breaking a stale lock held by {describe_holder(status.details)} ({status.age}s old)")
             conn.run(["sh", "-c", _BREAK_SCRIPT, "sh", path, status.details])
+            broken.add(status.details)
             continue
         holder = describe_holder(status.details)
         if time.monotonic() >= deadline:
@@ -139,6 +142,20 @@ def acquire(
             told = True
         time.sleep(min(delay, max(deadline - time.monotonic(), 0.05)))
         delay = min(delay * 1.5, 2.0)
+
+
+def break_if_stale(
+    conn: HostConnection, config_path: str, status: LockStatus, *, stale_after: float = DEFAULT_STALE_AFTER,
+    notify: Callable[[str], None] = lambda _: None,
+) -> None:
+    """Seen by a run that does not need the lock: remove a stale one, mention a live one."""
+    if status.status != "held":
+        return
+    if is_stale(status, stale_after):
+        notify(f"removing a stale lock held by {describe_holder(status.details)} ({status.age}s old)")
+        conn.run(["sh", "-c", _BREAK_SCRIPT, "sh", lock_path(config_path), status.details])
+    else:
+        notify(f"note: another deploy holds the lock: {describe_holder(status.details)}")
 
 
 def release_argv(config_path: str, owner: LockOwner) -> list[str]:

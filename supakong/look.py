@@ -25,16 +25,15 @@ else
   echo absent
 fi
 echo '### lock'
-if [ -n "$details" ]; then
-  mkdir -p "$(dirname "$lock")"
-  if mkdir "$lock" 2>/dev/null; then
-    printf '%s\n' "$details" > "$lock/details"; echo acquired
-  else
-    now=$(date +%s); since=$(stat -c %Y "$lock" 2>/dev/null || echo "$now")
-    echo "held $((now - since))"; cat "$lock/details" 2>/dev/null || echo '{}'
-  fi
-else
+if [ -z "$lock" ]; then
   echo none
+elif [ -n "$details" ] && mkdir -p "$(dirname "$lock")" && mkdir "$lock" 2>/dev/null; then
+  printf '%s\n' "$details" > "$lock/details"; echo acquired
+elif [ -d "$lock" ]; then
+  now=$(date +%s); since=$(stat -c %Y "$lock" 2>/dev/null || echo "$now")
+  echo "held $((now - since))"; cat "$lock/details" 2>/dev/null || echo '{}'
+else
+  echo free
 fi
 echo '### containers'
 docker inspect "$kong" "$realtime" 2>&1 || true

@@ -58,6 +58,21 @@ class Output:
             self.line(row, host)
 
 
+class BufferOutput(Output):
+    """An :class:`Output` that keeps what it printed (for embedding supakong, and tests)."""
+
+    def __init__(self, *, prefix_hosts: bool = False) -> None:
+        import io
+
+        self.buffer = io.StringIO()
+        super().__init__(self.buffer, prefix_hosts=prefix_hosts)
+
+    @property
+    def text(self) -> str:
+        """Everything printed so far (already masked)."""
+        return self.buffer.getvalue()
+
+
 def worst_status(results: Mapping[str, HostResult]) -> str:
     """The worst status among the results (``ok`` for none)."""
     return max((r.status for r in results.values()), key=STATUSES.index, default="ok")

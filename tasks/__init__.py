@@ -33,6 +33,7 @@ from . import kong_tasks, ops_tasks, sandbox_tasks
         "serial": "Rolling deploy: hosts per batch",
         "max-fail": "Stop the rollout after this many (or this percentage of) failed hosts",
         "report": "Write a JSON report of the run to this file",
+        "lock-wait": "Wait up to this many seconds for another deploy's host lock (default: fail at once)",
     }
 )
 @exits_cleanly
@@ -50,12 +51,13 @@ def deploy_kong(
     serial: int | None = None,
     max_fail: str | None = None,
     report: str | None = None,
+    lock_wait: float = 0.0,
 ) -> None:
     """Render, validate, diff, replace, restart, verify Kong's config (rolls back on failure)."""
     hosts = select_hosts(c, group, require=True)
     options = DeployOptions(
         check=check, diff=diff, verify=verify, rollback=rollback, skip_validate=skip_validate,
-        file=Path(file) if file else None, accept_new=accept_new,
+        file=Path(file) if file else None, accept_new=accept_new, lock_wait=float(lock_wait),
     )
 
     def action(host, out: Output) -> HostResult:  # type: ignore[no-untyped-def]
@@ -101,6 +103,7 @@ ns = Collection(
     ops_tasks.backups,
     ops_tasks.rollback_kong,
     ops_tasks.hosts,
+    ops_tasks.audit,
     sandbox_tasks.sandbox_up,
     sandbox_tasks.sandbox_down,
     sandbox_tasks.sandbox_reset,

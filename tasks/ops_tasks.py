@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json as _json
 import time
 
 from fabric import task
 from invoke import Context
 
+from supakong.audit import audit_path, read_audit
 from supakong.container import inspect_container, restart_container, wait_until_running
 from supakong.deploy import DeployOptions, _confirm_content, run_verification
 from supakong.fleet import Rollout
@@ -101,6 +103,23 @@ def rollback_kong(c: Context, to: str | None = None, verify: bool = True) -> Non
         return result
 
     run_task("rollback-kong", hosts, action, rollout=Rollout(parallel=10))
+
+
+@task(help={"lines": "How many entries (default 20)", "json": "Print the raw JSON lines"})
+@exits_cleanly
+def audit(c: Context, lines: int = 20, json: bool = False) -> None:
+    """The audit log on -H HOST: one line per deploy (when, who, from where, sha256, result)."""
+    for host in select_hosts(c, require=True):
+        with HostConnection(host) as conn:
+            entries = read_audit(conn, host.kong_config_path, lines)
+        print(f"{host.name}: last {len(entries)} runs ({audit_path(host.kong_config_path)})")
+        for e in entries:
+            if json or "raw" in e:
+                Output().line(_json.dumps(e, sort_keys=True))
+                continue
+            sha = f"{(e.get('old_sha256') or '')[:8]}→{(e.get('new_sha256') or '')[:8]}"
+            Output().line(f"  {e.get('when')} {e.get('who')}@{e.get('from')} {e.get('task')} {e.get('result'):<11}"
+                          f" {sha} {e.get('seconds')}s {e.get('message') or e.get('plan')}")
 
 
 @task

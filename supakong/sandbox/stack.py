@@ -112,6 +112,11 @@ def seed_config(spec: SandboxSpec, force: bool = False) -> None:
     for d in (spec.srv_dir, spec.srv_dir / "volumes", path.parent):
         shutil.chown(d, SSH_USER, SSH_USER)
         d.chmod(0o755)
+    if force:
+        # A fresh before state: no backups, lock, audit log or temp files of earlier runs.
+        shutil.rmtree(path.parent / ".supakong", ignore_errors=True)
+        for stray in path.parent.glob(f".{path.name}.supakong-*.tmp"):
+            stray.unlink()
     if force or not path.exists():
         path.write_text(SEED_CONFIG.read_text())
         path.chmod(0o640)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from supakong.inventory import HostConfig, load_inventory
-from supakong.report import Output
+from supakong.report import BufferOutput
 from supakong.sandbox import SandboxSpec, sandbox_reset, sandbox_up
 from supakong.secrets import Secrets, load_secrets
 
@@ -43,20 +43,6 @@ def secrets(host: HostConfig) -> Secrets:
     return load_secrets(host.secrets_env_file)
 
 
-class Captured(Output):
-    """An Output that keeps what it printed, for assertions."""
-
-    def __init__(self) -> None:
-        import io
-
-        self.buffer = io.StringIO()
-        super().__init__(self.buffer)
-
-    @property
-    def text(self) -> str:
-        return self.buffer.getvalue()
-
-
 @pytest.fixture()
-def out() -> Captured:
-    return Captured()
+def out() -> BufferOutput:
+    return BufferOutput()

@@ -14,6 +14,7 @@ import pytest
 from realtime import AsyncRealtimeClient, RealtimeSubscribeStates
 
 from supakong.deploy import DeployOptions, deploy_host
+from supakong.report import BufferOutput
 from supakong.sandbox.stack import KONG_ENTRYPOINT, _runtime_binds, docker_client
 
 REPO = Path(__file__).resolve().parents[2]
@@ -30,9 +31,7 @@ def deployed(sandbox_spec, host, out_module):
 
 @pytest.fixture(scope="module")
 def out_module():
-    from conftest import Captured
-
-    return Captured()
+    return BufferOutput()
 
 
 async def subscribe_with_official_client(url: str, token: str) -> str:
