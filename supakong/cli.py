@@ -16,7 +16,7 @@ from invoke import Collection
 from . import __version__
 
 
-class FleetExecutor(fabric.Executor):  # type: ignore[misc]
+class FleetExecutor(fabric.Executor):
     """Run each task once, with ``-H`` available as ``c.config.supakong_hosts``."""
 
     def expand_calls(self, calls: list[Any], apply_hosts: bool = True) -> list[Any]:

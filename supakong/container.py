@@ -111,8 +111,10 @@ def is_crash_looping(state: ContainerState, *, restarts_before: int, since: floa
     """True when the container exited or restarted again after our restart."""
     if state.started_at <= since and not state.restarting and state.running:
         return False  # our restart has not happened yet
-    return state.restarting or state.restart_count > restarts_before or (
-        not state.running and state.exit_code != 0 and state.started_at > since
+    return (
+        state.restarting
+        or state.restart_count > restarts_before
+        or (not state.running and state.exit_code != 0 and state.started_at > since)
     )
 
 

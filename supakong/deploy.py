@@ -22,8 +22,8 @@ from .container import (
     restart_container,
     wait_until_running,
 )
-from .faults import checkpoint
 from .errors import DeployError, InventoryError, RestartError, ValidationError, VerifyError
+from .faults import checkpoint
 from .hostlock import LockOwner, acquire, break_if_stale, lock_path
 from .inventory import HostConfig
 from .kong.findings import Finding, has_errors
@@ -84,7 +84,9 @@ def kong_target(host: HostConfig, kong: ContainerState, realtime: ContainerState
     plugins = host.kong_plugins or kong.env.get("KONG_PLUGINS")
     if host.kong_version:
         extra = {"plugins": tuple(p.strip() for p in plugins.split(",") if p.strip())} if plugins else {}
-        return KongTarget(version=host.kong_version, edition=host.kong_edition or "oss", realtime_tenant=tenant, **extra)
+        return KongTarget(
+            version=host.kong_version, edition=host.kong_edition or "oss", realtime_tenant=tenant, **extra
+        )
     if not kong.exists:
         raise InventoryError(
             f"{host.name}: container {host.kong_container} does not exist and kong_version is not set;"
@@ -147,7 +149,10 @@ def deploy_host(host: HostConfig, options: DeployOptions, out: Output, task: str
         owner: LockOwner | None = None
         try:
             state, lock_status = look(
-                conn, host.kong_config_path, host.kong_container, host.realtime_container,
+                conn,
+                host.kong_config_path,
+                host.kong_container,
+                host.realtime_container,
                 lock=lock_path(host.kong_config_path),
             )
             result.timings["look"] = time.monotonic() - started
@@ -163,16 +168,22 @@ def deploy_host(host: HostConfig, options: DeployOptions, out: Output, task: str
             if plan.changes:
                 owner = LockOwner.current(task)
                 state = acquire(
-                    conn, host.kong_config_path, host.kong_container, host.realtime_container, owner,
-                    wait=options.lock_wait, notify=lambda msg: out.line(f"  {msg}", host.name),
+                    conn,
+                    host.kong_config_path,
+                    host.kong_container,
+                    host.realtime_container,
+                    owner,
+                    wait=options.lock_wait,
+                    notify=lambda msg: out.line(f"  {msg}", host.name),
                 )
                 checkpoint("locked")
                 plan = _plan(desired_sha, state, result, out, host, again=True)
             if not plan.changes:
                 result.message = "no change"
                 if owner is None:
-                    break_if_stale(conn, host.kong_config_path, lock_status,
-                                   notify=lambda msg: out.line(f"  {msg}", host.name))
+                    break_if_stale(
+                        conn, host.kong_config_path, lock_status, notify=lambda msg: out.line(f"  {msg}", host.name)
+                    )
             else:
                 _apply(conn, host, state, plan, text, options, out, result, secrets)
         except DeployError as exc:
@@ -196,7 +207,9 @@ def _validate_and_check(
     check_mount(host, state.kong)
 
 
-def _plan(desired_sha: str, state: HostState, result: HostResult, out: Output, host: HostConfig, again: bool = False) -> Plan:
+def _plan(
+    desired_sha: str, state: HostState, result: HostResult, out: Output, host: HostConfig, again: bool = False
+) -> Plan:
     plan = plan_deploy(desired_sha, state)
     result.plan, result.old_sha256, result.new_sha256 = plan.describe(), state.file.sha256, desired_sha
     out.line(f"  plan{' (under the lock)' if again else ''}: {plan.describe()}", host.name)
@@ -213,8 +226,14 @@ def _audit_and_release(
 ) -> None:
     """Append the audit line and release our lock, in one command; never raises."""
     try:
-        conn.run(append_argv(host.kong_config_path, audit_line(task, result),
-                             lock_path(host.kong_config_path), owner.token if owner else ""))
+        conn.run(
+            append_argv(
+                host.kong_config_path,
+                audit_line(task, result),
+                lock_path(host.kong_config_path),
+                owner.token if owner else "",
+            )
+        )
     except DeployError as exc:
         out.line(f"  ! could not write the audit line / release the lock: {exc}", host.name)
 
@@ -236,8 +255,13 @@ def _apply(
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     if plan.replace:
         result.backup = replace_file_atomically(
-            conn, host.kong_config_path, text.encode("utf-8"),
-            expected_sha=state.file.sha256, mode=host.file_mode, keep=host.backups_keep, stamp=stamp,
+            conn,
+            host.kong_config_path,
+            text.encode("utf-8"),
+            expected_sha=state.file.sha256,
+            mode=host.file_mode,
+            keep=host.backups_keep,
+            stamp=stamp,
         )
         out.line(f"  replaced {host.kong_config_path} (backup: {result.backup or 'none, file was new'})", host.name)
         checkpoint("committed")
@@ -267,8 +291,12 @@ def _restart_and_verify(
     checkpoint("restarted")
     try:
         after = wait_until_running(
-            api, host.kong_container, since=before.started_at, restarts_before=before.restart_count,
-            timeout=options.wait_timeout, settle=options.settle,
+            api,
+            host.kong_container,
+            since=before.started_at,
+            restarts_before=before.restart_count,
+            timeout=options.wait_timeout,
+            settle=options.settle,
         )
     except RestartError:
         _print_logs(conn, host, before.started_at, options, out)

@@ -36,7 +36,7 @@ class _DialStdioConnection(urllib3.connection.HTTPConnection):
         channel = self._ssh_transport.open_session(timeout=self._channel_timeout)
         channel.settimeout(self._channel_timeout)
         channel.exec_command(DIAL_STDIO)
-        self.sock = channel  # type: ignore[assignment]
+        self.sock = channel
 
 
 class _DialStdioPool(urllib3.connectionpool.HTTPConnectionPool):
@@ -70,7 +70,7 @@ class _DialStdioAdapter(requests.adapters.HTTPAdapter):
         self._pool.close()
 
 
-class SSHDockerClient(docker.APIClient):  # type: ignore[misc]
+class SSHDockerClient(docker.APIClient):
     """docker-py's low-level API client, speaking HTTP over our SSH connection."""
 
     def __init__(self, transport: paramiko.Transport, *, timeout: float = 60.0, version: str = "auto") -> None:

@@ -56,14 +56,19 @@ def run_one(host: HostConfig, action: HostAction, out: Output) -> HostResult:
     except Exception as exc:  # noqa: BLE001 - one host's bug must not hide the others' results
         if os.environ.get("SUPAKONG_DEBUG"):
             out.line(mask(traceback.format_exc()), host.name)
-        result = HostResult(host=host.name, status="failed", message=mask(f"internal error: {type(exc).__name__}: {exc}"))
+        result = HostResult(
+            host=host.name, status="failed", message=mask(f"internal error: {type(exc).__name__}: {exc}")
+        )
     out.line(f"  ✗ {result.message}", host.name)
     result.seconds = time.monotonic() - started
     return result
 
 
-def run_on_hosts(hosts: Sequence[HostConfig], action: HostAction, out: Output, rollout: Rollout = Rollout()) -> dict[str, HostResult]:
+def run_on_hosts(
+    hosts: Sequence[HostConfig], action: HostAction, out: Output, rollout: Rollout | None = None
+) -> dict[str, HostResult]:
     """Run ``action`` on every host per ``rollout``; return ``{host: result}`` in host order."""
+    rollout = rollout or Rollout()
     results: dict[str, HostResult] = {}
     budget = rollout.failure_budget(len(hosts))
     for batch in rollout.batches(hosts):
@@ -77,6 +82,8 @@ def run_on_hosts(hosts: Sequence[HostConfig], action: HostAction, out: Output, r
         failed = sum(r.status in ("failed", "rolled_back") for r in results.values())
         if failed > budget:
             for h in hosts:
-                results.setdefault(h.name, HostResult(host=h.name, status="failed", message="not run: rollout stopped (--max-fail)"))
+                results.setdefault(
+                    h.name, HostResult(host=h.name, status="failed", message="not run: rollout stopped (--max-fail)")
+                )
             break
     return {h.name: results[h.name] for h in hosts}

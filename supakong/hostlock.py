@@ -67,8 +67,14 @@ class LockOwner:
     @classmethod
     def current(cls, task: str) -> LockOwner:
         """This process as a lock owner."""
-        return cls(secrets.token_hex(8), getpass.getuser(), socket.gethostname(), os.getpid(), task,
-                   datetime.now(UTC).isoformat(timespec="seconds"))
+        return cls(
+            secrets.token_hex(8),
+            getpass.getuser(),
+            socket.gethostname(),
+            os.getpid(),
+            task,
+            datetime.now(UTC).isoformat(timespec="seconds"),
+        )
 
     def to_json(self) -> str:
         """One line of JSON."""
@@ -145,7 +151,11 @@ def acquire(
 
 
 def break_if_stale(
-    conn: HostConnection, config_path: str, status: LockStatus, *, stale_after: float = DEFAULT_STALE_AFTER,
+    conn: HostConnection,
+    config_path: str,
+    status: LockStatus,
+    *,
+    stale_after: float = DEFAULT_STALE_AFTER,
     notify: Callable[[str], None] = lambda _: None,
 ) -> None:
     """Seen by a run that does not need the lock: remove a stale one, mention a live one."""

@@ -78,9 +78,7 @@ class Inventory:
             return self.hosts[name]
         except KeyError:
             known = ", ".join(sorted(self.hosts)) or "none"
-            raise InventoryError(
-                f"{self.path}: unknown host {name!r} (known hosts: {known})"
-            ) from None
+            raise InventoryError(f"{self.path}: unknown host {name!r} (known hosts: {known})") from None
 
     def select(self, names: Iterable[str] = (), group: str | None = None) -> list[HostConfig]:
         """Hosts named in ``names`` (``-H``), else the members of ``group``, else every host."""
@@ -103,9 +101,7 @@ def check_allowed(host: HostConfig, environ: Mapping[str, str] | None = None) ->
         return
     patterns = [p.strip() for p in allow.split(",") if p.strip()]
     if not any(fnmatch.fnmatchcase(host.name, p) for p in patterns):
-        raise InventoryError(
-            f"host {host.name!r} is not allowed by {ALLOWLIST_ENV}={allow!r}; refusing to contact it"
-        )
+        raise InventoryError(f"host {host.name!r} is not allowed by {ALLOWLIST_ENV}={allow!r}; refusing to contact it")
 
 
 def load_inventory(path: Path = DEFAULT_INVENTORY) -> Inventory:

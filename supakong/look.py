@@ -89,9 +89,13 @@ def parse_lock(text: str) -> LockStatus:
     return LockStatus(head[0])
 
 
-def look(conn: HostConnection, path: str, kong: str, realtime: str, *, lock: str = "", details: str = "") -> tuple[HostState, LockStatus]:
+def look(
+    conn: HostConnection, path: str, kong: str, realtime: str, *, lock: str = "", details: str = ""
+) -> tuple[HostState, LockStatus]:
     """Read the host's state (and try the lock when ``details`` is given) in one command."""
     sections = split_sections(conn.run(look_argv(path, kong, realtime, lock, details)).text)
     states = parse_containers(sections.get("containers", ""), (kong, realtime), conn.host.name)
-    state = HostState(file=parse_stat(path, sections.get("file", "absent")), kong=states[kong], realtime=states[realtime])
+    state = HostState(
+        file=parse_stat(path, sections.get("file", "absent")), kong=states[kong], realtime=states[realtime]
+    )
     return state, parse_lock(sections.get("lock", "none"))

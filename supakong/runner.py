@@ -70,13 +70,13 @@ def run_task(
     hosts: list[HostConfig],
     action: HostAction,
     *,
-    rollout: Rollout = Rollout(),
+    rollout: Rollout | None = None,
     report: str | None = None,
     out: Output | None = None,
 ) -> Mapping[str, HostResult]:
     """Run ``action`` over ``hosts``, print the recap, write the report, exit non-zero on failure."""
     out = out or Output(prefix_hosts=len(hosts) > 1)
-    results = run_on_hosts(hosts, action, out, rollout)
+    results = run_on_hosts(hosts, action, out, rollout or Rollout())
     out.lines(recap_lines(results))
     if report:
         Path(report).write_text(report_json(name, results) + "\n", encoding="utf-8")

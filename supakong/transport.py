@@ -105,10 +105,9 @@ class HostConnection:
         cfg = self._fabric.ssh_config
         user = cfg.get("userknownhostsfile", DEFAULT_KNOWN_HOSTS)
         glob = cfg.get("globalknownhostsfile", DEFAULT_GLOBAL_KNOWN_HOSTS)
-        split = (lambda v: v if isinstance(v, list) else shlex.split(v))
         return (
-            [Path(os.path.expanduser(p)) for p in split(user)],
-            [Path(os.path.expanduser(p)) for p in split(glob)],
+            [Path(os.path.expanduser(p)) for p in _split_paths(user)],
+            [Path(os.path.expanduser(p)) for p in _split_paths(glob)],
         )
 
     def _install_host_key_policy(self) -> None:
@@ -220,7 +219,9 @@ class HostConnection:
             code = channel.recv_exit_status()
             channel.close()
         except (TimeoutError, paramiko.SSHException, OSError) as exc:
-            raise TransportError(f"{self.host.name}: `{mask(command)}` failed: {mask(str(exc)) or 'timed out'}") from None
+            raise TransportError(
+                f"{self.host.name}: `{mask(command)}` failed: {mask(str(exc)) or 'timed out'}"
+            ) from None
         self.commands_run += 1
         result = CommandResult(tuple(argv), code, stdout, stderr)
         if check and code != 0:
@@ -244,6 +245,11 @@ class HostConnection:
 
             self._docker = docker_api_over_ssh(self.transport, host_name=self.host.name)
         return self._docker
+
+
+def _split_paths(value: str | list[str]) -> list[str]:
+    """ssh_config path lists come as a list (paramiko) or a space-separated string."""
+    return value if isinstance(value, list) else shlex.split(value)
 
 
 def _drain(channel: paramiko.Channel, timeout: float) -> tuple[bytes, bytes]:

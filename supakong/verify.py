@@ -76,9 +76,7 @@ def _redact(text: str, secret: str) -> str:
 
 def _redact_report(report: VerifyReport, secret: str) -> VerifyReport:
     """The same report with the secret scrubbed from every string it holds."""
-    stages = tuple(
-        dataclasses.replace(stage, detail=_redact(stage.detail, secret)) for stage in report.stages
-    )
+    stages = tuple(dataclasses.replace(stage, detail=_redact(stage.detail, secret)) for stage in report.stages)
     diagnosis = report.diagnosis
     if diagnosis is not None:
         diagnosis = dataclasses.replace(
@@ -98,9 +96,7 @@ def realtime_websocket_url(public_url: str, apikey: str, vsn: str = "2.0.0") -> 
     parts = urlsplit(public_url.strip())
     scheme = _SCHEMES.get(parts.scheme.lower())
     if scheme is None or not parts.hostname:
-        raise VerifyError(
-            f"public URL must look like http(s)://host[:port][/prefix], got {public_url!r}"
-        )
+        raise VerifyError(f"public URL must look like http(s)://host[:port][/prefix], got {public_url!r}")
     path = parts.path.rstrip("/") + REALTIME_WEBSOCKET_PATH
     query = urlencode({"apikey": apikey, "vsn": vsn}, quote_via=quote)
     return urlunsplit((scheme, parts.netloc, path, query, ""))
@@ -159,8 +155,14 @@ def verify_realtime(
     """Synchronous `verify_realtime_async` (runs its own event loop)."""
     return asyncio.run(
         verify_realtime_async(
-            public_url, apikey, channel=channel, vsn=vsn, timeout=timeout,
-            negative_probe=negative_probe, ca_file=ca_file, origin=origin,
+            public_url,
+            apikey,
+            channel=channel,
+            vsn=vsn,
+            timeout=timeout,
+            negative_probe=negative_probe,
+            ca_file=ca_file,
+            origin=origin,
         )
     )
 

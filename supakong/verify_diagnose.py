@@ -61,18 +61,13 @@ NOT_JWT_CAUSE = (
     "opaque sb_ key reached Realtime untranslated)"
 )
 NOT_JWT_FIX = "check the request-transformer of the realtime route and the key you pass"
-ANONYMOUS_CAUSE = (
-    "Kong accepted an invalid apikey: key-auth `anonymous` fallback is masking bad keys"
-)
+ANONYMOUS_CAUSE = "Kong accepted an invalid apikey: key-auth `anonymous` fallback is masking bad keys"
 ANONYMOUS_FIX = "remove `anonymous:` from the key-auth plugin on the realtime route"
-DB_CAUSE = (
-    "Realtime cannot use the project database (unreachable, out of connections, or still "
-    "starting)"
-)
+DB_CAUSE = "Realtime cannot use the project database (unreachable, out of connections, or still starting)"
 DB_FIX = "check realtime's DB_* settings and that Postgres is up; retry if it was initializing"
 UPGRADE_LOST_FIX = (
     "forward `Upgrade` and `Connection` in any proxy in front of Kong (nginx: "
-    "proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade; Connection \"upgrade\")"
+    'proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade; Connection "upgrade")'
 )
 
 
@@ -115,90 +110,166 @@ def _rule(
     *,
     empty_body: bool = False,
 ) -> _HandshakeRule:
-    wanted = None if statuses is None else frozenset(
-        (statuses,) if isinstance(statuses, int) else statuses
-    )
+    wanted = None if statuses is None else frozenset((statuses,) if isinstance(statuses, int) else statuses)
     return _HandshakeRule(wanted, sources, needle, cause, fix, empty_body)
 
 
 # First match wins: specific Kong rows, then Realtime rows, then broad rows.
 HANDSHAKE_RULES: tuple[_HandshakeRule, ...] = (
-    _rule(401, _K, "no api key found",
-          "Kong's key-auth found no apikey in the request",
-          "pass the anon key as ?apikey= (supabase-js does) and keep key-auth key_names "
-          "[apikey] with key_in_query true"),
+    _rule(
+        401,
+        _K,
+        "no api key found",
+        "Kong's key-auth found no apikey in the request",
+        "pass the anon key as ?apikey= (supabase-js does) and keep key-auth key_names [apikey] with key_in_query true",
+    ),
     _rule(401, _K, "invalid authentication credentials", STALE_KEY_CAUSE, STALE_KEY_FIX),
     _rule(401, _K, "unauthorized", STALE_KEY_CAUSE, STALE_KEY_FIX),
-    _rule(401, _K, "duplicate api key",
-          "the request carries the apikey twice with different values (header and query)",
-          "send the key once, as ?apikey= on the WebSocket URL"),
-    _rule(401, _K, None,
-          "Kong refused the request with 401 (key-auth or acl on the realtime route)",
-          "check the key-auth and acl plugins of the realtime route and the anon consumer"),
-    _rule(403, _K, "cannot consume this service",
-          "Kong's acl refused the consumer: its group is not allowed on the realtime route",
-          "allow the consumer's group (anon, admin) in the realtime route's acl plugin and keep "
-          "the consumer's `acls:` entry"),
-    _rule(403, _K, "access is forbidden",
-          "a request-termination plugin answers this path instead of Realtime",
-          "remove request-termination from the realtime-v1-ws route"),
-    _rule(404, _K, "no route matched",
-          "Kong has no route for /realtime/v1/ (route missing, or the new kong.yml was not loaded)",
-          "add the realtime-v1-ws route (paths [/realtime/v1/], strip_path true), check "
-          "`kong config parse` and restart kong"),
-    _rule(426, _K, "https",
-          "the realtime route only accepts https (route protocols) but the URL is http",
-          "use the https:// public URL, or keep the route's default protocols [http, https]"),
-    _rule(503, _K, "name resolution failed",
-          "Kong cannot resolve the realtime upstream host (container renamed, or not on "
-          "Kong's Docker network)",
-          "name the realtime container realtime-dev.supabase-realtime on a network shared with "
-          "kong; keep KONG_DNS_ORDER=LAST,A,CNAME"),
-    _rule(503, _K, "failure to get a peer",
-          "Kong's upstream for realtime has no healthy target",
-          "check the upstream's targets and the realtime container's health"),
+    _rule(
+        401,
+        _K,
+        "duplicate api key",
+        "the request carries the apikey twice with different values (header and query)",
+        "send the key once, as ?apikey= on the WebSocket URL",
+    ),
+    _rule(
+        401,
+        _K,
+        None,
+        "Kong refused the request with 401 (key-auth or acl on the realtime route)",
+        "check the key-auth and acl plugins of the realtime route and the anon consumer",
+    ),
+    _rule(
+        403,
+        _K,
+        "cannot consume this service",
+        "Kong's acl refused the consumer: its group is not allowed on the realtime route",
+        "allow the consumer's group (anon, admin) in the realtime route's acl plugin and keep "
+        "the consumer's `acls:` entry",
+    ),
+    _rule(
+        403,
+        _K,
+        "access is forbidden",
+        "a request-termination plugin answers this path instead of Realtime",
+        "remove request-termination from the realtime-v1-ws route",
+    ),
+    _rule(
+        404,
+        _K,
+        "no route matched",
+        "Kong has no route for /realtime/v1/ (route missing, or the new kong.yml was not loaded)",
+        "add the realtime-v1-ws route (paths [/realtime/v1/], strip_path true), check "
+        "`kong config parse` and restart kong",
+    ),
+    _rule(
+        426,
+        _K,
+        "https",
+        "the realtime route only accepts https (route protocols) but the URL is http",
+        "use the https:// public URL, or keep the route's default protocols [http, https]",
+    ),
+    _rule(
+        503,
+        _K,
+        "name resolution failed",
+        "Kong cannot resolve the realtime upstream host (container renamed, or not on Kong's Docker network)",
+        "name the realtime container realtime-dev.supabase-realtime on a network shared with "
+        "kong; keep KONG_DNS_ORDER=LAST,A,CNAME",
+    ),
+    _rule(
+        503,
+        _K,
+        "failure to get a peer",
+        "Kong's upstream for realtime has no healthy target",
+        "check the upstream's targets and the realtime container's health",
+    ),
     _rule(404, _R, "tenant not found", TENANT_CAUSE, TENANT_FIX),
-    _rule(403, _NOT_KONG, None,
-          "Realtime refused the connection with an empty 403 (Realtime < v2.116 answers this for "
-          "any connect error; most often the tenant is not found from the Host's first label)",
-          TENANT_FIX + "; otherwise look for JwtSignatureError in the realtime logs",
-          empty_body=True),
+    _rule(
+        403,
+        _NOT_KONG,
+        None,
+        "Realtime refused the connection with an empty 403 (Realtime < v2.116 answers this for "
+        "any connect error; most often the tenant is not found from the Host's first label)",
+        TENANT_FIX + "; otherwise look for JwtSignatureError in the realtime logs",
+        empty_body=True,
+    ),
     _rule(401, _R, "signature", JWT_SECRET_CAUSE, JWT_SECRET_FIX),
-    _rule(401, _R, "signer",
-          "Realtime cannot build a JWT signer: its JWT secret or JWKS configuration is wrong",
-          "check realtime's API_JWT_SECRET (and JWKS) and restart it"),
+    _rule(
+        401,
+        _R,
+        "signer",
+        "Realtime cannot build a JWT signer: its JWT secret or JWKS configuration is wrong",
+        "check realtime's API_JWT_SECRET (and JWKS) and restart it",
+    ),
     _rule(401, _R, "expired", EXPIRED_CAUSE, EXPIRED_FIX),
-    _rule(401, _R, "`role` and `exp`",
-          "the apikey JWT lacks the `role` or `exp` claim Realtime requires",
-          "use a Supabase anon key (claims role and exp) signed with JWT_SECRET"),
+    _rule(
+        401,
+        _R,
+        "`role` and `exp`",
+        "the apikey JWT lacks the `role` or `exp` claim Realtime requires",
+        "use a Supabase anon key (claims role and exp) signed with JWT_SECRET",
+    ),
     _rule(401, _R, "not a valid jwt", NOT_JWT_CAUSE, NOT_JWT_FIX),
-    _rule(401, _R, "api key is missing",
-          "Realtime got no apikey: Kong is not forwarding it (request-transformer removes or "
-          "replaces the apikey query / x-api-key header, or key-auth hide_credentials: true)",
-          "keep key-auth hide_credentials false and the upstream request-transformer settings"),
-    _rule(403, _R, "disabled",
-          "Realtime is disabled (suspended) for this tenant",
-          "re-enable the tenant (suspend = false) in Realtime's _realtime.tenants"),
-    _rule(429, _R, None,
-          "Realtime's per-tenant limit is reached (too many connected users or joins)",
-          "raise the tenant's max_concurrent_users / joins limits or close idle clients"),
-    _rule(500, _R, None,
-          "Realtime failed while accepting the connection (`Error connecting to Realtime`)",
-          "read `docker logs` of the realtime container around this request"),
-    _rule(502, _ANY, None,
-          "Kong got no valid answer from Realtime (container stopped, crashing, or wrong port)",
-          "start realtime and check the port of the realtime service url in kong.yml (4000)"),
-    _rule(504, _ANY, None,
-          "Realtime did not answer Kong in time (upstream timeout)",
-          "check the realtime container's health and logs"),
-    _rule((400, 426), _NOT_KONG, None,
-          "the upgrade headers were lost on the way: the server saw a plain HTTP request (a proxy "
-          "in front of Kong not forwarding Upgrade/Connection)",
-          UPGRADE_LOST_FIX),
-    _rule(200, _ANY, None,
-          "the server answered 200 instead of 101 Switching Protocols: a proxy or CDN in front "
-          "of Kong does not forward the upgrade, or the URL is not the WebSocket endpoint",
-          UPGRADE_LOST_FIX),
+    _rule(
+        401,
+        _R,
+        "api key is missing",
+        "Realtime got no apikey: Kong is not forwarding it (request-transformer removes or "
+        "replaces the apikey query / x-api-key header, or key-auth hide_credentials: true)",
+        "keep key-auth hide_credentials false and the upstream request-transformer settings",
+    ),
+    _rule(
+        403,
+        _R,
+        "disabled",
+        "Realtime is disabled (suspended) for this tenant",
+        "re-enable the tenant (suspend = false) in Realtime's _realtime.tenants",
+    ),
+    _rule(
+        429,
+        _R,
+        None,
+        "Realtime's per-tenant limit is reached (too many connected users or joins)",
+        "raise the tenant's max_concurrent_users / joins limits or close idle clients",
+    ),
+    _rule(
+        500,
+        _R,
+        None,
+        "Realtime failed while accepting the connection (`Error connecting to Realtime`)",
+        "read `docker logs` of the realtime container around this request",
+    ),
+    _rule(
+        502,
+        _ANY,
+        None,
+        "Kong got no valid answer from Realtime (container stopped, crashing, or wrong port)",
+        "start realtime and check the port of the realtime service url in kong.yml (4000)",
+    ),
+    _rule(
+        504,
+        _ANY,
+        None,
+        "Realtime did not answer Kong in time (upstream timeout)",
+        "check the realtime container's health and logs",
+    ),
+    _rule(
+        (400, 426),
+        _NOT_KONG,
+        None,
+        "the upgrade headers were lost on the way: the server saw a plain HTTP request (a proxy "
+        "in front of Kong not forwarding Upgrade/Connection)",
+        UPGRADE_LOST_FIX,
+    ),
+    _rule(
+        200,
+        _ANY,
+        None,
+        "the server answered 200 instead of 101 Switching Protocols: a proxy or CDN in front "
+        "of Kong does not forward the upgrade, or the URL is not the WebSocket endpoint",
+        UPGRADE_LOST_FIX,
+    ),
 )
 
 _REDIRECTS = frozenset({300, 301, 302, 303, 307, 308})
@@ -245,9 +316,7 @@ def answer_source(status: int, body: str, headers: Mapping[str, str]) -> str:
     if obj is not None and "error" in obj:
         return REALTIME
     low = _lower_keys(headers)
-    if low.get("server", "").lower().startswith("kong/") or 'realm="kong"' in low.get(
-        "www-authenticate", ""
-    ).lower():
+    if low.get("server", "").lower().startswith("kong/") or 'realm="kong"' in low.get("www-authenticate", "").lower():
         return KONG
     if "kong/" in low.get("via", "").lower():
         return REALTIME
@@ -306,45 +375,77 @@ class _TextRule:
 _LIMIT_FIX = "raise the tenant's limits in _realtime.tenants or close idle channels"
 
 JOIN_RULES: tuple[_TextRule, ...] = (
-    _TextRule(("tenantnotfound", "tenant not found", "tenant with the given id"),
-              TENANT_CAUSE, TENANT_FIX),
-    _TextRule(("jwtsignatureerror", "failed to validate jwt signature"),
-              JWT_SECRET_CAUSE, JWT_SECRET_FIX),
-    _TextRule(("jwtsignererror", "jwt signer"),
-              "Realtime cannot build a JWT signer: its JWT secret or JWKS configuration is wrong",
-              "check realtime's API_JWT_SECRET (and JWKS) and restart it"),
+    _TextRule(("tenantnotfound", "tenant not found", "tenant with the given id"), TENANT_CAUSE, TENANT_FIX),
+    _TextRule(("jwtsignatureerror", "failed to validate jwt signature"), JWT_SECRET_CAUSE, JWT_SECRET_FIX),
+    _TextRule(
+        ("jwtsignererror", "jwt signer"),
+        "Realtime cannot build a JWT signer: its JWT secret or JWKS configuration is wrong",
+        "check realtime's API_JWT_SECRET (and JWKS) and restart it",
+    ),
     _TextRule(("expired",), EXPIRED_CAUSE, EXPIRED_FIX),
-    _TextRule(("`role` and `exp`", "expiration time is invalid"),
-              "the access_token JWT lacks a valid `role` / `exp` claim",
-              "use a Supabase anon key (claims role and exp) signed with JWT_SECRET"),
+    _TextRule(
+        ("`role` and `exp`", "expiration time is invalid"),
+        "the access_token JWT lacks a valid `role` / `exp` claim",
+        "use a Supabase anon key (claims role and exp) signed with JWT_SECRET",
+    ),
     _TextRule(("malformedjwt", "not a valid jwt"), NOT_JWT_CAUSE, NOT_JWT_FIX),
-    _TextRule(("privateonly", "only allows private channels"),
-              "this Realtime tenant only allows private channels",
-              "join with config.private true (plus RLS on realtime.messages) or allow public "
-              "channels for the tenant"),
-    _TextRule(("unauthorized", "do not have permissions"),
-              "RLS on realtime.messages denies this role reading the channel topic",
-              "add a select policy on realtime.messages for the role, or use a public channel"),
-    _TextRule(("channelratelimitreached", "too many channels"),
-              "Realtime's per-connection channel limit is reached", _LIMIT_FIX),
-    _TextRule(("connectionratelimitreached", "too many connected users"),
-              "Realtime's max concurrent users limit is reached", _LIMIT_FIX),
-    _TextRule(("clientjoinratelimitreached", "too many joins"),
-              "Realtime's joins-per-second limit is reached", _LIMIT_FIX),
-    _TextRule(("unabletoconnecttoproject", "project database", "databaselackofconnections",
-               "increaseconnectionpool", "connection pool", "initializingprojectconnection",
-               "databaseconnectionratelimitreached", "database connections"),
-              DB_CAUSE, DB_FIX),
-    _TextRule(("realtimedisabledfortenant", "disabled for this tenant"),
-              "Realtime is disabled (suspended) for this tenant",
-              "re-enable the tenant (suspend = false) in Realtime's _realtime.tenants"),
-    _TextRule(("realtimerestarting", "restarting"),
-              "Realtime is restarting", "wait for the realtime container to be healthy, retry"),
-    _TextRule(("topicnamerequired", "provide a topic name"),
-              "the channel name is empty (topic `realtime:`)", "give the probe channel a name"),
-    _TextRule(("unknown error on channel", "unknownerroronchannel"),
-              "Realtime hit an unexpected error joining the channel",
-              "read the realtime container logs for UnknownErrorOnChannel"),
+    _TextRule(
+        ("privateonly", "only allows private channels"),
+        "this Realtime tenant only allows private channels",
+        "join with config.private true (plus RLS on realtime.messages) or allow public channels for the tenant",
+    ),
+    _TextRule(
+        ("unauthorized", "do not have permissions"),
+        "RLS on realtime.messages denies this role reading the channel topic",
+        "add a select policy on realtime.messages for the role, or use a public channel",
+    ),
+    _TextRule(
+        ("channelratelimitreached", "too many channels"),
+        "Realtime's per-connection channel limit is reached",
+        _LIMIT_FIX,
+    ),
+    _TextRule(
+        ("connectionratelimitreached", "too many connected users"),
+        "Realtime's max concurrent users limit is reached",
+        _LIMIT_FIX,
+    ),
+    _TextRule(
+        ("clientjoinratelimitreached", "too many joins"), "Realtime's joins-per-second limit is reached", _LIMIT_FIX
+    ),
+    _TextRule(
+        (
+            "unabletoconnecttoproject",
+            "project database",
+            "databaselackofconnections",
+            "increaseconnectionpool",
+            "connection pool",
+            "initializingprojectconnection",
+            "databaseconnectionratelimitreached",
+            "database connections",
+        ),
+        DB_CAUSE,
+        DB_FIX,
+    ),
+    _TextRule(
+        ("realtimedisabledfortenant", "disabled for this tenant"),
+        "Realtime is disabled (suspended) for this tenant",
+        "re-enable the tenant (suspend = false) in Realtime's _realtime.tenants",
+    ),
+    _TextRule(
+        ("realtimerestarting", "restarting"),
+        "Realtime is restarting",
+        "wait for the realtime container to be healthy, retry",
+    ),
+    _TextRule(
+        ("topicnamerequired", "provide a topic name"),
+        "the channel name is empty (topic `realtime:`)",
+        "give the probe channel a name",
+    ),
+    _TextRule(
+        ("unknown error on channel", "unknownerroronchannel"),
+        "Realtime hit an unexpected error joining the channel",
+        "read the realtime container logs for UnknownErrorOnChannel",
+    ),
 )
 
 
@@ -387,27 +488,42 @@ def diagnose_system_error(message: str) -> Diagnosis:
     if "does not exist" in low:
         return Diagnosis(
             "the subscribed table (or schema) does not exist in the project database",
-            "create the table or fix the probe's schema/table", body=shown)
-    if "insert failed with 0 rows" in low or "please check realtime is enabled" in low or (
-        "publication" in low and "exception" not in low
+            "create the table or fix the probe's schema/table",
+            body=shown,
+        )
+    if (
+        "insert failed with 0 rows" in low
+        or "please check realtime is enabled" in low
+        or ("publication" in low and "exception" not in low)
     ):
         return Diagnosis(
-            "the table is not in the supabase_realtime publication (Realtime found nothing to "
-            "subscribe to)", _publication_fix(message), body=shown)
+            "the table is not in the supabase_realtime publication (Realtime found nothing to subscribe to)",
+            _publication_fix(message),
+            body=shown,
+        )
     if "error parsing `filter`" in low or "error parsing `select`" in low:
-        return Diagnosis("the postgres_changes filter is malformed",
-                         "use the filter syntax column=op.value (e.g. id=eq.1)", body=shown)
+        return Diagnosis(
+            "the postgres_changes filter is malformed",
+            "use the filter syntax column=op.value (e.g. id=eq.1)",
+            body=shown,
+        )
     if "replication connection" in low or "replication slot" in low:
         return Diagnosis(
             "Realtime could not open its replication connection to Postgres (wal_level not "
             "logical, replication slots exhausted, or the database unreachable)",
             "set wal_level=logical, free max_replication_slots / max_wal_senders, check the DB",
-            body=shown)
+            body=shown,
+        )
     if "exception" in low:
-        return Diagnosis("Postgres raised an error while Realtime subscribed to the table",
-                         "read the exception text above and the realtime logs", body=shown)
+        return Diagnosis(
+            "Postgres raised an error while Realtime subscribed to the table",
+            "read the exception text above and the realtime logs",
+            body=shown,
+        )
     if "connect" in low or "database" in low:
         return Diagnosis(DB_CAUSE, DB_FIX, body=shown)
     return Diagnosis(
         f"Realtime reported a postgres_changes error: {trim_body(message, 160)}",
-        "read the realtime container logs around this time", body=shown)
+        "read the realtime container logs around this time",
+        body=shown,
+    )

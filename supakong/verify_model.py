@@ -113,9 +113,7 @@ class StageLog:
     stages: list[StageResult] = field(default_factory=list)
     diagnosis: Diagnosis | None = None
 
-    def record(
-        self, name: str, ok: bool, started: float, detail: str, diagnosis: Diagnosis | None = None
-    ) -> None:
+    def record(self, name: str, ok: bool, started: float, detail: str, diagnosis: Diagnosis | None = None) -> None:
         """Append a stage that began at `started` (time.perf_counter) and ends now."""
         self.stages.append(StageResult(name, ok, time.perf_counter() - started, detail))
         if not ok and diagnosis is not None and self.diagnosis is None:

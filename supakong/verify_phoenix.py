@@ -63,13 +63,16 @@ def _ref(value: object) -> str | None:
 def encode(message: PhoenixMessage, vsn: str) -> str:
     """One text frame for `message` in serializer version `vsn`."""
     if is_v1(vsn):
-        return json.dumps({
-            "topic": message.topic, "event": message.event, "payload": message.payload,
-            "ref": message.ref, "join_ref": message.join_ref,
-        })
-    return json.dumps(
-        [message.join_ref, message.ref, message.topic, message.event, message.payload]
-    )
+        return json.dumps(
+            {
+                "topic": message.topic,
+                "event": message.event,
+                "payload": message.payload,
+                "ref": message.ref,
+                "join_ref": message.join_ref,
+            }
+        )
+    return json.dumps([message.join_ref, message.ref, message.topic, message.event, message.payload])
 
 
 def _decode_user_broadcast(frame: bytes) -> PhoenixMessage | None:
@@ -186,9 +189,7 @@ class PhoenixSession:
         self._counter += 1
         return str(self._counter)
 
-    async def push(
-        self, topic: str, event: str, payload: dict[str, Any], join_ref: str | None = None
-    ) -> str:
+    async def push(self, topic: str, event: str, payload: dict[str, Any], join_ref: str | None = None) -> str:
         """Send one message and return its ref."""
         ref = self.next_ref()
         await self.ws.send(encode(PhoenixMessage(topic, event, payload, ref, join_ref), self.vsn))
@@ -207,9 +208,7 @@ class PhoenixSession:
                 return self.inbox.pop(index)
         return None
 
-    async def expect(
-        self, wanted: Callable[[PhoenixMessage], bool], deadline: float
-    ) -> PhoenixMessage | None:
+    async def expect(self, wanted: Callable[[PhoenixMessage], bool], deadline: float) -> PhoenixMessage | None:
         """The first message (kept or new) that `wanted` accepts, or None at `deadline`.
 
         `deadline` is on the `time.monotonic()` clock. ConnectionClosed propagates.

@@ -109,26 +109,43 @@ async def stage_join(ch: _Channel) -> str:
     is_reply = ch.reply_to(ch.join_ref)
     reply = await ch.session.expect(lambda m: is_reply(m) or ch.ends_channel(m), _deadline(timeout))
     if reply is None:
-        ch.log.record("join", False, started, f"no phx_reply within {timeout:g} s", Diagnosis(
-            f"Realtime accepted the socket but did not answer the join within {timeout:g} s",
-            "check the realtime logs (database connection, tenant initialising); retry"))
+        ch.log.record(
+            "join",
+            False,
+            started,
+            f"no phx_reply within {timeout:g} s",
+            Diagnosis(
+                f"Realtime accepted the socket but did not answer the join within {timeout:g} s",
+                "check the realtime logs (database connection, tenant initialising); retry",
+            ),
+        )
         return TIMED_OUT
     if reply.event != phx.PHX_REPLY:
-        ch.log.record("join", False, started, f"{reply.event} instead of a join reply", Diagnosis(
-            f"Realtime answered the join with {reply.event}", "read the realtime container logs"))
+        ch.log.record(
+            "join",
+            False,
+            started,
+            f"{reply.event} instead of a join reply",
+            Diagnosis(f"Realtime answered the join with {reply.event}", "read the realtime container logs"),
+        )
         return CLOSED if reply.event == phx.PHX_CLOSE else CHANNEL_ERROR
     if reply.status != "ok":
         reason = str(reply.response.get("reason") or reply.response or "error")
-        ch.log.record("join", False, started, f"phx_reply error: {trim_body(reason, 160)}",
-                      diagnose_join_error(reason))
+        ch.log.record("join", False, started, f"phx_reply error: {trim_body(reason, 160)}", diagnose_join_error(reason))
         return CHANNEL_ERROR
     sent = phx.sent_bindings(ch.opts.channel)
     if not phx.bindings_match(sent, reply.response):
         theirs = reply.response.get("postgres_changes")
-        ch.log.record("join", False, started, f"phx_reply ok but bindings {theirs} != {sent}",
-                      Diagnosis("mismatch between server and client bindings for postgres changes",
-                                "check the Realtime version and the probe's binding; "
-                                "supabase-js unsubscribes in this case"))
+        ch.log.record(
+            "join",
+            False,
+            started,
+            f"phx_reply ok but bindings {theirs} != {sent}",
+            Diagnosis(
+                "mismatch between server and client bindings for postgres changes",
+                "check the Realtime version and the probe's binding; supabase-js unsubscribes in this case",
+            ),
+        )
         return CHANNEL_ERROR
     bound = f", postgres_changes {sent[0]['schema']}.{sent[0]['table']} bound" if sent else ""
     ch.log.record("join", True, started, f"phx_reply ok for {ch.topic}{bound}")
@@ -142,37 +159,47 @@ async def stage_postgres_changes(ch: _Channel) -> None:
     def is_system(m: phx.PhoenixMessage) -> bool:
         extension = m.payload.get("extension")
         fatal = extension == "system" and m.payload.get("status") == "error"
-        return m.topic == ch.topic and m.event == "system" and (
-            extension == "postgres_changes" or fatal)
+        return m.topic == ch.topic and m.event == "system" and (extension == "postgres_changes" or fatal)
 
     message = await ch.session.expect(is_system, _deadline(ch.opts.timeout))
     if message is None:
-        ch.log.record("postgres_changes", False, started,
-                      f"no postgres_changes system message within {ch.opts.timeout:g} s",
-                      Diagnosis("Realtime joined the channel but never confirmed the Postgres "
-                                "subscription (replication connection stuck?)",
-                                "check realtime logs (wal_level=logical, replication slots)"))
+        ch.log.record(
+            "postgres_changes",
+            False,
+            started,
+            f"no postgres_changes system message within {ch.opts.timeout:g} s",
+            Diagnosis(
+                "Realtime joined the channel but never confirmed the Postgres "
+                "subscription (replication connection stuck?)",
+                "check realtime logs (wal_level=logical, replication slots)",
+            ),
+        )
         return
     text = str(message.payload.get("message", ""))
     if message.payload.get("status") == "ok":
         ch.log.record("postgres_changes", True, started, text or "status ok")
     else:
-        ch.log.record("postgres_changes", False, started, f"error: {trim_body(text, 160)}",
-                      diagnose_system_error(text))
+        ch.log.record("postgres_changes", False, started, f"error: {trim_body(text, 160)}", diagnose_system_error(text))
 
 
 async def stage_heartbeat(ch: _Channel) -> None:
     started = time.perf_counter()
     ref = await ch.session.push(phx.HEARTBEAT_TOPIC, "heartbeat", {})
-    reply = await ch.session.expect(ch.reply_to(ref, phx.HEARTBEAT_TOPIC),
-                                    _deadline(ch.opts.timeout))
+    reply = await ch.session.expect(ch.reply_to(ref, phx.HEARTBEAT_TOPIC), _deadline(ch.opts.timeout))
     if reply is not None and reply.status == "ok":
         ch.log.record("heartbeat", True, started, "phx_reply ok on topic phoenix")
         return
     detail = f"phx_reply {reply.status}" if reply else f"no reply within {ch.opts.timeout:g} s"
-    ch.log.record("heartbeat", False, started, detail, Diagnosis(
-        f"Realtime did not acknowledge the Phoenix heartbeat ({detail})",
-        "supabase-js would drop and reconnect the socket; read the realtime logs"))
+    ch.log.record(
+        "heartbeat",
+        False,
+        started,
+        detail,
+        Diagnosis(
+            f"Realtime did not acknowledge the Phoenix heartbeat ({detail})",
+            "supabase-js would drop and reconnect the socket; read the realtime logs",
+        ),
+    )
 
 
 async def stage_broadcast(ch: _Channel) -> None:
@@ -184,8 +211,7 @@ async def stage_broadcast(ch: _Channel) -> None:
     ack: phx.PhoenixMessage | None = None
     echoed = False
     while ack is None or not echoed:
-        message = await ch.session.expect(
-            lambda m: is_ack(m) or phx.is_echo(m, ch.topic, nonce), deadline)
+        message = await ch.session.expect(lambda m: is_ack(m) or phx.is_echo(m, ch.topic, nonce), deadline)
         if message is None:
             break
         if is_ack(message):
@@ -198,11 +224,21 @@ async def stage_broadcast(ch: _Channel) -> None:
         ch.log.record("broadcast", True, started, "ack ok, self-echo received")
         return
     missing = [part for part, seen in (("ack", ack is not None), ("self-echo", echoed)) if not seen]
-    detail = f"ack {ack.status}: {ack.response}" if ack is not None and ack.status != "ok" else (
-        "no " + " and no ".join(missing) + f" within {ch.opts.timeout:g} s")
-    ch.log.record("broadcast", False, started, detail, Diagnosis(
-        f"the probe broadcast was not delivered back ({detail})",
-        "read the realtime logs (broadcast rate limits, payload size, pubsub)"))
+    detail = (
+        f"ack {ack.status}: {ack.response}"
+        if ack is not None and ack.status != "ok"
+        else ("no " + " and no ".join(missing) + f" within {ch.opts.timeout:g} s")
+    )
+    ch.log.record(
+        "broadcast",
+        False,
+        started,
+        detail,
+        Diagnosis(
+            f"the probe broadcast was not delivered back ({detail})",
+            "read the realtime logs (broadcast rate limits, payload size, pubsub)",
+        ),
+    )
 
 
 async def leave_quietly(ch: _Channel) -> None:
@@ -229,10 +265,16 @@ async def run_channel(log: StageLog, ws: ClientConnection, apikey: str, opts: Pr
                 await stage(ch)
             await leave_quietly(ch)
     except ConnectionClosed as exc:
-        log.record(_next_stage(log, opts), False, ch.started,
-                   f"socket closed ({_closed_text(exc)})",
-                   Diagnosis(f"the WebSocket was closed by the server ({_closed_text(exc)})",
-                             "read the kong and realtime logs; supabase-js reports CHANNEL_ERROR"))
+        log.record(
+            _next_stage(log, opts),
+            False,
+            ch.started,
+            f"socket closed ({_closed_text(exc)})",
+            Diagnosis(
+                f"the WebSocket was closed by the server ({_closed_text(exc)})",
+                "read the kong and realtime logs; supabase-js reports CHANNEL_ERROR",
+            ),
+        )
         state = CHANNEL_ERROR
     finally:
         await ws.close()
@@ -257,8 +299,8 @@ async def _join_outcome(ws: ClientConnection, apikey: str, opts: ProbeOptions) -
     try:
         ref = await session.join(topic, phx.join_payload(opts.channel, apikey))
         reply = await session.expect(
-            lambda m: m.event == phx.PHX_REPLY and m.ref == ref and m.topic == topic,
-            _deadline(opts.timeout))
+            lambda m: m.event == phx.PHX_REPLY and m.ref == ref and m.topic == topic, _deadline(opts.timeout)
+        )
     except ConnectionClosed as exc:
         return f"socket closed, {_closed_text(exc)}"
     finally:
@@ -284,9 +326,13 @@ async def stage_negative_key(log: StageLog, target: Target, opts: ProbeOptions) 
         said = f"{status} {answer_message(body)}".strip()
         if source == REALTIME:
             detail = f"passed by Kong, refused by Realtime: {said}"
-            log.record("negative_key", False, started, detail,
-                       Diagnosis(ANONYMOUS_CAUSE + " (only Realtime refused it)",
-                                 ANONYMOUS_FIX, status, diagnosis.body))
+            log.record(
+                "negative_key",
+                False,
+                started,
+                detail,
+                Diagnosis(ANONYMOUS_CAUSE + " (only Realtime refused it)", ANONYMOUS_FIX, status, diagnosis.body),
+            )
         elif status in (401, 403):
             by = " by Kong" if source == KONG else ""
             log.record("negative_key", True, started, f"refused{by} with {said}")
@@ -298,17 +344,16 @@ async def stage_negative_key(log: StageLog, target: Target, opts: ProbeOptions) 
         log.record("negative_key", False, started, f"inconclusive: {detail}", diagnosis)
         return
     outcome = await _join_outcome(ws, bad_key, opts)
-    detail = ("101 and join ok with an invalid apikey" if outcome == "ok"
-              else f"101 with an invalid apikey (join: {outcome})")
+    detail = (
+        "101 and join ok with an invalid apikey" if outcome == "ok" else f"101 with an invalid apikey (join: {outcome})"
+    )
     log.record("negative_key", False, started, detail, Diagnosis(ANONYMOUS_CAUSE, ANONYMOUS_FIX))
 
 
 # --------------------------------------------------------------------------- all stages
 
 
-async def probe(
-    url: str, apikey: str, opts: ProbeOptions
-) -> tuple[str, tuple[StageResult, ...], Diagnosis | None]:
+async def probe(url: str, apikey: str, opts: ProbeOptions) -> tuple[str, tuple[StageResult, ...], Diagnosis | None]:
     """Run every stage against `url`; returns (state, stages, first diagnosis)."""
     log = StageLog()
     target = parse_target(url)

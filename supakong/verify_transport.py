@@ -105,24 +105,47 @@ def refusal(exc: InvalidStatus) -> tuple[int, str, str, Diagnosis]:
 def handshake_failure(exc: Exception, timeout: float) -> tuple[str, str, Diagnosis]:
     """(state, detail, diagnosis) of a handshake that failed without an HTTP status."""
     if isinstance(exc, TimeoutError):
-        return TIMED_OUT, f"no handshake answer within {timeout:g} s", Diagnosis(
-            f"the WebSocket handshake got no answer within {timeout:g} s",
-            "check the kong and realtime logs, and any proxy in front of Kong holding the upgrade")
+        return (
+            TIMED_OUT,
+            f"no handshake answer within {timeout:g} s",
+            Diagnosis(
+                f"the WebSocket handshake got no answer within {timeout:g} s",
+                "check the kong and realtime logs, and any proxy in front of Kong holding the upgrade",
+            ),
+        )
     if isinstance(exc, InvalidHeader) and exc.name.lower() == "sec-websocket-accept":
-        return CHANNEL_ERROR, "101 with a wrong Sec-WebSocket-Accept", Diagnosis(
-            "the 101 answer carries a wrong Sec-WebSocket-Accept (something rewrote the handshake)",
-            "check the proxies between the client and Kong; Kong passes it through untouched")
+        return (
+            CHANNEL_ERROR,
+            "101 with a wrong Sec-WebSocket-Accept",
+            Diagnosis(
+                "the 101 answer carries a wrong Sec-WebSocket-Accept (something rewrote the handshake)",
+                "check the proxies between the client and Kong; Kong passes it through untouched",
+            ),
+        )
     if isinstance(exc, InvalidMessage):
-        return CHANNEL_ERROR, f"no valid HTTP answer ({exc.__cause__ or exc})", Diagnosis(
-            "the connection closed or answered something other than HTTP/1.1 during the handshake",
-            "check that the URL points at Kong's proxy port (8000 http / 8443 https)")
+        return (
+            CHANNEL_ERROR,
+            f"no valid HTTP answer ({exc.__cause__ or exc})",
+            Diagnosis(
+                "the connection closed or answered something other than HTTP/1.1 during the handshake",
+                "check that the URL points at Kong's proxy port (8000 http / 8443 https)",
+            ),
+        )
     if isinstance(exc, InvalidHandshake):
-        return CHANNEL_ERROR, f"invalid handshake: {exc}", Diagnosis(
-            f"the server's answer is not a valid WebSocket upgrade ({exc})",
-            "check what sits between the client and Kong")
+        return (
+            CHANNEL_ERROR,
+            f"invalid handshake: {exc}",
+            Diagnosis(
+                f"the server's answer is not a valid WebSocket upgrade ({exc})",
+                "check what sits between the client and Kong",
+            ),
+        )
     why = describe_connect_error(exc)
-    return CHANNEL_ERROR, why, Diagnosis(
-        f"the WebSocket connection failed ({why})", "check that Kong is up and reachable")
+    return (
+        CHANNEL_ERROR,
+        why,
+        Diagnosis(f"the WebSocket connection failed ({why})", "check that Kong is up and reachable"),
+    )
 
 
 # --------------------------------------------------------------------------- stages
@@ -133,13 +156,10 @@ async def check_transport(log: StageLog, target: Target, opts: ProbeOptions) -> 
     where = f"{target.host}:{target.port}"
     started = time.perf_counter()
     try:
-        _, writer = await asyncio.wait_for(
-            asyncio.open_connection(target.host, target.port), opts.timeout
-        )
+        _, writer = await asyncio.wait_for(asyncio.open_connection(target.host, target.port), opts.timeout)
     except (OSError, TimeoutError) as exc:
         why = describe_connect_error(exc)
-        log.record("tcp", False, started, f"{where}: {why}",
-                   diagnose_unreachable(target.host, target.port, why))
+        log.record("tcp", False, started, f"{where}: {why}", diagnose_unreachable(target.host, target.port, why))
         return TIMED_OUT if isinstance(exc, TimeoutError) else CHANNEL_ERROR
     log.record("tcp", True, started, f"connected to {where}")
     try:
@@ -150,15 +170,11 @@ async def check_transport(log: StageLog, target: Target, opts: ProbeOptions) -> 
             await asyncio.wait_for(writer.wait_closed(), 1.0)
 
 
-async def _check_tls(
-    log: StageLog, target: Target, opts: ProbeOptions, writer: asyncio.StreamWriter
-) -> str | None:
+async def _check_tls(log: StageLog, target: Target, opts: ProbeOptions, writer: asyncio.StreamWriter) -> str | None:
     started = time.perf_counter()
     context = opts.ssl_context or ssl.create_default_context()
     try:
-        await asyncio.wait_for(
-            writer.start_tls(context, server_hostname=target.host), opts.timeout
-        )
+        await asyncio.wait_for(writer.start_tls(context, server_hostname=target.host), opts.timeout)
     except (OSError, TimeoutError) as exc:
         diagnosis = diagnose_tls_error(target.host, target.port, exc)
         log.record("tls", False, started, diagnosis.cause, diagnosis)
@@ -194,9 +210,7 @@ async def open_websocket(url: str, target: Target, opts: ProbeOptions) -> Client
     )
 
 
-async def stage_upgrade(
-    log: StageLog, target: Target, opts: ProbeOptions
-) -> ClientConnection | str:
+async def stage_upgrade(log: StageLog, target: Target, opts: ProbeOptions) -> ClientConnection | str:
     """Stage upgrade: the open connection, or the failure state."""
     started = time.perf_counter()
     try:

@@ -56,8 +56,14 @@ def deploy_kong(
     """Render, validate, diff, replace, restart, verify Kong's config (rolls back on failure)."""
     hosts = select_hosts(c, group, require=True)
     options = DeployOptions(
-        check=check, diff=diff, verify=verify, rollback=rollback, skip_validate=skip_validate,
-        file=Path(file) if file else None, accept_new=accept_new, lock_wait=float(lock_wait),
+        check=check,
+        diff=diff,
+        verify=verify,
+        rollback=rollback,
+        skip_validate=skip_validate,
+        file=Path(file) if file else None,
+        accept_new=accept_new,
+        lock_wait=float(lock_wait),
     )
 
     def action(host, out: Output) -> HostResult:  # type: ignore[no-untyped-def]

@@ -26,7 +26,7 @@ from supakong.transport import HostConnection
         "edition": "oss or enterprise",
         "plugins": "Comma-separated KONG_PLUGINS (default: Supabase's list)",
         "realtime-tenant": "The Realtime tenant (default realtime-dev)",
-        "json": "Print {\"findings\": [...]} instead of text",
+        "json": 'Print {"findings": [...]} instead of text',
         "offline": "With -H: do not read version/plugins/tenant from the host's containers",
     }
 )
@@ -49,8 +49,12 @@ def check_kong(
         [host] = select_hosts(c, require=True)[:1]
         text, source = render_kong_config(host, load_secrets(host.secrets_env_file)), str(host.template)
         if offline or host.kong_version:
-            target = _target(kong_version or host.kong_version or "2.8.1", edition or host.kong_edition,
-                             plugins or host.kong_plugins, realtime_tenant or host.realtime_tenant)
+            target = _target(
+                kong_version or host.kong_version or "2.8.1",
+                edition or host.kong_edition,
+                plugins or host.kong_plugins,
+                realtime_tenant or host.realtime_tenant,
+            )
         else:
             with HostConnection(host) as conn:
                 state = look_at_host(conn, host)

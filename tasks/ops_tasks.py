@@ -48,10 +48,13 @@ def logs(c: Context, since: str = "10m", grep: str | None = None, follow: bool =
         api = conn.docker()
         start = time.time() - window
         while True:
-            lines = grep_lines(interleave(
-                fetch_logs(api, host.kong_container, since=start, tail=tail),
-                fetch_logs(api, host.realtime_container, since=start, tail=tail),
-            ), grep)
+            lines = grep_lines(
+                interleave(
+                    fetch_logs(api, host.kong_container, since=start, tail=tail),
+                    fetch_logs(api, host.realtime_container, since=start, tail=tail),
+                ),
+                grep,
+            )
             for row in format_log_lines(lines):
                 Output().line(row)
             if not follow:
@@ -90,8 +93,13 @@ def rollback_kong(c: Context, to: str | None = None, verify: bool = True) -> Non
             restored = restore_backup(conn, host.kong_config_path, chosen[0])
             out.line(f"  restored {chosen[0]}", host.name)
             restart_container(api, host.kong_container)
-            state = wait_until_running(api, host.kong_container, since=before.started_at,
-                                       restarts_before=before.restart_count, timeout=DeployOptions().wait_timeout)
+            state = wait_until_running(
+                api,
+                host.kong_container,
+                since=before.started_at,
+                restarts_before=before.restart_count,
+                timeout=DeployOptions().wait_timeout,
+            )
             _confirm_content(api, host, restored)
             out.line(f"  {host.kong_container} is up: {state.describe()}", host.name)
             result.new_sha256 = read_remote_file(conn, host.kong_config_path).sha256
@@ -118,8 +126,10 @@ def audit(c: Context, lines: int = 20, json: bool = False) -> None:
                 Output().line(_json.dumps(e, sort_keys=True))
                 continue
             sha = f"{(e.get('old_sha256') or '')[:8]}→{(e.get('new_sha256') or '')[:8]}"
-            Output().line(f"  {e.get('when')} {e.get('who')}@{e.get('from')} {e.get('task')} {e.get('result'):<11}"
-                          f" {sha} {e.get('seconds')}s {e.get('message') or e.get('plan')}")
+            Output().line(
+                f"  {e.get('when')} {e.get('who')}@{e.get('from')} {e.get('task')} {e.get('result'):<11}"
+                f" {sha} {e.get('seconds')}s {e.get('message') or e.get('plan')}"
+            )
 
 
 @task

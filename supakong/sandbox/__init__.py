@@ -30,8 +30,9 @@ from .vps import (
 __all__ = ["SandboxSpec", "sandbox_up", "sandbox_down", "sandbox_reset"]
 
 
-def sandbox_up(spec: SandboxSpec = SandboxSpec(), *, recreate: bool = False) -> SandboxSpec:
+def sandbox_up(spec: SandboxSpec | None = None, *, recreate: bool = False) -> SandboxSpec:
     """Bring the sandbox VPS up (idempotent): network, sshd, dockerd, images, containers."""
+    spec = spec or SandboxSpec()
     check_prerequisites()
     ensure_network(spec)
     ensure_user()
@@ -52,13 +53,14 @@ def sandbox_up(spec: SandboxSpec = SandboxSpec(), *, recreate: bool = False) -> 
     return spec
 
 
-def sandbox_reset(spec: SandboxSpec = SandboxSpec()) -> SandboxSpec:
+def sandbox_reset(spec: SandboxSpec | None = None) -> SandboxSpec:
     """Put the sandbox back in its "before" state: seed config, fresh containers."""
     return sandbox_up(spec, recreate=True)
 
 
-def sandbox_down(spec: SandboxSpec = SandboxSpec(), *, purge: bool = False) -> None:
+def sandbox_down(spec: SandboxSpec | None = None, *, purge: bool = False) -> None:
     """Stop the daemons and remove the namespace; ``purge`` also deletes all sandbox data."""
+    spec = spec or SandboxSpec()
     stop_daemons(spec)
     remove_network(spec)
     if purge:

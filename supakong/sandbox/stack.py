@@ -70,8 +70,7 @@ def ensure_images(client: docker.APIClient, spec: SandboxSpec) -> None:
     """Import the Kong and Realtime images if the engine does not have them yet."""
     have = {tag for image in client.images() for tag in (image.get("RepoTags") or [])}
     wanted: dict[str, list[str]] = {
-        name: [f"ENV KONG_VERSION={version}", "ENV KONG_PREFIX=/var/run/kong"]
-        for name, version in KONG_IMAGES.items()
+        name: [f"ENV KONG_VERSION={version}", "ENV KONG_PREFIX=/var/run/kong"] for name, version in KONG_IMAGES.items()
     }
     wanted[spec.realtime_image] = [f"ENV REALTIME_VERSION={spec.realtime_image.rsplit(':', 1)[1]}"]
     tarball: bytes | None = None
@@ -81,7 +80,9 @@ def ensure_images(client: docker.APIClient, spec: SandboxSpec) -> None:
         tarball = tarball or busybox_tarball()
         repository, tag = name.rsplit(":", 1)
         client.import_image_from_data(
-            tarball, repository=repository, tag=tag,
+            tarball,
+            repository=repository,
+            tag=tag,
             changes=[*changes, "ENV PATH=/bin:/usr/sbin:/usr/bin", 'CMD ["/bin/sh"]'],
         )
 
@@ -137,11 +138,16 @@ def create_kong(client: docker.APIClient, spec: SandboxSpec, keys: dict[str, str
     binds = _runtime_binds(spec)
     binds[str(spec.kong_config_path)] = {"bind": "/home/kong/temp.yml", "mode": "ro"}
     host_config = client.create_host_config(
-        network_mode="host", binds=binds, restart_policy={"Name": "unless-stopped"},
+        network_mode="host",
+        binds=binds,
+        restart_policy={"Name": "unless-stopped"},
         extra_hosts={spec.realtime_upstream_host: "127.0.0.1"},
     )
     client.create_container(
-        spec.kong_image, name=spec.kong_container, entrypoint=["/bin/sh", "-c"], command=[KONG_ENTRYPOINT],
+        spec.kong_image,
+        name=spec.kong_container,
+        entrypoint=["/bin/sh", "-c"],
+        command=[KONG_ENTRYPOINT],
         environment={
             "KONG_DATABASE": "off",
             "KONG_DECLARATIVE_CONFIG": "/home/kong/kong.yml",
@@ -153,17 +159,22 @@ def create_kong(client: docker.APIClient, spec: SandboxSpec, keys: dict[str, str
             "STANDIN_PYTHON": sys.executable,
         },
         healthcheck={"test": ["CMD", "kong", "health"], "interval": 2 * SECOND, "timeout": 5 * SECOND, "retries": 3},
-        host_config=host_config, labels={"supakong.sandbox": spec.name},
+        host_config=host_config,
+        labels={"supakong.sandbox": spec.name},
     )
 
 
 def create_realtime(client: docker.APIClient, spec: SandboxSpec, keys: dict[str, str]) -> None:
     """The Realtime stand-in, reachable from Kong as ``realtime_upstream_host:4000``."""
     host_config = client.create_host_config(
-        network_mode="host", binds=_runtime_binds(spec), restart_policy={"Name": "unless-stopped"},
+        network_mode="host",
+        binds=_runtime_binds(spec),
+        restart_policy={"Name": "unless-stopped"},
     )
     client.create_container(
-        spec.realtime_image, name=spec.realtime_container, command=["realtime"],
+        spec.realtime_image,
+        name=spec.realtime_container,
+        command=["realtime"],
         environment={
             "PORT": "4000",
             "HOST": "127.0.0.1",
@@ -173,7 +184,8 @@ def create_realtime(client: docker.APIClient, spec: SandboxSpec, keys: dict[str,
             "SEED_SELF_HOST": "true",
             "STANDIN_PYTHON": sys.executable,
         },
-        host_config=host_config, labels={"supakong.sandbox": spec.name},
+        host_config=host_config,
+        labels={"supakong.sandbox": spec.name},
     )
 
 
@@ -190,7 +202,11 @@ def ensure_containers(client: docker.APIClient, spec: SandboxSpec, keys: dict[st
 
 
 def wait_running(
-    client: docker.APIClient, name: str, *, healthy: bool = False, log_marker: bytes | None = None,
+    client: docker.APIClient,
+    name: str,
+    *,
+    healthy: bool = False,
+    log_marker: bytes | None = None,
     timeout: float = 30.0,
 ) -> dict[str, Any]:
     """Wait until a container runs (and is healthy / has logged ``log_marker``)."""

@@ -20,7 +20,7 @@ def test_fab_list_shows_every_task_with_help():
     proc = fab("--list")
     assert proc.returncode == 0
     for name in ("deploy-kong", "verify-realtime", "check-kong", "render-kong", "sandbox-up", "sandbox-down", "logs"):
-        line = next(l for l in proc.stdout.splitlines() if l.strip().startswith(name + " "))
+        line = next(row for row in proc.stdout.splitlines() if row.strip().startswith(name + " "))
         assert len(line.split()) > 1, f"{name} has no help line"
 
 

@@ -41,7 +41,9 @@ async def subscribe_with_official_client(url: str, token: str) -> str:
         channel = client.channel("conformance")
         states: asyncio.Queue[str] = asyncio.Queue()
         channel.on_postgres_changes("*", callback=lambda _: None, schema="public", table="wells")
-        await channel.subscribe(lambda state, _err: states.put_nowait(state.value if hasattr(state, "value") else str(state)))
+        await channel.subscribe(
+            lambda state, _err: states.put_nowait(state.value if hasattr(state, "value") else str(state))
+        )
         return await asyncio.wait_for(states.get(), timeout=10)
     finally:
         await client.close()
@@ -53,7 +55,9 @@ def test_official_python_client_subscribes_through_kong(deployed, secrets):
 
 
 def test_official_python_client_is_refused_with_a_wrong_key(deployed):
-    forged = jwt.encode({"role": "anon", "exp": 4102444800}, "not-the-secret-of-this-sandbox-0123456789", algorithm="HS256")
+    forged = jwt.encode(
+        {"role": "anon", "exp": 4102444800}, "not-the-secret-of-this-sandbox-0123456789", algorithm="HS256"
+    )
     with pytest.raises(Exception) as err:
         asyncio.run(subscribe_with_official_client(f"{deployed.public_url}/realtime/v1", forged))
     assert "401" in str(err.value) or "InvalidStatus" in type(err.value).__name__
@@ -74,7 +78,9 @@ def test_realtime_js_subscribes_through_kong_with_v2_frames(deployed, secrets):
 
 
 def test_realtime_js_reports_channel_error_with_a_wrong_key(deployed):
-    forged = jwt.encode({"role": "anon", "exp": 4102444800}, "not-the-secret-of-this-sandbox-0123456789", algorithm="HS256")
+    forged = jwt.encode(
+        {"role": "anon", "exp": 4102444800}, "not-the-secret-of-this-sandbox-0123456789", algorithm="HS256"
+    )
     proc = realtime_js(f"{deployed.public_url.replace('http', 'ws')}/realtime/v1", forged)
     assert proc.returncode != 0 and "CHANNEL_ERROR" in proc.stdout
 
@@ -87,9 +93,16 @@ def test_kong_standin_refuses_the_seed_ws_config_at_start(sandbox_spec, image, t
     binds = _runtime_binds(sandbox_spec)
     binds[str(config)] = {"bind": "/home/kong/temp.yml", "mode": "ro"}
     container = client.create_container(
-        image, entrypoint=["/bin/sh", "-c"], command=[KONG_ENTRYPOINT],
-        environment={"KONG_DECLARATIVE_CONFIG": "/home/kong/kong.yml", "KONG_PROXY_LISTEN": "127.0.0.1:18000",
-                     "STANDIN_PYTHON": __import__("sys").executable, "SUPABASE_ANON_KEY": "k", "SUPABASE_SERVICE_KEY": "s"},
+        image,
+        entrypoint=["/bin/sh", "-c"],
+        command=[KONG_ENTRYPOINT],
+        environment={
+            "KONG_DECLARATIVE_CONFIG": "/home/kong/kong.yml",
+            "KONG_PROXY_LISTEN": "127.0.0.1:18000",
+            "STANDIN_PYTHON": __import__("sys").executable,
+            "SUPABASE_ANON_KEY": "k",
+            "SUPABASE_SERVICE_KEY": "s",
+        },
         host_config=client.create_host_config(network_mode="host", binds=binds),
     )
     try:

@@ -69,8 +69,17 @@ def plant_lock(spec, holder: dict) -> Path:
 
 
 def test_a_held_lock_refuses_a_second_deploy_naming_the_holder(fresh_sandbox, host, secrets, out, tmp_path):
-    lock = plant_lock(fresh_sandbox, {"token": "t", "user": "alice", "machine": "laptop-of-alice", "pid": 4242,
-                                      "task": "deploy-kong", "started": "2026-11-26T10:00:00+00:00"})
+    lock = plant_lock(
+        fresh_sandbox,
+        {
+            "token": "t",
+            "user": "alice",
+            "machine": "laptop-of-alice",
+            "pid": 4242,
+            "task": "deploy-kong",
+            "started": "2026-11-26T10:00:00+00:00",
+        },
+    )
     before = sha256(fresh_sandbox.kong_config_path)
     try:
         with pytest.raises(LockedError) as err:
@@ -83,8 +92,17 @@ def test_a_held_lock_refuses_a_second_deploy_naming_the_holder(fresh_sandbox, ho
 
 def test_a_stale_lock_of_a_dead_local_process_is_broken(fresh_sandbox, host, out):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    lock = plant_lock(fresh_sandbox, {"token": "t", "user": "root", "machine": os.uname().nodename,
-                                      "pid": int(dead.stdout), "task": "deploy-kong", "started": "2026-11-26T10:00:00+00:00"})
+    lock = plant_lock(
+        fresh_sandbox,
+        {
+            "token": "t",
+            "user": "root",
+            "machine": os.uname().nodename,
+            "pid": int(dead.stdout),
+            "task": "deploy-kong",
+            "started": "2026-11-26T10:00:00+00:00",
+        },
+    )
     result = deploy_host(host, DeployOptions(verify=False), out)
     assert result.status == "changed" and "breaking a stale lock" in out.text
     assert not lock.exists(), "the lock is released after the run"
@@ -124,10 +142,20 @@ def test_sigkill_at_each_stage_loses_nothing_and_the_next_run_converges(fresh_sa
     old_sha = sha256(config)
     new_sha = hashlib.sha256(render_kong_config(host, secrets).encode()).hexdigest()
     marker = tmp_path / "paused"
-    env = {**os.environ, "SUPAKONG_FAULT_PAUSE": stage, "SUPAKONG_FAULT_MARKER": str(marker),
-           "SUPAKONG_HOST_ALLOWLIST": "sandbox*"}
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "fab"), "deploy-kong", "-H", "sandbox"],
-                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = {
+        **os.environ,
+        "SUPAKONG_FAULT_PAUSE": stage,
+        "SUPAKONG_FAULT_MARKER": str(marker),
+        "SUPAKONG_HOST_ALLOWLIST": "sandbox*",
+    }
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "fab"), "deploy-kong", "-H", "sandbox"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     deadline = time.monotonic() + 60
     while not marker.exists():
         assert proc.poll() is None, proc.stdout.read()

@@ -82,9 +82,12 @@ def test_config_kong_refuses_is_rolled_back_and_old_config_serves_again(fresh_sa
     deploy_host(host, DeployOptions(), out)
     good = sha256(fresh_sandbox.kong_config_path)
     broken = tmp_path / "broken.yml"
-    broken.write_text(render_kong_config(host, secrets).replace(
-        "      - name: realtime-v1-ws\n", "      - name: realtime-v1-ws\n        protocols: [http, https, ws, wss]\n"
-    ))
+    broken.write_text(
+        render_kong_config(host, secrets).replace(
+            "      - name: realtime-v1-ws\n",
+            "      - name: realtime-v1-ws\n        protocols: [http, https, ws, wss]\n",
+        )
+    )
     with pytest.raises(RolledBackError) as err:
         deploy_host(host, DeployOptions(file=broken, skip_validate=True, wait_timeout=30), out)
     assert "previous config is serving again" in str(err.value)

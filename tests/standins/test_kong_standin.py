@@ -4,6 +4,7 @@ The stand-in runs as a subprocess on 127.0.0.1; a tiny upstream (the ``websocket
 server, answering plain GETs with what it received) stands in for Supabase Realtime.
 Names resolve from a private hosts file only, so no DNS query leaves the machine.
 """
+
 from __future__ import annotations
 
 import ast
@@ -29,8 +30,7 @@ from websockets.http11 import Request, Response
 from websockets.sync.client import connect
 
 STANDIN = Path(__file__).resolve().parents[2] / "supakong/sandbox/standins/kong_standin.py"
-SUPABASE_PLUGINS = ("request-transformer,cors,key-auth,acl,basic-auth,request-termination,"
-                    "ip-restriction")
+SUPABASE_PLUGINS = "request-transformer,cors,key-auth,acl,basic-auth,request-termination,ip-restriction"
 REALTIME_HOST = "realtime-dev.supabase-realtime"
 
 SUPABASE_LIKE = """\
@@ -138,19 +138,28 @@ def free_port() -> int:
 def kong_env(tmp_path: Path, version: str = "2.8.1", **extra: str) -> dict[str, str]:
     hosts = tmp_path / "hosts"
     hosts.write_text(f"127.0.0.1 localhost\n127.0.0.1 {REALTIME_HOST}\n")
-    return {"PATH": os.environ.get("PATH", ""), "KONG_PLUGINS": SUPABASE_PLUGINS,
-            "KONG_VERSION": version, "KONG_PREFIX": str(tmp_path / "prefix"),
-            "KONG_DNS_HOSTSFILE": str(hosts), "KONG_STANDIN_HOSTS_ONLY": "1", **extra}
+    return {
+        "PATH": os.environ.get("PATH", ""),
+        "KONG_PLUGINS": SUPABASE_PLUGINS,
+        "KONG_VERSION": version,
+        "KONG_PREFIX": str(tmp_path / "prefix"),
+        "KONG_DNS_HOSTSFILE": str(hosts),
+        "KONG_STANDIN_HOSTS_ONLY": "1",
+        **extra,
+    }
 
 
-def kong(tmp_path: Path, *args: str, version: str = "2.8.1",
-         **extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(STANDIN), *args], capture_output=True, text=True,
-                          env=kong_env(tmp_path, version, **extra), timeout=20)
+def kong(tmp_path: Path, *args: str, version: str = "2.8.1", **extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(STANDIN), *args],
+        capture_output=True,
+        text=True,
+        env=kong_env(tmp_path, version, **extra),
+        timeout=20,
+    )
 
 
-def parse(tmp_path: Path, config: str, version: str = "2.8.1",
-          **extra: str) -> subprocess.CompletedProcess[str]:
+def parse(tmp_path: Path, config: str, version: str = "2.8.1", **extra: str) -> subprocess.CompletedProcess[str]:
     path = tmp_path / "kong.yml"
     path.write_text(config)
     return kong(tmp_path, "config", "parse", str(path), version=version, **extra)
@@ -164,8 +173,7 @@ class Upstream:
         self._ready = threading.Event()
         self._loop = asyncio.new_event_loop()
         self._stop: asyncio.Future[None] | None = None
-        self._thread = threading.Thread(target=self._loop.run_until_complete,
-                                        args=(self._serve(),), daemon=True)
+        self._thread = threading.Thread(target=self._loop.run_until_complete, args=(self._serve(),), daemon=True)
 
     def __enter__(self) -> Upstream:
         self._thread.start()
@@ -187,8 +195,9 @@ class Upstream:
 
     @staticmethod
     def seen(request: Request) -> str:
-        return json.dumps({"path": request.path, "host": request.headers.get("Host"),
-                           "headers": dict(request.headers.raw_items())})
+        return json.dumps(
+            {"path": request.path, "host": request.headers.get("Host"), "headers": dict(request.headers.raw_items())}
+        )
 
     def _plain(self, connection: ServerConnection, request: Request) -> Response | None:
         if request.headers.get("Upgrade") is None:
@@ -207,8 +216,9 @@ class Kong:
     stdout: Path
     stderr: Path
 
-    def get(self, path: str, headers: dict[str, str] | None = None,
-            method: str = "GET") -> tuple[int, dict[str, str], bytes]:
+    def get(
+        self, path: str, headers: dict[str, str] | None = None, method: str = "GET"
+    ) -> tuple[int, dict[str, str], bytes]:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
         try:
             conn.request(method, path, headers=headers or {})
@@ -256,14 +266,13 @@ def start_kong(tmp_path: Path, upstream: Upstream) -> Iterator[Callable[..., Kon
     def start(config: str = SUPABASE_LIKE, version: str = "2.8.1") -> Kong:
         port = free_port()
         path = tmp_path / f"kong-{len(started)}.yml"
-        path.write_text(config.format(realtime=REALTIME_HOST, port=upstream.port,
-                                      closed_port=free_port()))
+        path.write_text(config.format(realtime=REALTIME_HOST, port=upstream.port, closed_port=free_port()))
         out, err = tmp_path / f"out-{len(started)}.log", tmp_path / f"err-{len(started)}.log"
-        env = kong_env(tmp_path, version, KONG_DECLARATIVE_CONFIG=str(path),
-                       KONG_PROXY_LISTEN=f"127.0.0.1:{port}")
+        env = kong_env(tmp_path, version, KONG_DECLARATIVE_CONFIG=str(path), KONG_PROXY_LISTEN=f"127.0.0.1:{port}")
         with out.open("wb") as stdout, err.open("wb") as stderr:
-            process = subprocess.Popen([sys.executable, str(STANDIN), "docker-start"],
-                                       env=env, stdout=stdout, stderr=stderr)
+            process = subprocess.Popen(
+                [sys.executable, str(STANDIN), "docker-start"], env=env, stdout=stdout, stderr=stderr
+            )
         started.append(Kong(port, process, out, err))
         wait_for_port(port, process, err)
         return started[-1]
@@ -276,8 +285,7 @@ def start_kong(tmp_path: Path, upstream: Upstream) -> Iterator[Callable[..., Kon
 # ------------------------------------------------------------------ command line
 def test_standin_shares_no_code_with_the_project() -> None:
     tree = ast.parse(STANDIN.read_text())
-    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
-                for alias in node.names}
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert not {name for name in imported if name.split(".")[0] == "supakong"}
 
@@ -299,21 +307,21 @@ def test_supabase_style_protocol_ws_with_http_url_parses(tmp_path: Path) -> None
 
 def test_ws_protocols_on_a_route_are_refused_with_expected_one_of(tmp_path: Path) -> None:
     protocols = "        protocols: [http, https, ws, wss]\n"
-    config = SUPABASE_LIKE.replace("          - /realtime/v1/\n",
-                                   "          - /realtime/v1/\n" + protocols)
+    config = SUPABASE_LIKE.replace("          - /realtime/v1/\n", "          - /realtime/v1/\n" + protocols)
     result = parse(tmp_path, config.format(realtime=REALTIME_HOST, port=4000, closed_port=1))
     assert result.returncode == 1
-    assert result.stderr.startswith("Error: Failed parsing:\nin 'services':\n"
-                                    "  - in entry 1 of 'services':\n    in 'routes':\n"
-                                    "      - in entry 1 of 'routes':\n        in 'protocols':\n"
-                                    "          - in entry 3 of 'protocols': expected one of: "
-                                    "grpc, grpcs, http, https, tcp, tls, tls_passthrough, udp\n")
+    assert result.stderr.startswith(
+        "Error: Failed parsing:\nin 'services':\n"
+        "  - in entry 1 of 'services':\n    in 'routes':\n"
+        "      - in entry 1 of 'routes':\n        in 'protocols':\n"
+        "          - in entry 3 of 'protocols': expected one of: "
+        "grpc, grpcs, http, https, tcp, tls, tls_passthrough, udp\n"
+    )
 
 
 @pytest.mark.parametrize("version", ["2.8.1", "3.9.1"])
 def test_only_ws_and_wss_protocols_fail_with_unknown_type(tmp_path: Path, version: str) -> None:
-    config = ("_format_version: '2.1'\nroutes:\n  - name: r\n    paths: [/]\n"
-              "    protocols: [ws, wss]\n")
+    config = "_format_version: '2.1'\nroutes:\n  - name: r\n    paths: [/]\n    protocols: [ws, wss]\n"
     result = parse(tmp_path, config, version)
     assert result.returncode == 1
     assert "  - in entry 1 of 'routes':\n    in 'protocols': unknown type: ws" in result.stderr
@@ -330,8 +338,7 @@ def test_broken_yaml_reports_the_line(tmp_path: Path) -> None:
     assert "Error: Failed parsing:\nfailed parsing declarative configuration: 4:1:" in result.stderr
 
 
-@pytest.mark.parametrize("value, message", [
-    ("'9.9'", "expected one of: 1.1, 2.1"), ("1.1", "expected a string")])
+@pytest.mark.parametrize("value, message", [("'9.9'", "expected one of: 1.1, 2.1"), ("1.1", "expected a string")])
 def test_bad_format_version_is_refused(tmp_path: Path, value: str, message: str) -> None:
     result = parse(tmp_path, f"_format_version: {value}\n")
     assert result.returncode == 1 and f"in '_format_version': {message}" in result.stderr
@@ -349,9 +356,10 @@ def test_format_version_3_0_is_accepted_on_3x_and_refused_on_2_8(tmp_path: Path)
     assert refused.returncode == 1 and "expected one of: 1.1, 2.1" in refused.stderr
 
 
-@pytest.mark.parametrize("version, message", [
-    ("2.8.1", "should start with: /"),
-    ("3.9.1", "should start with: / (fixed path) or ~/ (regex path)")])
+@pytest.mark.parametrize(
+    "version, message",
+    [("2.8.1", "should start with: /"), ("3.9.1", "should start with: / (fixed path) or ~/ (regex path)")],
+)
 def test_route_path_must_start_with_a_slash(tmp_path: Path, version: str, message: str) -> None:
     config = "_format_version: '2.1'\nroutes:\n  - name: r\n    paths: [realtime/v1/]\n"
     result = parse(tmp_path, config, version)
@@ -359,19 +367,17 @@ def test_route_path_must_start_with_a_slash(tmp_path: Path, version: str, messag
 
 
 def test_plugin_not_in_kong_plugins_is_refused(tmp_path: Path) -> None:
-    config = ("_format_version: '2.1'\nplugins:\n  - name: post-function\n"
-              "acls:\n  - consumer: anon\n    group: anon\n")
+    config = "_format_version: '2.1'\nplugins:\n  - name: post-function\nacls:\n  - consumer: anon\n    group: anon\n"
     result = parse(tmp_path, config)
-    assert "in 'name': plugin 'post-function' not enabled; add it to the 'plugins' " \
-           "configuration property" in result.stderr
-    without_acl = parse(tmp_path, config.replace("post-function", "cors"),
-                        KONG_PLUGINS="cors,key-auth")
+    assert (
+        "in 'name': plugin 'post-function' not enabled; add it to the 'plugins' configuration property" in result.stderr
+    )
+    without_acl = parse(tmp_path, config.replace("post-function", "cors"), KONG_PLUGINS="cors,key-auth")
     assert "in 'acls': unknown field" in without_acl.stderr
 
 
 def test_unknown_plugin_config_field_and_private_network_before_3_5(tmp_path: Path) -> None:
-    config = ("_format_version: '2.1'\nplugins:\n  - name: cors\n    config:\n"
-              "      private_network: true\n")
+    config = "_format_version: '2.1'\nplugins:\n  - name: cors\n    config:\n      private_network: true\n"
     result = parse(tmp_path, config)
     assert "in 'config':\n      in 'private_network': unknown field" in result.stderr
     assert parse(tmp_path, config, "3.9.1").returncode == 0
@@ -379,8 +385,7 @@ def test_unknown_plugin_config_field_and_private_network_before_3_5(tmp_path: Pa
 
 def test_http_route_without_matching_rules_is_refused(tmp_path: Path) -> None:
     result = parse(tmp_path, "_format_version: '2.1'\nroutes:\n  - name: r\n    strip_path: true\n")
-    assert ("must set one of 'methods', 'hosts', 'headers', 'paths' when 'protocols' is 'http'"
-            in result.stderr)
+    assert "must set one of 'methods', 'hosts', 'headers', 'paths' when 'protocols' is 'http'" in result.stderr
 
 
 def test_reference_to_unknown_consumer_is_refused(tmp_path: Path) -> None:
@@ -391,12 +396,10 @@ def test_reference_to_unknown_consumer_is_refused(tmp_path: Path) -> None:
 
 
 def test_duplicate_route_names_pass_on_2_8_and_fail_on_3_9(tmp_path: Path) -> None:
-    config = ("_format_version: '2.1'\nroutes:\n  - name: r\n    paths: [/a]\n"
-              "  - name: r\n    paths: [/b]\n")
+    config = "_format_version: '2.1'\nroutes:\n  - name: r\n    paths: [/a]\n  - name: r\n    paths: [/b]\n"
     assert parse(tmp_path, config, "2.8.1").returncode == 0
     result = parse(tmp_path, config, "3.9.1")
-    assert ("uniqueness violation: 'routes' entity with name set to 'r' already declared"
-            in result.stderr)
+    assert "uniqueness violation: 'routes' entity with name set to 'r' already declared" in result.stderr
 
 
 def test_config_parse_of_a_missing_file(tmp_path: Path) -> None:
@@ -407,18 +410,21 @@ def test_config_parse_of_a_missing_file(tmp_path: Path) -> None:
 
 def test_docker_start_refuses_a_bad_file_and_exits_1(tmp_path: Path) -> None:
     path = tmp_path / "kong.yml"
-    path.write_text("_format_version: '2.1'\nroutes:\n  - name: r\n    paths: [/]\n"
-                    "    protocols: [http, ws]\n")
-    result = kong(tmp_path, "docker-start", KONG_DECLARATIVE_CONFIG=str(path),
-                  KONG_PROXY_LISTEN=f"127.0.0.1:{free_port()}")
+    path.write_text("_format_version: '2.1'\nroutes:\n  - name: r\n    paths: [/]\n    protocols: [http, ws]\n")
+    result = kong(
+        tmp_path, "docker-start", KONG_DECLARATIVE_CONFIG=str(path), KONG_PROXY_LISTEN=f"127.0.0.1:{free_port()}"
+    )
     assert result.returncode == 1
-    assert f"init_by_lua error: /usr/local/share/lua/5.1/kong/init.lua:553: error parsing " \
-           f"declarative config file {path}:\nin 'routes':" in result.stderr
+    assert (
+        f"init_by_lua error: /usr/local/share/lua/5.1/kong/init.lua:553: error parsing "
+        f"declarative config file {path}:\nin 'routes':" in result.stderr
+    )
     assert not (tmp_path / "prefix/pids/nginx.pid").exists()
 
 
 def test_health_reports_not_running_then_healthy_then_not_running(
-        tmp_path: Path, start_kong: Callable[..., Kong]) -> None:
+    tmp_path: Path, start_kong: Callable[..., Kong]
+) -> None:
     before = kong(tmp_path, "health")
     assert before.returncode == 1
     assert f"Error: Kong is not running at {tmp_path / 'prefix'}" in before.stderr
@@ -439,7 +445,8 @@ def test_no_route_matched_is_a_404_with_kong_headers(start_kong: Callable[..., K
 
 
 def test_strip_path_joins_the_rest_onto_the_service_path_and_sends_the_service_host(
-        start_kong: Callable[..., Kong], upstream: Upstream) -> None:
+    start_kong: Callable[..., Kong], upstream: Upstream
+) -> None:
     seen = start_kong().upstream_saw("/realtime/v1/websocket?apikey=anon-key&vsn=1.0.0")
     assert seen["path"] == "/socket/websocket?apikey=anon-key&vsn=1.0.0"
     assert seen["host"] == f"{REALTIME_HOST}:{upstream.port}"
@@ -464,10 +471,12 @@ def test_preserve_host_sends_the_client_host_upstream(start_kong: Callable[..., 
     assert seen["path"] == "/echo/x"
 
 
-@pytest.mark.parametrize("version, invalid", [
-    ("2.8.1", "Invalid authentication credentials"), ("3.9.1", "Unauthorized")])
+@pytest.mark.parametrize(
+    "version, invalid", [("2.8.1", "Invalid authentication credentials"), ("3.9.1", "Unauthorized")]
+)
 def test_key_auth_answers_401_with_the_version_specific_text(
-        start_kong: Callable[..., Kong], version: str, invalid: str) -> None:
+    start_kong: Callable[..., Kong], version: str, invalid: str
+) -> None:
     gateway = start_kong(version=version)
     status, headers, body = gateway.get("/realtime/v1/websocket")
     assert (status, json.loads(body)) == (401, {"message": "No API key found in request"})
@@ -481,8 +490,7 @@ def test_acl_refuses_a_consumer_outside_the_allowed_groups(start_kong: Callable[
     assert (status, json.loads(body)) == (403, {"message": "You cannot consume this service"})
 
 
-def test_anonymous_fallback_accepts_missing_and_invalid_keys(
-        start_kong: Callable[..., Kong]) -> None:
+def test_anonymous_fallback_accepts_missing_and_invalid_keys(start_kong: Callable[..., Kong]) -> None:
     gateway = start_kong()
     for headers in ({}, {"apikey": "stale-key"}):
         seen = gateway.upstream_saw("/open", headers)
@@ -491,9 +499,15 @@ def test_anonymous_fallback_accepts_missing_and_invalid_keys(
 
 
 def test_cors_preflight_is_answered_before_key_auth(start_kong: Callable[..., Kong]) -> None:
-    status, headers, _ = start_kong().get("/realtime/v1/websocket", method="OPTIONS", headers={
-        "Origin": "http://app.example", "Access-Control-Request-Method": "GET",
-        "Access-Control-Request-Headers": "apikey,x-client-info"})
+    status, headers, _ = start_kong().get(
+        "/realtime/v1/websocket",
+        method="OPTIONS",
+        headers={
+            "Origin": "http://app.example",
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "apikey,x-client-info",
+        },
+    )
     assert status == 200
     assert headers["Access-Control-Allow-Origin"] == "*"
     assert headers["Access-Control-Allow-Headers"] == "apikey,x-client-info"
@@ -505,18 +519,17 @@ def test_upstream_down_is_a_502_with_an_nginx_error_line(start_kong: Callable[..
     assert status == 502
     invalid = "An invalid response was received from the upstream server"
     assert json.loads(body) == {"message": invalid}
-    assert "connect() failed (111: Connection refused) while connecting to upstream" \
-        in gateway.stderr.read_text()
+    assert "connect() failed (111: Connection refused) while connecting to upstream" in gateway.stderr.read_text()
 
 
-def test_unresolvable_upstream_is_a_503_name_resolution_failed(
-        start_kong: Callable[..., Kong]) -> None:
+def test_unresolvable_upstream_is_a_503_name_resolution_failed(start_kong: Callable[..., Kong]) -> None:
     status, _, body = start_kong().get("/nowhere")
     assert (status, json.loads(body)) == (503, {"message": "name resolution failed"})
 
 
 def test_websocket_handshake_and_echo_pass_through_the_tunnel(
-        start_kong: Callable[..., Kong], upstream: Upstream) -> None:
+    start_kong: Callable[..., Kong], upstream: Upstream
+) -> None:
     gateway = start_kong()
     url = f"ws://127.0.0.1:{gateway.port}/realtime/v1/websocket?apikey=anon-key&vsn=1.0.0"
     with connect(url, proxy=None, open_timeout=5) as ws:
@@ -532,12 +545,9 @@ def test_websocket_handshake_and_echo_pass_through_the_tunnel(
     assert '"GET /realtime/v1/websocket?apikey=anon-key&vsn=1.0.0 HTTP/1.1" 101 ' in log
 
 
-def test_websocket_handshake_with_a_stale_key_is_rejected_with_401(
-        start_kong: Callable[..., Kong]) -> None:
+def test_websocket_handshake_with_a_stale_key_is_rejected_with_401(start_kong: Callable[..., Kong]) -> None:
     gateway = start_kong()
     with pytest.raises(InvalidStatus) as rejected:
-        connect(f"ws://127.0.0.1:{gateway.port}/realtime/v1/websocket?apikey=stale",
-                proxy=None, open_timeout=5)
+        connect(f"ws://127.0.0.1:{gateway.port}/realtime/v1/websocket?apikey=stale", proxy=None, open_timeout=5)
     assert rejected.value.response.status_code == 401
-    assert json.loads(rejected.value.response.body or b"") == {
-        "message": "Invalid authentication credentials"}
+    assert json.loads(rejected.value.response.body or b"") == {"message": "Invalid authentication credentials"}

@@ -85,9 +85,7 @@ def start_standin(tmp_path: Path, **env: str) -> Standin:
     }
     full_env.update(env)
     with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, str(STANDIN)], env=full_env, stdout=log_file, stderr=log_file
-        )
+        process = subprocess.Popen([sys.executable, str(STANDIN)], env=full_env, stdout=log_file, stderr=log_file)
     deadline, delay = time.monotonic() + 10, 0.02
     while True:
         if process.poll() is not None:
@@ -98,9 +96,7 @@ def start_standin(tmp_path: Path, **env: str) -> Standin:
         except OSError:
             if time.monotonic() > deadline:
                 process.kill()
-                pytest.fail(
-                    f"stand-in did not listen on {port} within 10 s:\n{log_path.read_text()}"
-                )
+                pytest.fail(f"stand-in did not listen on {port} within 10 s:\n{log_path.read_text()}")
             time.sleep(delay)
             delay = min(delay * 2, 0.2)
 
@@ -140,9 +136,7 @@ def http_get(port: int, path: str, host: str = KONG_HOST, **headers: str) -> tup
 
 
 @asynccontextmanager
-async def open_socket(
-    port: int, query: str, host: str = KONG_HOST, **headers: str
-) -> AsyncIterator[ClientConnection]:
+async def open_socket(port: int, query: str, host: str = KONG_HOST, **headers: str) -> AsyncIterator[ClientConnection]:
     """Open /socket/websocket with Host ``host``: the URI names the host, ``sock`` is 127.0.0.1."""
     sock = socket.create_connection(("127.0.0.1", port))
     uri = f"ws://{host}:{port}/socket/websocket?{query}"
@@ -150,9 +144,7 @@ async def open_socket(
         yield ws
 
 
-async def rejection(
-    port: int, query: str, host: str = KONG_HOST, **headers: str
-) -> tuple[int, bytes]:
+async def rejection(port: int, query: str, host: str = KONG_HOST, **headers: str) -> tuple[int, bytes]:
     """The status and body of a handshake the server must refuse."""
     with pytest.raises(InvalidStatus) as refused:
         async with open_socket(port, query, host, **headers):
@@ -172,26 +164,18 @@ class Phoenix:
         if self.vsn == "2.0.0":
             await self.ws.send(json.dumps([join_ref, ref, topic, event, payload]))
         else:
-            await self.ws.send(
-                json.dumps({"topic": topic, "event": event, "payload": payload, "ref": ref})
-            )
+            await self.ws.send(json.dumps({"topic": topic, "event": event, "payload": payload, "ref": ref}))
         return ref
 
     async def recv(self) -> tuple[dict[str, Any], Any]:
         """Next message as ``{join_ref, ref, topic, event, payload}`` plus the decoded raw frame."""
         raw = json.loads(await asyncio.wait_for(self.ws.recv(), 3))
         if isinstance(raw, list):
-            return dict(
-                zip(["join_ref", "ref", "topic", "event", "payload"], raw, strict=True)
-            ), raw
+            return dict(zip(["join_ref", "ref", "topic", "event", "payload"], raw, strict=True)), raw
         return {"join_ref": raw.get("join_ref"), **raw}, raw
 
-    async def join(
-        self, name: str, config: dict[str, Any] | None = None, **payload: Any
-    ) -> dict[str, Any]:
-        ref = await self.send(
-            f"realtime:{name}", "phx_join", {"config": config or {}, **payload}, join_ref="1"
-        )
+    async def join(self, name: str, config: dict[str, Any] | None = None, **payload: Any) -> dict[str, Any]:
+        ref = await self.send(f"realtime:{name}", "phx_join", {"config": config or {}, **payload}, join_ref="1")
         message, _ = await self.recv()
         assert (message["event"], message["ref"]) == ("phx_reply", ref)
         return message
@@ -212,9 +196,7 @@ def test_healthcheck_answers_ok_without_auth(standin: Standin) -> None:
 
 
 def test_tenant_health_needs_a_bearer_token_signed_with_the_api_secret(standin: Standin) -> None:
-    status, body = http_get(
-        standin.port, "/api/tenants/realtime-dev/health", Authorization=f"Bearer {make_token()}"
-    )
+    status, body = http_get(standin.port, "/api/tenants/realtime-dev/health", Authorization=f"Bearer {make_token()}")
     assert status == 200
     assert json.loads(body)["data"]["healthy"] is True
     assert http_get(standin.port, "/api/tenants/realtime-dev/health")[0] == 403
@@ -223,9 +205,7 @@ def test_tenant_health_needs_a_bearer_token_signed_with_the_api_secret(standin: 
 
 
 def test_tenant_health_of_an_unknown_tenant_is_404(standin: Standin) -> None:
-    status, _ = http_get(
-        standin.port, "/api/tenants/other/health", Authorization=f"Bearer {make_token()}"
-    )
+    status, _ = http_get(standin.port, "/api/tenants/other/health", Authorization=f"Bearer {make_token()}")
     assert status == 404
 
 
@@ -362,9 +342,7 @@ def test_join_replies_with_binding_ids_then_subscribes_to_postgres(standin: Stan
     async def scenario() -> None:
         async with open_socket(standin.port, AUTH) as ws:
             client = Phoenix(ws)
-            reply = await client.join(
-                "wells", {"postgres_changes": [WELLS]}, access_token=make_token()
-            )
+            reply = await client.join("wells", {"postgres_changes": [WELLS]}, access_token=make_token())
             assert reply["payload"]["status"] == "ok"
             (binding,) = reply["payload"]["response"]["postgres_changes"]
             assert {k: v for k, v in binding.items() if k != "id"} == WELLS
@@ -396,14 +374,10 @@ def test_table_outside_the_publication_gets_a_system_error(standin: Standin) -> 
         async with open_socket(standin.port, AUTH) as ws:
             client = Phoenix(ws)
             binding = {"event": "INSERT", "schema": "public", "table": "secrets"}
-            assert (await client.join("s", {"postgres_changes": [binding]}))["payload"][
-                "status"
-            ] == "ok"
+            assert (await client.join("s", {"postgres_changes": [binding]}))["payload"]["status"] == "ok"
             system, _ = await client.recv()
             assert system["payload"]["status"] == "error"
-            assert system["payload"]["message"].startswith(
-                "Subscription insert failed with 0 rows."
-            )
+            assert system["payload"]["message"].startswith("Subscription insert failed with 0 rows.")
             assert '"table" => "secrets"' in system["payload"]["message"]
 
     run(scenario())
@@ -426,13 +400,9 @@ def test_join_with_a_bad_access_token_is_refused(standin: Standin) -> None:
             client = Phoenix(ws)
             reply = await client.join("room", {}, access_token=make_token(expires_in=-5))
             assert reply["payload"]["status"] == "error"
-            assert reply["payload"]["response"]["reason"].startswith(
-                "InvalidJWTToken: Token has expired"
-            )
+            assert reply["payload"]["response"]["reason"].startswith("InvalidJWTToken: Token has expired")
             reply = await client.join("room", {}, access_token=make_token(WRONG_SECRET))
-            assert reply["payload"]["response"] == {
-                "reason": "JwtSignatureError: Failed to validate JWT signature"
-            }
+            assert reply["payload"]["response"] == {"reason": "JwtSignatureError: Failed to validate JWT signature"}
 
     run(scenario())
 
@@ -597,9 +567,7 @@ def test_missing_secret_exits_1_with_a_clear_line(tmp_path: Path) -> None:
 
 def test_sigterm_exits_0(tmp_path: Path) -> None:
     running = start_standin(tmp_path)
-    running.wait_for_log(
-        r"\[info\] Running RealtimeWeb.Endpoint with Bandit 1.5.7 at 127.0.0.1:\d+ \(http\)"
-    )
+    running.wait_for_log(r"\[info\] Running RealtimeWeb.Endpoint with Bandit 1.5.7 at 127.0.0.1:\d+ \(http\)")
     assert stop_standin(running) == 0
 
 
@@ -614,9 +582,7 @@ def test_official_python_client_subscribes(direct_standin: Standin) -> None:
     )
 
     async def scenario() -> list[Any]:
-        client = AsyncRealtimeClient(
-            f"ws://127.0.0.1:{direct_standin.port}/socket", make_token(), max_retries=1
-        )
+        client = AsyncRealtimeClient(f"ws://127.0.0.1:{direct_standin.port}/socket", make_token(), max_retries=1)
         states: list[Any] = []
         channel = client.channel("py-conformance")
         channel.on_postgres_changes(
@@ -649,10 +615,7 @@ def test_official_python_client_fails_with_a_token_from_another_secret(
 
 
 def node_script(direct_standin: Standin, token: str) -> subprocess.CompletedProcess[str]:
-    if (
-        shutil.which("node") is None
-        or not (JS_DIR / "node_modules" / "@supabase" / "realtime-js").is_dir()
-    ):
+    if shutil.which("node") is None or not (JS_DIR / "node_modules" / "@supabase" / "realtime-js").is_dir():
         pytest.skip("realtime-js not installed: run `npm ci` in tests/standins/js")
     url = f"ws://127.0.0.1:{direct_standin.port}/socket"
     return subprocess.run(

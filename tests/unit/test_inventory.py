@@ -84,7 +84,15 @@ def test_group_selection_and_unknown_group(tmp_path):
         ("public_url: 'ftp://x'", "hosts/edge-1/public_url"),
         ("ansible_host: 'a b'", "hosts/edge-1/ansible_host"),
     ],
-    ids=["port-not-int", "port-out-of-range", "container-shell-metachars", "relative-path", "path-substitution", "bad-url", "host-with-space"],
+    ids=[
+        "port-not-int",
+        "port-out-of-range",
+        "container-shell-metachars",
+        "relative-path",
+        "path-substitution",
+        "bad-url",
+        "host-with-space",
+    ],
 )
 def test_bad_values_are_refused_naming_the_key(tmp_path, override, key):
     text = MINIMAL.replace("ansible_port: 2222", override)

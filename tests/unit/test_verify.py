@@ -80,39 +80,113 @@ def _json(obj: dict[str, Any]) -> str:
 
 
 HANDSHAKE_CASES = [
-    pytest.param(401, _json({"message": "No API key found in request"}), KONG_SERVER,
-                 "no apikey", "key_in_query", id="kong_missing_key_is_a_missing_key"),
-    pytest.param(401, _json({"message": "Invalid authentication credentials"}), KONG_SERVER,
-                 "keyauth_credentials", "restart the kong container",
-                 id="kong_invalid_credentials_is_a_stale_key"),
-    pytest.param(401, _json({"message": "Unauthorized", "request_id": "x"}), KONG_SERVER,
-                 "keyauth_credentials", "ANON_KEY", id="kong3_unauthorized_is_a_stale_key"),
-    pytest.param(403, _json({"message": "You cannot consume this service"}), KONG_SERVER,
-                 "acl", "allow", id="kong_acl_refusal_names_the_acl_group"),
-    pytest.param(404, _json({"message": "no Route matched with those values"}), KONG_SERVER,
-                 "no route", "realtime-v1-ws", id="kong_no_route_is_a_missing_realtime_route"),
-    pytest.param(503, _json({"message": "name resolution failed"}), KONG_SERVER,
-                 "cannot resolve", "realtime-dev.supabase-realtime",
-                 id="kong_name_resolution_failure_is_an_upstream_dns_problem"),
-    pytest.param(502, _json({"message": "An invalid response was received from the upstream "
-                                        "server"}), KONG_SERVER,
-                 "Realtime", "4000", id="bad_gateway_is_realtime_down_or_wrong_port"),
-    pytest.param(404, _json({"error": "Tenant not found"}), VIA_KONG,
-                 "tenant", "preserve_host", id="realtime_tenant_not_found_is_a_tenant_mismatch"),
-    pytest.param(403, "", VIA_KONG, "tenant", "SELF_HOST_TENANT_NAME",
-                 id="old_realtime_empty_403_is_a_tenant_mismatch"),
-    pytest.param(401, _json({"error": "Failed to validate JWT signature"}), VIA_KONG,
-                 "API_JWT_SECRET", "JWT_SECRET",
-                 id="realtime_bad_signature_is_a_jwt_secret_mismatch"),
-    pytest.param(401, _json({"error": "Token has expired"}), VIA_KONG,
-                 "expired", "exp", id="realtime_expired_token_is_an_expired_key"),
-    pytest.param(401, _json({"error": "The token provided is not a valid JWT"}), VIA_KONG,
-                 "not a JWT", "request-transformer", id="realtime_non_jwt_token"),
-    pytest.param(401, _json({"error": "API key is missing"}), VIA_KONG,
-                 "not forwarding", "hide_credentials",
-                 id="realtime_missing_api_key_means_kong_is_not_forwarding_it"),
-    pytest.param(426, "Upgrade Required", [], "upgrade headers were lost", "Upgrade",
-                 id="plain_426_means_a_proxy_drops_the_upgrade"),
+    pytest.param(
+        401,
+        _json({"message": "No API key found in request"}),
+        KONG_SERVER,
+        "no apikey",
+        "key_in_query",
+        id="kong_missing_key_is_a_missing_key",
+    ),
+    pytest.param(
+        401,
+        _json({"message": "Invalid authentication credentials"}),
+        KONG_SERVER,
+        "keyauth_credentials",
+        "restart the kong container",
+        id="kong_invalid_credentials_is_a_stale_key",
+    ),
+    pytest.param(
+        401,
+        _json({"message": "Unauthorized", "request_id": "x"}),
+        KONG_SERVER,
+        "keyauth_credentials",
+        "ANON_KEY",
+        id="kong3_unauthorized_is_a_stale_key",
+    ),
+    pytest.param(
+        403,
+        _json({"message": "You cannot consume this service"}),
+        KONG_SERVER,
+        "acl",
+        "allow",
+        id="kong_acl_refusal_names_the_acl_group",
+    ),
+    pytest.param(
+        404,
+        _json({"message": "no Route matched with those values"}),
+        KONG_SERVER,
+        "no route",
+        "realtime-v1-ws",
+        id="kong_no_route_is_a_missing_realtime_route",
+    ),
+    pytest.param(
+        503,
+        _json({"message": "name resolution failed"}),
+        KONG_SERVER,
+        "cannot resolve",
+        "realtime-dev.supabase-realtime",
+        id="kong_name_resolution_failure_is_an_upstream_dns_problem",
+    ),
+    pytest.param(
+        502,
+        _json({"message": "An invalid response was received from the upstream server"}),
+        KONG_SERVER,
+        "Realtime",
+        "4000",
+        id="bad_gateway_is_realtime_down_or_wrong_port",
+    ),
+    pytest.param(
+        404,
+        _json({"error": "Tenant not found"}),
+        VIA_KONG,
+        "tenant",
+        "preserve_host",
+        id="realtime_tenant_not_found_is_a_tenant_mismatch",
+    ),
+    pytest.param(
+        403, "", VIA_KONG, "tenant", "SELF_HOST_TENANT_NAME", id="old_realtime_empty_403_is_a_tenant_mismatch"
+    ),
+    pytest.param(
+        401,
+        _json({"error": "Failed to validate JWT signature"}),
+        VIA_KONG,
+        "API_JWT_SECRET",
+        "JWT_SECRET",
+        id="realtime_bad_signature_is_a_jwt_secret_mismatch",
+    ),
+    pytest.param(
+        401,
+        _json({"error": "Token has expired"}),
+        VIA_KONG,
+        "expired",
+        "exp",
+        id="realtime_expired_token_is_an_expired_key",
+    ),
+    pytest.param(
+        401,
+        _json({"error": "The token provided is not a valid JWT"}),
+        VIA_KONG,
+        "not a JWT",
+        "request-transformer",
+        id="realtime_non_jwt_token",
+    ),
+    pytest.param(
+        401,
+        _json({"error": "API key is missing"}),
+        VIA_KONG,
+        "not forwarding",
+        "hide_credentials",
+        id="realtime_missing_api_key_means_kong_is_not_forwarding_it",
+    ),
+    pytest.param(
+        426,
+        "Upgrade Required",
+        [],
+        "upgrade headers were lost",
+        "Upgrade",
+        id="plain_426_means_a_proxy_drops_the_upgrade",
+    ),
 ]
 
 
@@ -148,16 +222,13 @@ def test_handshake_body_is_trimmed_to_about_300_chars() -> None:
         pytest.param(401, '{"message":"Unauthorized"}', {}, KONG, id="kong_body_shape"),
         pytest.param(401, '{"error":"Token has expired"}', {}, REALTIME, id="realtime_body_shape"),
         pytest.param(401, "nope", {"server": "kong/3.9.1"}, KONG, id="kong_server_header"),
-        pytest.param(401, "", {"WWW-Authenticate": 'Key realm="kong"'}, KONG,
-                     id="key_auth_challenge"),
+        pytest.param(401, "", {"WWW-Authenticate": 'Key realm="kong"'}, KONG, id="key_auth_challenge"),
         pytest.param(404, "nope", {"Via": "1.1 kong/3.9.1"}, REALTIME, id="proxied_via_kong"),
         pytest.param(403, "", {}, REALTIME, id="empty_403_is_old_realtime"),
         pytest.param(401, "nope", {}, UNKNOWN, id="no_marker_is_unknown"),
     ],
 )
-def test_answer_source_tells_kong_from_realtime(
-    status: int, body: str, headers: dict[str, str], source: str
-) -> None:
+def test_answer_source_tells_kong_from_realtime(status: int, body: str, headers: dict[str, str], source: str) -> None:
     assert answer_source(status, body, headers) == source
 
 
@@ -167,22 +238,28 @@ def test_answer_source_tells_kong_from_realtime(
 @pytest.mark.parametrize(
     ("reason", "in_cause"),
     [
-        pytest.param("TenantNotFound: Tenant with the given ID does not exist", "tenant",
-                     id="join_tenant_not_found_is_a_tenant_mismatch"),
-        pytest.param("JwtSignatureError: Failed to validate JWT signature", "API_JWT_SECRET",
-                     id="join_signature_error_is_a_jwt_secret_mismatch"),
-        pytest.param("InvalidJWTToken: Token has expired 30 seconds ago", "expired",
-                     id="join_expired_token"),
-        pytest.param("InvalidJWTToken: Fields `role` and `exp` are required in JWT", "role",
-                     id="join_missing_claims"),
-        pytest.param("ChannelRateLimitReached: Too many channels", "channel limit",
-                     id="join_channel_limit"),
-        pytest.param("Unauthorized: You do not have permissions to read from this Channel "
-                     "topic: x", "RLS", id="join_rls_refusal"),
-        pytest.param("PrivateOnly: This project only allows private channels", "private",
-                     id="join_private_only"),
-        pytest.param("UnableToConnectToProject: Realtime was unable to connect to the project "
-                     "database", "database", id="join_database_unreachable"),
+        pytest.param(
+            "TenantNotFound: Tenant with the given ID does not exist",
+            "tenant",
+            id="join_tenant_not_found_is_a_tenant_mismatch",
+        ),
+        pytest.param(
+            "JwtSignatureError: Failed to validate JWT signature",
+            "API_JWT_SECRET",
+            id="join_signature_error_is_a_jwt_secret_mismatch",
+        ),
+        pytest.param("InvalidJWTToken: Token has expired 30 seconds ago", "expired", id="join_expired_token"),
+        pytest.param("InvalidJWTToken: Fields `role` and `exp` are required in JWT", "role", id="join_missing_claims"),
+        pytest.param("ChannelRateLimitReached: Too many channels", "channel limit", id="join_channel_limit"),
+        pytest.param(
+            "Unauthorized: You do not have permissions to read from this Channel topic: x", "RLS", id="join_rls_refusal"
+        ),
+        pytest.param("PrivateOnly: This project only allows private channels", "private", id="join_private_only"),
+        pytest.param(
+            "UnableToConnectToProject: Realtime was unable to connect to the project database",
+            "database",
+            id="join_database_unreachable",
+        ),
         pytest.param("Unknown Error on Channel", "unexpected", id="join_unknown_error"),
     ],
 )
@@ -200,13 +277,18 @@ def test_unrecognised_join_error_keeps_the_reason() -> None:
 @pytest.mark.parametrize(
     "message",
     [
-        pytest.param('Subscription insert failed with 0 rows. Check that tables are part of '
-                      'publication supabase_realtime and subscription params are correct: '
-                      '%{"event" => "*", "schema" => "public", "table" => "wells"}',
-                      id="old_wording"),
-        pytest.param("Unable to subscribe to changes with given parameters. Please check Realtime "
-                     "is enabled for the given connect parameters: [event: *, schema: public, "
-                     "table: wells, filters: [], select: nil]", id="current_wording"),
+        pytest.param(
+            "Subscription insert failed with 0 rows. Check that tables are part of "
+            "publication supabase_realtime and subscription params are correct: "
+            '%{"event" => "*", "schema" => "public", "table" => "wells"}',
+            id="old_wording",
+        ),
+        pytest.param(
+            "Unable to subscribe to changes with given parameters. Please check Realtime "
+            "is enabled for the given connect parameters: [event: *, schema: public, "
+            "table: wells, filters: [], select: nil]",
+            id="current_wording",
+        ),
     ],
 )
 def test_table_missing_from_publication_says_how_to_add_it(message: str) -> None:
@@ -218,12 +300,14 @@ def test_table_missing_from_publication_says_how_to_add_it(message: str) -> None
 @pytest.mark.parametrize(
     ("message", "in_cause"),
     [
-        pytest.param("Unable to subscribe to changes with given parameters. An exception "
-                     "happened so please check your connect parameters: [...]. Exception: "
-                     'ERROR 42P01 (undefined_table) relation "public.wellz" does not exist',
-                     "does not exist", id="missing_table"),
-        pytest.param("Replication connection was not established in time", "replication",
-                     id="replication_not_ready"),
+        pytest.param(
+            "Unable to subscribe to changes with given parameters. An exception "
+            "happened so please check your connect parameters: [...]. Exception: "
+            'ERROR 42P01 (undefined_table) relation "public.wellz" does not exist',
+            "does not exist",
+            id="missing_table",
+        ),
+        pytest.param("Replication connection was not established in time", "replication", id="replication_not_ready"),
         pytest.param("something new", "something new", id="unknown_keeps_message"),
     ],
 )
@@ -232,9 +316,7 @@ def test_system_errors_name_their_cause(message: str, in_cause: str) -> None:
 
 
 def test_unresolvable_name_is_described_as_such() -> None:
-    assert describe_connect_error(socket.gaierror(-2, "Name or service not known")) == (
-        "name not resolved"
-    )
+    assert describe_connect_error(socket.gaierror(-2, "Name or service not known")) == ("name not resolved")
 
 
 # =========================================================================== pure: phoenix
@@ -259,12 +341,13 @@ def test_channel_without_table_sends_no_postgres_changes_binding() -> None:
 
 def test_vsn2_frames_are_arrays_and_vsn1_frames_are_objects() -> None:
     message = phx.PhoenixMessage("realtime:x", "phx_join", {"a": 1}, "1", "1")
-    assert json.loads(phx.encode(message, "2.0.0")) == [
-        "1", "1", "realtime:x", "phx_join", {"a": 1}
-    ]
+    assert json.loads(phx.encode(message, "2.0.0")) == ["1", "1", "realtime:x", "phx_join", {"a": 1}]
     assert json.loads(phx.encode(message, "1.0.0")) == {
-        "topic": "realtime:x", "event": "phx_join", "payload": {"a": 1},
-        "ref": "1", "join_ref": "1",
+        "topic": "realtime:x",
+        "event": "phx_join",
+        "payload": {"a": 1},
+        "ref": "1",
+        "join_ref": "1",
     }
     assert phx.decode('["1","2","t","phx_reply",{"status":"ok","response":{}}]', "2.0.0") == (
         phx.PhoenixMessage("t", "phx_reply", {"status": "ok", "response": {}}, "2", "1")
@@ -284,12 +367,11 @@ def test_binary_user_broadcast_frame_is_decoded() -> None:
     ("server", "matches"),
     [
         pytest.param(None, True, id="no_server_bindings_is_accepted"),
-        pytest.param([{"event": "*", "schema": "public", "table": "wells", "id": 1}], True,
-                     id="same_binding_with_id"),
-        pytest.param([{"event": "*", "schema": "public", "table": "other", "id": 1}], False,
-                     id="other_table"),
-        pytest.param([{"event": "*", "schema": "public", "table": "wells", "filter": "id=eq.1"}],
-                     False, id="extra_filter"),
+        pytest.param([{"event": "*", "schema": "public", "table": "wells", "id": 1}], True, id="same_binding_with_id"),
+        pytest.param([{"event": "*", "schema": "public", "table": "other", "id": 1}], False, id="other_table"),
+        pytest.param(
+            [{"event": "*", "schema": "public", "table": "wells", "filter": "id=eq.1"}], False, id="extra_filter"
+        ),
         pytest.param([], False, id="binding_missing"),
     ],
 )
@@ -302,8 +384,7 @@ def test_bindings_are_compared_like_supabase_js(server: Any, matches: bool) -> N
 
 
 def _report(state: str, *stages: StageResult, diagnosis: Diagnosis | None = None) -> VerifyReport:
-    return VerifyReport("ws://h/realtime/v1/websocket?apikey=***&vsn=2.0.0", state, stages,
-                        diagnosis)
+    return VerifyReport("ws://h/realtime/v1/websocket?apikey=***&vsn=2.0.0", state, stages, diagnosis)
 
 
 def test_report_is_ok_only_when_subscribed_and_every_stage_passed() -> None:
@@ -325,7 +406,9 @@ def test_format_report_shows_stages_state_cause_and_fix() -> None:
     assert lines[1] == "  ✓ tcp                  1 ms  connected to h:8000"
     assert lines[2].startswith("  ✗ upgrade             12 ms  401 Unauthorized")
     assert lines[3:] == [
-        "CHANNEL_ERROR", "  cause: stale key", "  fix:   restart kong",
+        "CHANNEL_ERROR",
+        "  cause: stale key",
+        "  fix:   restart kong",
         '  got:   HTTP 401  {"message":"x"}',
     ]
     with pytest.raises(VerifyError, match="stale key"):
@@ -337,8 +420,9 @@ def test_format_report_shows_stages_state_cause_and_fix() -> None:
 
 def _http(status: int, body: str, headers: list[tuple[str, str]]) -> Response:
     data = body.encode()
-    all_headers = Headers([("Content-Type", "application/json; charset=utf-8"),
-                           ("Content-Length", str(len(data))), *headers])
+    all_headers = Headers(
+        [("Content-Type", "application/json; charset=utf-8"), ("Content-Length", str(len(data))), *headers]
+    )
     return Response(status, http.HTTPStatus(status).phrase, all_headers, data)
 
 
@@ -359,14 +443,15 @@ def _user_broadcast_frame(topic: str, event: str, payload: dict[str, Any]) -> by
 class Behaviour:
     """How the Phoenix stand-in behaves; defaults are a healthy Realtime behind Kong."""
 
-    refuse: Response | None = None       # answer every handshake with this
-    bad_key: Response | None = field(    # answer to a wrong apikey (None: accept any key)
-        default_factory=lambda: kong_refusal(401, "Invalid authentication credentials"))
-    join: str = "ok"                     # ok | error | silent | mismatch | close
+    refuse: Response | None = None  # answer every handshake with this
+    bad_key: Response | None = field(  # answer to a wrong apikey (None: accept any key)
+        default_factory=lambda: kong_refusal(401, "Invalid authentication credentials")
+    )
+    join: str = "ok"  # ok | error | silent | mismatch | close
     join_reason: str = "TenantNotFound: Tenant with the given ID does not exist"
     system: tuple[str, str] | None = ("ok", "Subscribed to PostgreSQL")
     heartbeat: bool = True
-    echo: str = "text"                   # text | binary | none
+    echo: str = "text"  # text | binary | none
     joins: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -388,8 +473,11 @@ class PhoenixStandIn:
         v1 = vsn.startswith("1")
 
         async def send(join_ref: Any, ref: Any, topic: str, event: str, payload: Any) -> None:
-            frame: Any = ({"topic": topic, "event": event, "payload": payload, "ref": ref}
-                          if v1 else [join_ref, ref, topic, event, payload])
+            frame: Any = (
+                {"topic": topic, "event": event, "payload": payload, "ref": ref}
+                if v1
+                else [join_ref, ref, topic, event, payload]
+            )
             await ws.send(json.dumps(frame))
 
         async for raw in ws:
@@ -401,8 +489,16 @@ class PhoenixStandIn:
                 join_ref, ref, topic, event, payload = data
             await self.answer(send, join_ref, ref, topic, event, payload, ws)
 
-    async def answer(self, send: Callable[..., Awaitable[None]], join_ref: Any, ref: Any,
-                     topic: str, event: str, payload: Any, ws: ServerConnection) -> None:
+    async def answer(
+        self,
+        send: Callable[..., Awaitable[None]],
+        join_ref: Any,
+        ref: Any,
+        topic: str,
+        event: str,
+        payload: Any,
+        ws: ServerConnection,
+    ) -> None:
         ok = {"status": "ok", "response": {}}
         if topic == "phoenix" and event == "heartbeat":
             if self.b.heartbeat:
@@ -418,8 +514,15 @@ class PhoenixStandIn:
         elif event == "phx_leave":
             await send(join_ref, ref, topic, "phx_reply", ok)
 
-    async def answer_join(self, send: Callable[..., Awaitable[None]], join_ref: Any, ref: Any,
-                          topic: str, payload: dict[str, Any], ws: ServerConnection) -> None:
+    async def answer_join(
+        self,
+        send: Callable[..., Awaitable[None]],
+        join_ref: Any,
+        ref: Any,
+        topic: str,
+        payload: dict[str, Any],
+        ws: ServerConnection,
+    ) -> None:
         self.b.joins.append(payload)
         if self.b.join == "silent":
             return
@@ -438,18 +541,30 @@ class PhoenixStandIn:
         await send(join_ref, None, topic, "presence_state", {})
         if bindings and self.b.system is not None:
             status, message = self.b.system
-            await send(join_ref, None, topic, "system", {
-                "extension": "postgres_changes", "status": status, "message": message,
-                "channel": topic.removeprefix("realtime:")})
+            await send(
+                join_ref,
+                None,
+                topic,
+                "system",
+                {
+                    "extension": "postgres_changes",
+                    "status": status,
+                    "message": message,
+                    "channel": topic.removeprefix("realtime:"),
+                },
+            )
 
 
 @contextlib.asynccontextmanager
-async def standin(behaviour: Behaviour, ssl_context: ssl.SSLContext | None = None,
-                  ) -> AsyncIterator[str]:
+async def standin(
+    behaviour: Behaviour,
+    ssl_context: ssl.SSLContext | None = None,
+) -> AsyncIterator[str]:
     """A stand-in on 127.0.0.1; yields the public URL (http:// or https://)."""
     stand = PhoenixStandIn(behaviour)
-    async with serve(stand.handler, "127.0.0.1", 0, process_request=stand.process_request,
-                     server_header=None, ssl=ssl_context) as server:
+    async with serve(
+        stand.handler, "127.0.0.1", 0, process_request=stand.process_request, server_header=None, ssl=ssl_context
+    ) as server:
         port = next(iter(server.sockets)).getsockname()[1]
         yield f"{'https' if ssl_context else 'http'}://127.0.0.1:{port}"
 
@@ -485,13 +600,10 @@ def test_healthy_realtime_behind_kong_is_subscribed_and_every_stage_passes() -> 
     behaviour = Behaviour()
     report = probe(behaviour)
     assert report.state == SUBSCRIBED and report.ok, format_report(report)
-    assert names(report) == ["tcp", "upgrade", "join", "postgres_changes", "heartbeat",
-                             "broadcast", "negative_key"]
-    assert stage_of(report, "upgrade").detail.startswith(
-        "101 Switching Protocols, Sec-WebSocket-Accept valid")
+    assert names(report) == ["tcp", "upgrade", "join", "postgres_changes", "heartbeat", "broadcast", "negative_key"]
+    assert stage_of(report, "upgrade").detail.startswith("101 Switching Protocols, Sec-WebSocket-Accept valid")
     assert stage_of(report, "postgres_changes").detail == "Subscribed to PostgreSQL"
-    assert stage_of(report, "negative_key").detail == (
-        "refused by Kong with 401 Invalid authentication credentials")
+    assert stage_of(report, "negative_key").detail == ("refused by Kong with 401 Invalid authentication credentials")
     assert behaviour.joins[0] == phx.join_payload(ChannelSpec(), GOOD_KEY)
     assert report.diagnosis is None
     assert_key_never_shown(report)
@@ -541,19 +653,29 @@ def test_sync_wrapper_runs_its_own_loop() -> None:
 @pytest.mark.parametrize(
     ("response", "in_cause"),
     [
-        pytest.param(kong_refusal(401, "Invalid authentication credentials"),
-                     "keyauth_credentials", id="kong_stale_key_is_channel_error"),
-        pytest.param(kong_refusal(404, "no Route matched with those values"), "no route",
-                     id="kong_missing_route_is_channel_error"),
-        pytest.param(kong_refusal(503, "name resolution failed"), "cannot resolve",
-                     id="kong_upstream_dns_is_channel_error"),
-        pytest.param(realtime_refusal(404, "Tenant not found"), "tenant",
-                     id="realtime_tenant_mismatch_is_channel_error"),
+        pytest.param(
+            kong_refusal(401, "Invalid authentication credentials"),
+            "keyauth_credentials",
+            id="kong_stale_key_is_channel_error",
+        ),
+        pytest.param(
+            kong_refusal(404, "no Route matched with those values"),
+            "no route",
+            id="kong_missing_route_is_channel_error",
+        ),
+        pytest.param(
+            kong_refusal(503, "name resolution failed"), "cannot resolve", id="kong_upstream_dns_is_channel_error"
+        ),
+        pytest.param(
+            realtime_refusal(404, "Tenant not found"), "tenant", id="realtime_tenant_mismatch_is_channel_error"
+        ),
         pytest.param(_http(403, "", VIA_KONG), "empty 403", id="old_realtime_403_is_channel_error"),
     ],
 )
-def test_refused_handshake_is_channel_error_with_its_cause(response: Response, in_cause: str,
-                                                           ) -> None:
+def test_refused_handshake_is_channel_error_with_its_cause(
+    response: Response,
+    in_cause: str,
+) -> None:
     report = probe(Behaviour(refuse=response))
     assert report.state == CHANNEL_ERROR
     assert names(report) == ["tcp", "upgrade"] and not stage_of(report, "upgrade").ok
@@ -584,7 +706,8 @@ def test_closed_port_is_kong_not_reachable() -> None:
     assert report.state == CHANNEL_ERROR and names(report) == ["tcp"]
     assert report.diagnosis == Diagnosis(
         f"Kong is not reachable at 127.0.0.1:{port} (connection refused)",
-        "start the Kong container / check the port and firewall")
+        "start the Kong container / check the port and firewall",
+    )
 
 
 def test_server_that_never_answers_the_handshake_is_timed_out() -> None:
@@ -625,9 +748,7 @@ def test_binding_mismatch_is_channel_error_like_supabase_js() -> None:
     report = probe(Behaviour(join="mismatch"), negative_probe=False)
     assert report.state == CHANNEL_ERROR
     assert report.diagnosis is not None
-    assert report.diagnosis.cause == (
-        "mismatch between server and client bindings for postgres changes"
-    )
+    assert report.diagnosis.cause == ("mismatch between server and client bindings for postgres changes")
 
 
 def test_socket_closed_during_join_is_channel_error() -> None:
@@ -637,9 +758,11 @@ def test_socket_closed_during_join_is_channel_error() -> None:
 
 
 def test_table_outside_the_publication_stays_subscribed_but_fails_the_report() -> None:
-    error = ("Unable to subscribe to changes with given parameters. Please check Realtime is "
-             "enabled for the given connect parameters: [event: *, schema: public, table: wells, "
-             "filters: [], select: nil]")
+    error = (
+        "Unable to subscribe to changes with given parameters. Please check Realtime is "
+        "enabled for the given connect parameters: [event: *, schema: public, table: wells, "
+        "filters: [], select: nil]"
+    )
     report = probe(Behaviour(system=("error", error)))
     assert report.state == SUBSCRIBED and not report.ok
     assert not stage_of(report, "postgres_changes").ok
@@ -672,7 +795,8 @@ def test_kong_accepting_any_key_fails_the_negative_probe() -> None:
     assert stage.detail == "101 and join ok with an invalid apikey"
     assert report.diagnosis == Diagnosis(
         "Kong accepted an invalid apikey: key-auth `anonymous` fallback is masking bad keys",
-        "remove `anonymous:` from the key-auth plugin on the realtime route")
+        "remove `anonymous:` from the key-auth plugin on the realtime route",
+    )
 
 
 def test_bad_key_refused_only_by_realtime_means_kong_let_it_through() -> None:
@@ -708,8 +832,8 @@ def _make_tls_files(directory: Path) -> tuple[ssl.SSLContext, str]:
         )
         if not ca:
             builder = builder.add_extension(
-                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                critical=False)
+                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False
+            )
         return builder.sign(issuer_key, hashes.SHA256())
 
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -719,8 +843,9 @@ def _make_tls_files(directory: Path) -> tuple[ssl.SSLContext, str]:
     pem = serialization.Encoding.PEM
     (directory / "ca.pem").write_bytes(ca_cert.public_bytes(pem))
     (directory / "leaf.pem").write_bytes(leaf.public_bytes(pem))
-    (directory / "leaf.key").write_bytes(leaf_key.private_bytes(
-        pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    (directory / "leaf.key").write_bytes(
+        leaf_key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server.load_cert_chain(directory / "leaf.pem", directory / "leaf.key")
     return server, str(directory / "ca.pem")

@@ -21,6 +21,7 @@ Environment: KONG_DECLARATIVE_CONFIG, KONG_PLUGINS (default ``bundled``), KONG_V
 /usr/local/kong), KONG_DNS_HOSTSFILE (default /etc/hosts). Only in the stand-in:
 KONG_STANDIN_HOSTS_ONLY=1 resolves names from the hosts file alone, so tests send no DNS.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -51,20 +52,34 @@ Headers = list[tuple[str, str]]
 
 PROTOCOLS = ("grpc", "grpcs", "http", "https", "tcp", "tls", "tls_passthrough", "udp")
 ONE_OF_PROTOCOLS = "expected one of: " + ", ".join(PROTOCOLS)
-BUNDLED_PLUGINS = frozenset("""
+BUNDLED_PLUGINS = frozenset(
+    """
     acl acme aws-lambda azure-functions basic-auth bot-detection correlation-id cors datadog
     file-log grpc-gateway grpc-web hmac-auth http-log ip-restriction jwt key-auth ldap-auth
     loggly oauth2 opentelemetry post-function pre-function prometheus proxy-cache
     rate-limiting request-size-limiting request-termination request-transformer
     response-ratelimiting response-transformer session statsd syslog tcp-log udp-log zipkin
-    """.split())  # noqa: SIM905 - a word list reads better than 40 quoted strings
+    """.split()
+)  # noqa: SIM905 - a word list reads better than 40 quoted strings
 # DAO entities that a plugin adds to the declarative format; they exist only if it is enabled.
-PLUGIN_ENTITIES = {"key-auth": "keyauth_credentials", "acl": "acls",
-                   "basic-auth": "basicauth_credentials", "jwt": "jwt_secrets",
-                   "hmac-auth": "hmacauth_credentials", "oauth2": "oauth2_credentials"}
+PLUGIN_ENTITIES = {
+    "key-auth": "keyauth_credentials",
+    "acl": "acls",
+    "basic-auth": "basicauth_credentials",
+    "jwt": "jwt_secrets",
+    "hmac-auth": "hmacauth_credentials",
+    "oauth2": "oauth2_credentials",
+}
 # The access phase runs plugins by descending priority (kong/plugins/*/handler.lua, 2.8.1).
-PRIORITIES = {"cors": 2000, "key-auth": 1003, "basic-auth": 1001, "ip-restriction": 990,
-              "acl": 950, "request-transformer": 801, "request-termination": 2}
+PRIORITIES = {
+    "cors": 2000,
+    "key-auth": 1003,
+    "basic-auth": 1001,
+    "ip-restriction": 990,
+    "acl": 950,
+    "request-transformer": 801,
+    "request-termination": 2,
+}
 LUA = "/usr/local/share/lua/5.1/kong"
 RUN_HINT = "\n\n  Run with --v (verbose) or --vv (debug) for more details"
 JSON_TYPE = "application/json; charset=utf-8"
@@ -98,45 +113,108 @@ def load_settings(env: dict[str, str]) -> Settings:
     names = {p.strip() for p in env.get("KONG_PLUGINS", "bundled").split(",") if p.strip()}
     if "bundled" in names:
         names = (names - {"bundled"}) | BUNDLED_PLUGINS
-    return Settings((digits[0], digits[1], digits[2]), frozenset(names - {"off"}),
-                    env.get("KONG_DECLARATIVE_CONFIG") or None,
-                    env.get("KONG_PROXY_LISTEN", "0.0.0.0:8000"),
-                    env.get("KONG_PREFIX", "/usr/local/kong"),
-                    env.get("KONG_DNS_HOSTSFILE", "/etc/hosts"),
-                    env.get("KONG_STANDIN_HOSTS_ONLY", "") not in ("", "0", "off"))
+    return Settings(
+        (digits[0], digits[1], digits[2]),
+        frozenset(names - {"off"}),
+        env.get("KONG_DECLARATIVE_CONFIG") or None,
+        env.get("KONG_PROXY_LISTEN", "0.0.0.0:8000"),
+        env.get("KONG_PREFIX", "/usr/local/kong"),
+        env.get("KONG_DNS_HOSTSFILE", "/etc/hosts"),
+        env.get("KONG_STANDIN_HOSTS_ONLY", "") not in ("", "0", "off"),
+    )
 
 
 # ----------------------------------------------------------------------------- schemas
 STR, BOOL, INT, NUM, ARRAY, SET, MAP, ANY, NESTED = (
-    "string", "boolean", "integer", "number", "array", "set", "map", "any", "nested")
+    "string",
+    "boolean",
+    "integer",
+    "number",
+    "array",
+    "set",
+    "map",
+    "any",
+    "nested",
+)
 Spec = dict[str, Union[str, "Spec"]]  # field name -> kind, or a nested record's spec
-COMMON: Spec = {"id": STR, "created_at": INT, "updated_at": INT, "tags": SET,
-                "_comment": STR, "_ignore": ANY}
+COMMON: Spec = {"id": STR, "created_at": INT, "updated_at": INT, "tags": SET, "_comment": STR, "_ignore": ANY}
 SERVICE_FIELDS: Spec = {
-    **COMMON, "name": STR, "retries": INT, "protocol": STR, "host": STR, "port": INT,
-    "path": STR, "connect_timeout": INT, "write_timeout": INT, "read_timeout": INT,
-    "client_certificate": ANY, "tls_verify": BOOL, "tls_verify_depth": INT,
-    "ca_certificates": SET, "enabled": BOOL, "url": STR, "routes": NESTED, "plugins": NESTED}
+    **COMMON,
+    "name": STR,
+    "retries": INT,
+    "protocol": STR,
+    "host": STR,
+    "port": INT,
+    "path": STR,
+    "connect_timeout": INT,
+    "write_timeout": INT,
+    "read_timeout": INT,
+    "client_certificate": ANY,
+    "tls_verify": BOOL,
+    "tls_verify_depth": INT,
+    "ca_certificates": SET,
+    "enabled": BOOL,
+    "url": STR,
+    "routes": NESTED,
+    "plugins": NESTED,
+}
 ROUTE_FIELDS: Spec = {
-    **COMMON, "name": STR, "protocols": SET, "methods": SET, "hosts": SET, "paths": SET,
-    "headers": MAP, "snis": SET, "sources": ANY, "destinations": ANY,
-    "https_redirect_status_code": INT, "regex_priority": INT, "strip_path": BOOL,
-    "path_handling": STR, "preserve_host": BOOL, "request_buffering": BOOL,
-    "response_buffering": BOOL, "service": ANY, "plugins": NESTED}
+    **COMMON,
+    "name": STR,
+    "protocols": SET,
+    "methods": SET,
+    "hosts": SET,
+    "paths": SET,
+    "headers": MAP,
+    "snis": SET,
+    "sources": ANY,
+    "destinations": ANY,
+    "https_redirect_status_code": INT,
+    "regex_priority": INT,
+    "strip_path": BOOL,
+    "path_handling": STR,
+    "preserve_host": BOOL,
+    "request_buffering": BOOL,
+    "response_buffering": BOOL,
+    "service": ANY,
+    "plugins": NESTED,
+}
 CONSUMER_FIELDS: Spec = {**COMMON, "username": STR, "custom_id": STR, "plugins": NESTED}
-PLUGIN_FIELDS: Spec = {**COMMON, "name": STR, "config": NESTED, "enabled": BOOL,
-                       "protocols": SET, "service": ANY, "route": ANY, "consumer": ANY}
+PLUGIN_FIELDS: Spec = {
+    **COMMON,
+    "name": STR,
+    "config": NESTED,
+    "enabled": BOOL,
+    "protocols": SET,
+    "service": ANY,
+    "route": ANY,
+    "consumer": ANY,
+}
 CREDENTIAL_FIELDS: dict[str, Spec] = {
     "keyauth_credentials": {**COMMON, "consumer": ANY, "key": STR, "ttl": INT},
     "acls": {**COMMON, "consumer": ANY, "group": STR},
     "basicauth_credentials": {**COMMON, "consumer": ANY, "username": STR, "password": STR},
 }
 REQUIRED_FIELDS = {"acls": ("group",), "basicauth_credentials": ("username", "password")}
-UNCHECKED_ENTITIES = ("upstreams", "targets", "certificates", "ca_certificates", "snis",
-                      "workspaces", "parameters", "clustering_data_planes")
-TYPE_ERRORS = {STR: "expected a string", BOOL: "expected a boolean",
-               INT: "expected an integer", NUM: "expected a number",
-               ARRAY: "expected an array", SET: "expected a set", MAP: "expected a map"}
+UNCHECKED_ENTITIES = (
+    "upstreams",
+    "targets",
+    "certificates",
+    "ca_certificates",
+    "snis",
+    "workspaces",
+    "parameters",
+    "clustering_data_planes",
+)
+TYPE_ERRORS = {
+    STR: "expected a string",
+    BOOL: "expected a boolean",
+    INT: "expected an integer",
+    NUM: "expected a number",
+    ARRAY: "expected an array",
+    SET: "expected a set",
+    MAP: "expected a map",
+}
 
 
 def plugin_config_spec(name: str, version: Version) -> Spec | None:
@@ -144,23 +222,49 @@ def plugin_config_spec(name: str, version: Version) -> Spec | None:
     v3 = version >= (3, 0, 0)
     parts: Spec = {"body": ARRAY, "headers": ARRAY, "querystring": ARRAY}
     specs: dict[str, Spec] = {
-        "key-auth": {"key_names": ARRAY, "hide_credentials": BOOL, "anonymous": STR,
-                     "key_in_header": BOOL, "key_in_query": BOOL, "key_in_body": BOOL,
-                     "run_on_preflight": BOOL, **({"realm": STR} if v3 else {})},
-        "acl": {"allow": ARRAY, "deny": ARRAY, "hide_groups_header": BOOL,
-                **({"always_use_authenticated_groups": BOOL} if v3
-                   else {"whitelist": ARRAY, "blacklist": ARRAY})},
-        "cors": {"origins": ARRAY, "headers": ARRAY, "exposed_headers": ARRAY,
-                 "methods": ARRAY, "max_age": NUM, "credentials": BOOL,
-                 "preflight_continue": BOOL,
-                 **({"private_network": BOOL} if version >= (3, 5, 0) else {})},
-        "request-transformer": {"http_method": STR, "remove": parts, "rename": parts,
-                                "replace": {**parts, "uri": STR}, "add": parts,
-                                "append": parts},
-        "request-termination": {"status_code": INT, "message": STR, "body": STR,
-                                "content_type": STR, "trigger": STR, "echo": BOOL},
-        "basic-auth": {"hide_credentials": BOOL, "anonymous": STR,
-                       **({"realm": STR} if v3 else {})},
+        "key-auth": {
+            "key_names": ARRAY,
+            "hide_credentials": BOOL,
+            "anonymous": STR,
+            "key_in_header": BOOL,
+            "key_in_query": BOOL,
+            "key_in_body": BOOL,
+            "run_on_preflight": BOOL,
+            **({"realm": STR} if v3 else {}),
+        },
+        "acl": {
+            "allow": ARRAY,
+            "deny": ARRAY,
+            "hide_groups_header": BOOL,
+            **({"always_use_authenticated_groups": BOOL} if v3 else {"whitelist": ARRAY, "blacklist": ARRAY}),
+        },
+        "cors": {
+            "origins": ARRAY,
+            "headers": ARRAY,
+            "exposed_headers": ARRAY,
+            "methods": ARRAY,
+            "max_age": NUM,
+            "credentials": BOOL,
+            "preflight_continue": BOOL,
+            **({"private_network": BOOL} if version >= (3, 5, 0) else {}),
+        },
+        "request-transformer": {
+            "http_method": STR,
+            "remove": parts,
+            "rename": parts,
+            "replace": {**parts, "uri": STR},
+            "add": parts,
+            "append": parts,
+        },
+        "request-termination": {
+            "status_code": INT,
+            "message": STR,
+            "body": STR,
+            "content_type": STR,
+            "trigger": STR,
+            "echo": BOOL,
+        },
+        "basic-auth": {"hide_credentials": BOOL, "anonymous": STR, **({"realm": STR} if v3 else {})},
         "ip-restriction": {"allow": ARRAY, "deny": ARRAY, "status": INT, "message": STR},
     }
     return specs.get(name)
@@ -174,11 +278,15 @@ def check_value(value: Any, kind: str | Spec) -> str | ErrTree | None:
         return check_fields(value, kind) or None
     if kind in (ANY, NESTED):
         return None
-    valid = {STR: isinstance(value, str), BOOL: isinstance(value, bool),
-             INT: isinstance(value, int) and not isinstance(value, bool),
-             NUM: isinstance(value, (int, float)) and not isinstance(value, bool),
-             ARRAY: isinstance(value, list), SET: isinstance(value, list),
-             MAP: isinstance(value, dict)}[kind]
+    valid = {
+        STR: isinstance(value, str),
+        BOOL: isinstance(value, bool),
+        INT: isinstance(value, int) and not isinstance(value, bool),
+        NUM: isinstance(value, (int, float)) and not isinstance(value, bool),
+        ARRAY: isinstance(value, list),
+        SET: isinstance(value, list),
+        MAP: isinstance(value, dict),
+    }[kind]
     if not valid:
         return TYPE_ERRORS[kind]
     if kind in (ARRAY, SET):  # every array the stand-in checks holds strings
@@ -204,8 +312,11 @@ def url_shorthand(url: str) -> Doc:
     """The service ``url`` shorthand. Its parts overwrite protocol/host/port/path, so
     Supabase's ``protocol: ws`` next to ``url: http://...`` ends up as plain http."""
     parts = urlsplit(url)
-    fields: Doc = {"protocol": parts.scheme, "host": parts.hostname,
-                   "port": parts.port or (443 if parts.scheme == "https" else 80)}
+    fields: Doc = {
+        "protocol": parts.scheme,
+        "host": parts.hostname,
+        "port": parts.port or (443 if parts.scheme == "https" else 80),
+    }
     if parts.path:
         fields["path"] = parts.path
     return fields
@@ -231,10 +342,13 @@ class Validator:
         errs: ErrTree = {}
         self.check_format_version(doc.get("_format_version"), errs)
         checks: dict[str, Callable[[Doc, ErrTree], None]] = {
-            "services": self.check_service, "routes": self.check_route,
-            "consumers": self.check_consumer, "plugins": self.check_plugin,
+            "services": self.check_service,
+            "routes": self.check_route,
+            "consumers": self.check_consumer,
+            "plugins": self.check_plugin,
             **{key: self.credential_check(key, False) for key in self.entity_keys},
-            **{key: lambda item, e: None for key in UNCHECKED_ENTITIES}}
+            **{key: lambda item, e: None for key in UNCHECKED_ENTITIES},
+        }
         for key, value in doc.items():
             if key in ("_format_version", "_ignore") or value is None:
                 continue
@@ -257,8 +371,7 @@ class Validator:
             errs["_format_version"] = "expected one of: " + ", ".join(accepted)
 
     @staticmethod
-    def each_entry(items: Any, errs: ErrTree, key: str,
-                   check: Callable[[Doc, ErrTree], None]) -> None:
+    def each_entry(items: Any, errs: ErrTree, key: str, check: Callable[[Doc, ErrTree], None]) -> None:
         """Run ``check`` on every entry of an entity list, collecting "entry N" subtrees."""
         if not isinstance(items, list):
             errs[key] = "expected an array"
@@ -275,8 +388,7 @@ class Validator:
         if entries:
             errs[key] = entries
 
-    def check_nested(self, parent: Doc, errs: ErrTree,
-                     checks: dict[str, Callable[[Doc, ErrTree], None]]) -> None:
+    def check_nested(self, parent: Doc, errs: ErrTree, checks: dict[str, Callable[[Doc, ErrTree], None]]) -> None:
         for key, check in checks.items():
             if parent.get(key) is not None and key not in errs:
                 self.each_entry(parent[key], errs, key, check)
@@ -298,8 +410,7 @@ class Validator:
             errs["port"] = "value should be between 0 and 65535"
         if isinstance(fields.get("path"), str) and not fields["path"].startswith("/"):
             errs["path"] = "should start with: /"
-        self.check_nested(service, errs, {"routes": self.check_route,
-                                          "plugins": self.check_plugin})
+        self.check_nested(service, errs, {"routes": self.check_route, "plugins": self.check_plugin})
 
     def check_route(self, route: Doc, errs: ErrTree) -> None:
         errs.update(check_fields(route, ROUTE_FIELDS))
@@ -332,14 +443,14 @@ class Validator:
         return None if path.startswith("/") else "should start with: /"
 
     def check_consumer(self, consumer: Doc, errs: ErrTree) -> None:
-        errs.update(check_fields(consumer, {**CONSUMER_FIELDS,
-                                            **{key: NESTED for key in self.entity_keys}}))
+        errs.update(check_fields(consumer, {**CONSUMER_FIELDS, **{key: NESTED for key in self.entity_keys}}))
         if not consumer.get("username") and not consumer.get("custom_id"):
-            errs["@entity"] = {1: "at least one of these fields must be non-empty: "
-                                  "'custom_id', 'username'"}
-        self.check_nested(consumer, errs, {
-            "plugins": self.check_plugin,
-            **{key: self.credential_check(key, True) for key in self.entity_keys}})
+            errs["@entity"] = {1: "at least one of these fields must be non-empty: 'custom_id', 'username'"}
+        self.check_nested(
+            consumer,
+            errs,
+            {"plugins": self.check_plugin, **{key: self.credential_check(key, True) for key in self.entity_keys}},
+        )
 
     def check_credential(self, kind: str, nested: bool, cred: Doc, errs: ErrTree) -> None:
         spec = CREDENTIAL_FIELDS.get(kind, {key: ANY for key in cred})
@@ -355,12 +466,10 @@ class Validator:
         if name is None:
             errs["name"] = "required field missing"
         elif isinstance(name, str) and name not in self.plugins:
-            errs["name"] = (f"plugin '{name}' not enabled; "
-                            "add it to the 'plugins' configuration property")
+            errs["name"] = f"plugin '{name}' not enabled; add it to the 'plugins' configuration property"
         elif not isinstance(config, dict):
             errs["config"] = "expected a record"
-        elif (spec := plugin_config_spec(name, self.version)) and (
-                bad := check_fields(config, spec)):
+        elif (spec := plugin_config_spec(name, self.version)) and (bad := check_fields(config, spec)):
             errs["config"] = bad
         elif entity_error := self.plugin_entity_check(name, config):
             errs["@entity"] = {1: entity_error}
@@ -393,8 +502,7 @@ class Validator:
                         continue
                     text = value if isinstance(value, str) else json.dumps(value)
                     found = errs.setdefault(entity, {}).setdefault(item.get("name") or index, {})
-                    found[len(found) + 1] = (f"invalid reference '{ref_field}: {text}' "
-                                             f"(no such entry in '{target}')")
+                    found[len(found) + 1] = f"invalid reference '{ref_field}: {text}' (no such entry in '{target}')"
         if self.version >= (3, 4, 0):
             check_uniqueness(doc, errs)
         return errs
@@ -402,8 +510,7 @@ class Validator:
 
 def check_uniqueness(doc: Doc, errs: ErrTree) -> None:
     """3.4+ refuses a repeated unique key; 2.8 silently keeps the last entity."""
-    keys = {"services": "name", "routes": "name", "consumers": "username",
-            "keyauth_credentials": "key"}
+    keys = {"services": "name", "routes": "name", "consumers": "username", "keyauth_credentials": "key"}
     seen: dict[str, set[Any]] = {entity: set() for entity in keys}
     for entity, index, item in walk_entities(doc):
         value = item.get(keys.get(entity, ""))
@@ -411,8 +518,8 @@ def check_uniqueness(doc: Doc, errs: ErrTree) -> None:
             continue
         if value in seen[entity]:
             errs.setdefault(entity, {})[index] = (
-                f"uniqueness violation: '{entity}' entity with {keys[entity]} "
-                f"set to '{value}' already declared")
+                f"uniqueness violation: '{entity}' entity with {keys[entity]} set to '{value}' already declared"
+            )
         seen[entity].add(value)
 
 
@@ -554,21 +661,36 @@ def build_gateway(doc: Doc, settings: Settings) -> Gateway:
 
 def make_service(svc: Doc, fallback_key: str) -> Service:
     fields = {**svc, **(url_shorthand(svc["url"]) if svc.get("url") else {})}
-    return Service(svc.get("name") or fallback_key, fields.get("protocol") or "http",
-                   fields["host"], int(fields.get("port") or 80), fields.get("path"),
-                   (fields.get("connect_timeout") or 60000) / 1000,
-                   (fields.get("read_timeout") or 60000) / 1000)
+    return Service(
+        svc.get("name") or fallback_key,
+        fields.get("protocol") or "http",
+        fields["host"],
+        int(fields.get("port") or 80),
+        fields.get("path"),
+        (fields.get("connect_timeout") or 60000) / 1000,
+        (fields.get("read_timeout") or 60000) / 1000,
+    )
 
 
 def make_route(route: Doc, key: str, service: Service | None, v2: bool) -> Route:
-    headers = tuple((name.lower(), tuple(str(v).lower() for v in values))
-                    for name, values in as_lists(route.get("headers") or {}).items())
-    return Route(key, service, tuple(route.get("protocols") or ("http", "https")),
-                 tuple(m.upper() for m in route.get("methods") or ()),
-                 tuple(h.lower() for h in route.get("hosts") or ()), headers,
-                 tuple(route.get("paths") or ()), route.get("strip_path") is not False,
-                 bool(route.get("preserve_host")), route.get("path_handling") or "v0",
-                 int(route.get("regex_priority") or 0), v2)
+    headers = tuple(
+        (name.lower(), tuple(str(v).lower() for v in values))
+        for name, values in as_lists(route.get("headers") or {}).items()
+    )
+    return Route(
+        key,
+        service,
+        tuple(route.get("protocols") or ("http", "https")),
+        tuple(m.upper() for m in route.get("methods") or ()),
+        tuple(h.lower() for h in route.get("hosts") or ()),
+        headers,
+        tuple(route.get("paths") or ()),
+        route.get("strip_path") is not False,
+        bool(route.get("preserve_host")),
+        route.get("path_handling") or "v0",
+        int(route.get("regex_priority") or 0),
+        v2,
+    )
 
 
 def as_lists(mapping: Doc) -> dict[str, list[Any]]:
@@ -579,8 +701,9 @@ def add_plugins(gw: Gateway, items: list[Doc] | None, **scope: str | None) -> No
     for item in items or []:
         if item.get("enabled") is False:
             continue
-        where = {k: scope.get(k) or (ref_key(item[k]) if item.get(k) else None)
-                 for k in ("service", "route", "consumer")}
+        where = {
+            k: scope.get(k) or (ref_key(item[k]) if item.get(k) else None) for k in ("service", "route", "consumer")
+        }
         gw.plugins.append(Plugin(item["name"], item.get("config") or {}, **where))
 
 
@@ -636,7 +759,7 @@ class Request:
         """The Host header without its port (nginx's ``$host``)."""
         value = (self.header("host") or "").lower()
         if value.startswith("["):
-            return value[1:value.find("]")]
+            return value[1 : value.find("]")]
         return value.rsplit(":", 1)[0]
 
     @property
@@ -696,8 +819,7 @@ def path_match(route: Route, path: str) -> tuple[bool, int, str] | None:
     Prefix paths weigh their length; regex paths their regex_priority and come first."""
     best: tuple[bool, int, str] | None = None
     for pattern in route.paths:
-        if pattern.startswith("~") or (
-                route.implicit_regex and re.search(r"[^a-zA-Z0-9._~/%-]", pattern)):
+        if pattern.startswith("~") or (route.implicit_regex and re.search(r"[^a-zA-Z0-9._~/%-]", pattern)):
             found = re.match(pattern.lstrip("~"), path)
             candidate = (True, route.regex_priority, found.group(0)) if found else None
         else:
@@ -732,7 +854,7 @@ def match_route(routes: list[Route], req: Request) -> tuple[Route, str] | None:
 def upstream_path(route: Route, service: Service, path: str, prefix: str) -> str:
     """strip_path, then join with the service path: path_handling v0 (the default) joins
     with exactly one slash (/socket + websocket -> /socket/websocket), v1 concatenates."""
-    rest = path[len(prefix):] if route.strip_path else path
+    rest = path[len(prefix) :] if route.strip_path else path
     base = service.path or ""
     if route.path_handling == "v1":
         if base.endswith("/") and rest.startswith("/"):
@@ -755,8 +877,7 @@ def cors(ctx: Context, conf: Doc) -> Reply | None:
     if not origins or "*" in origins:
         allow: str | None = "*"
     else:
-        allow = origin if origin and any(o == origin or re.fullmatch(o, origin)
-                                         for o in origins) else None
+        allow = origin if origin and any(o == origin or re.fullmatch(o, origin) for o in origins) else None
         ctx.response_headers.append(("Vary", "Origin"))
     ctx.response_headers += [("Access-Control-Allow-Origin", allow)] if allow else []
     if conf.get("credentials"):
@@ -769,8 +890,7 @@ def cors(ctx: Context, conf: Doc) -> Reply | None:
     if conf.get("preflight_continue"):
         return None
     # An explicit `headers` list replaces the echo of Access-Control-Request-Headers.
-    allowed = (",".join(conf["headers"]) if conf.get("headers")
-               else req.header("access-control-request-headers"))
+    allowed = ",".join(conf["headers"]) if conf.get("headers") else req.header("access-control-request-headers")
     methods = conf.get("methods") or CORS_METHODS
     headers = [("Access-Control-Allow-Methods", ",".join(methods))]
     headers += [("Access-Control-Allow-Headers", allowed)] if allowed else []
@@ -781,11 +901,13 @@ def cors(ctx: Context, conf: Doc) -> Reply | None:
 def set_consumer(ctx: Context, consumer: Consumer, credential: str | None) -> None:
     """Authenticate; the upstream learns who it is from X-Consumer-* headers."""
     ctx.consumer, ctx.credential = consumer, credential
-    for name, value in (("X-Consumer-ID", consumer.id),
-                        ("X-Consumer-Username", consumer.username),
-                        ("X-Consumer-Custom-ID", consumer.custom_id),
-                        ("X-Credential-Identifier", credential),
-                        ("X-Anonymous-Consumer", None if credential else "true")):
+    for name, value in (
+        ("X-Consumer-ID", consumer.id),
+        ("X-Consumer-Username", consumer.username),
+        ("X-Consumer-Custom-ID", consumer.custom_id),
+        ("X-Credential-Identifier", credential),
+        ("X-Anonymous-Consumer", None if credential else "true"),
+    ):
         ctx.request.remove_header(name)  # never trust the client's copy
         if value:
             ctx.request.set_header(name, value)
@@ -824,7 +946,8 @@ def find_api_key(req: Request, conf: Doc) -> str | None:
 
 def key_auth(ctx: Context, conf: Doc) -> Reply | None:
     if (conf.get("run_on_preflight") is False and ctx.request.method == "OPTIONS") or (
-            conf.get("anonymous") and ctx.credential):
+        conf.get("anonymous") and ctx.credential
+    ):
         return None
     realm = ("WWW-Authenticate", f'Key realm="{conf.get("realm") or "kong"}"')
     key = find_api_key(ctx.request, conf)
@@ -867,8 +990,7 @@ def ip_restriction(ctx: Context, conf: Doc) -> Reply | None:
             return False
 
     if listed(conf.get("deny")) or (conf.get("allow") and not listed(conf.get("allow"))):
-        return message(conf.get("status") or 403,
-                       conf.get("message") or "Your IP address is not allowed")
+        return message(conf.get("status") or 403, conf.get("message") or "Your IP address is not allowed")
     return None
 
 
@@ -934,22 +1056,30 @@ def edit_query(query: Headers, op: str, name: str, value: str) -> Headers:
 
 def request_termination(ctx: Context, conf: Doc) -> Reply | None:
     trigger = conf.get("trigger")
-    if trigger and ctx.request.header(trigger) is None and (
-            trigger not in dict(parse_qsl(ctx.request.query))):
+    if trigger and ctx.request.header(trigger) is None and (trigger not in dict(parse_qsl(ctx.request.query))):
         return None
     status = conf.get("status_code") or 503
     if conf.get("body"):
-        return Reply(status, str(conf["body"]).encode(),
-                     content_type=conf.get("content_type") or JSON_TYPE)
-    defaults = {401: "Unauthorized", 404: "Not found", 405: "Method not allowed",
-                500: "An unexpected error occurred", 502: "Bad Gateway"}
+        return Reply(status, str(conf["body"]).encode(), content_type=conf.get("content_type") or JSON_TYPE)
+    defaults = {
+        401: "Unauthorized",
+        404: "Not found",
+        405: "Method not allowed",
+        500: "An unexpected error occurred",
+        502: "Bad Gateway",
+    }
     return message(status, conf.get("message") or defaults.get(status, "Service unavailable"))
 
 
 ACCESS_HANDLERS: dict[str, PluginHandler] = {
-    "cors": cors, "key-auth": key_auth, "basic-auth": basic_auth,
-    "ip-restriction": ip_restriction, "acl": acl, "request-transformer": request_transformer,
-    "request-termination": request_termination}
+    "cors": cors,
+    "key-auth": key_auth,
+    "basic-auth": basic_auth,
+    "ip-restriction": ip_restriction,
+    "acl": acl,
+    "request-transformer": request_transformer,
+    "request-termination": request_termination,
+}
 
 
 def plugins_for(gw: Gateway, route: Route) -> list[Plugin]:
@@ -958,8 +1088,11 @@ def plugins_for(gw: Gateway, route: Route) -> list[Plugin]:
     service_key = route.service.key if route.service else None
     chosen: dict[str, tuple[int, Plugin]] = {}
     for plugin in gw.plugins:
-        if plugin.consumer or (plugin.route and plugin.route != route.key) or (
-                plugin.service and plugin.service != service_key):
+        if (
+            plugin.consumer
+            or (plugin.route and plugin.route != route.key)
+            or (plugin.service and plugin.service != service_key)
+        ):
             continue
         level = 2 if plugin.route else 1 if plugin.service else 0
         if plugin.name not in chosen or level >= chosen[plugin.name][0]:
@@ -989,8 +1122,7 @@ def access_log(req: Request, line: str, status: int, size: int) -> None:
     apikey included."""
     stamp = time.strftime("%d/%b/%Y:%H:%M:%S %z")
     referer, agent = req.header("referer") or "-", req.header("user-agent") or "-"
-    print(f'{req.client_ip} - - [{stamp}] "{line}" {status} {size} "{referer}" "{agent}"',
-          flush=True)
+    print(f'{req.client_ip} - - [{stamp}] "{line}" {status} {size} "{referer}" "{agent}"', flush=True)
 
 
 # ----------------------------------------------------------------------------- the proxy
@@ -1015,8 +1147,7 @@ class Proxy:
         finally:
             writer.close()
 
-    async def serve_one(self, conn: int, reader: asyncio.StreamReader,
-                        writer: asyncio.StreamWriter) -> None:
+    async def serve_one(self, conn: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer, sock = writer.get_extra_info("peername"), writer.get_extra_info("sockname")
         unparsed = Request("-", "", "", "", [], peer[0], sock[1])
         try:
@@ -1035,8 +1166,7 @@ class Proxy:
             return
         matched = match_route(self.gateway.routes, req)
         if matched is None:
-            await self.send(writer, req, message(404, "no Route matched with those values"),
-                            req.line)
+            await self.send(writer, req, message(404, "no Route matched with those values"), req.line)
             return
         route, prefix = matched
         ctx = Context(req, route, self.settings.version, self.gateway, req.line)
@@ -1050,21 +1180,24 @@ class Proxy:
             await self.forward(conn, ctx, route.service, prefix, (reader, writer))
 
     def reply_bytes(self, reply: Reply) -> bytes:
-        headers = [("Date", http_date()), ("Content-Length", str(len(reply.body))),
-                   ("Connection", "close")]
+        headers = [("Date", http_date()), ("Content-Length", str(len(reply.body))), ("Connection", "close")]
         headers += [("Content-Type", reply.content_type)] if reply.content_type else []
-        headers += reply.headers + [("X-Kong-Response-Latency", "0"),
-                                    ("Server", self.server_token)]
+        headers += reply.headers + [("X-Kong-Response-Latency", "0"), ("Server", self.server_token)]
         return render_head(f"HTTP/1.1 {reply.status} {reason(reply.status)}", headers) + reply.body
 
-    async def send(self, writer: asyncio.StreamWriter, req: Request, reply: Reply,
-                   line: str) -> None:
+    async def send(self, writer: asyncio.StreamWriter, req: Request, reply: Reply, line: str) -> None:
         writer.write(self.reply_bytes(reply))
         await writer.drain()
         access_log(req, line, reply.status, len(reply.body))
 
-    async def forward(self, conn: int, ctx: Context, service: Service, prefix: str,
-                      client: tuple[asyncio.StreamReader, asyncio.StreamWriter]) -> None:
+    async def forward(
+        self,
+        conn: int,
+        ctx: Context,
+        service: Service,
+        prefix: str,
+        client: tuple[asyncio.StreamReader, asyncio.StreamWriter],
+    ) -> None:
         """Resolve and connect like Kong's balancer, then send the rewritten head."""
         req, writer, line = ctx.request, client[1], ctx.line
         target = upstream_path(ctx.route, service, req.path, prefix)
@@ -1074,25 +1207,32 @@ class Proxy:
         where = f'{context}, {upstream}, host: "{req.header("host") or ""}"'
         address = await resolve(service.host, self.settings)
         if address is None:
-            log_error("error", f"*{conn} [lua] handler.lua:1540: balancer(): failed the initial "
-                               f"dns/balancer resolve for '{service.host}' with: dns server "
-                               f"error: 3 name error, {context}")
+            log_error(
+                "error",
+                f"*{conn} [lua] handler.lua:1540: balancer(): failed the initial "
+                f"dns/balancer resolve for '{service.host}' with: dns server "
+                f"error: 3 name error, {context}",
+            )
             await self.send(writer, req, message(503, "name resolution failed"), line)
             return
         try:
             up_reader, up_writer = await asyncio.wait_for(
-                asyncio.open_connection(address, service.port), service.connect_timeout)
+                asyncio.open_connection(address, service.port), service.connect_timeout
+            )
         except TimeoutError:
-            log_error("error", f"*{conn} upstream timed out (110: Connection timed out) "
-                               f"while connecting to upstream, {where}")
+            log_error(
+                "error", f"*{conn} upstream timed out (110: Connection timed out) while connecting to upstream, {where}"
+            )
             await self.send(writer, req, error_page(504, "The upstream server is timing out"), line)
             return
         except OSError as exc:
             code = exc.errno or 111
-            log_error("error", f"*{conn} connect() failed ({code}: {os.strerror(code)}) "
-                               f"while connecting to upstream, {where}")
-            await self.send(writer, req, error_page(
-                502, "An invalid response was received from the upstream server"), line)
+            log_error(
+                "error", f"*{conn} connect() failed ({code}: {os.strerror(code)}) while connecting to upstream, {where}"
+            )
+            await self.send(
+                writer, req, error_page(502, "An invalid response was received from the upstream server"), line
+            )
             return
         head = render_head(f"{req.method} {target} HTTP/1.1", self.upstream_headers(ctx, prefix))
         up_writer.write(head)
@@ -1103,19 +1243,26 @@ class Proxy:
         req, route, service = ctx.request, ctx.route, ctx.route.service
         assert service is not None
         dropped = {"connection", "keep-alive", "proxy-connection", "upgrade", "host", "x-real-ip"}
-        headers = [(k, v) for k, v in req.headers
-                   if k.lower() not in dropped and not k.lower().startswith("x-forwarded-")]
+        headers = [
+            (k, v) for k, v in req.headers if k.lower() not in dropped and not k.lower().startswith("x-forwarded-")
+        ]
         default_port = {"http": 80, "https": 443}.get(service.protocol)
         host = service.host if service.port == default_port else f"{service.host}:{service.port}"
         if route.preserve_host:
             host = req.header("host") or host
         forwarded_for = req.header("x-forwarded-for")
-        headers = [("Host", host)] + headers + [
-            ("X-Forwarded-For", f"{forwarded_for}, {req.client_ip}" if forwarded_for
-             else req.client_ip),
-            ("X-Forwarded-Proto", "http"), ("X-Forwarded-Host", req.host),
-            ("X-Forwarded-Port", str(req.server_port)), ("X-Forwarded-Path", req.path),
-            ("X-Real-IP", req.client_ip)]
+        headers = (
+            [("Host", host)]
+            + headers
+            + [
+                ("X-Forwarded-For", f"{forwarded_for}, {req.client_ip}" if forwarded_for else req.client_ip),
+                ("X-Forwarded-Proto", "http"),
+                ("X-Forwarded-Host", req.host),
+                ("X-Forwarded-Port", str(req.server_port)),
+                ("X-Forwarded-Path", req.path),
+                ("X-Real-IP", req.client_ip),
+            ]
+        )
         if route.strip_path and prefix:
             headers.append(("X-Forwarded-Prefix", prefix))
         # Kong keeps upgrades alive (runloop/handler.lua); plain requests close, for simplicity.
@@ -1123,10 +1270,15 @@ class Proxy:
             return headers + [("Connection", "keep-alive, Upgrade"), ("Upgrade", "websocket")]
         return headers + [("Connection", "close")]
 
-    async def tunnel(self, ctx: Context, service: Service,
-                     client: tuple[asyncio.StreamReader, asyncio.StreamWriter],
-                     upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter],
-                     conn: str, where: str) -> None:
+    async def tunnel(
+        self,
+        ctx: Context,
+        service: Service,
+        client: tuple[asyncio.StreamReader, asyncio.StreamWriter],
+        upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter],
+        conn: str,
+        where: str,
+    ) -> None:
         """Pipe bytes both ways; only the upstream's status line and headers are edited.
         The request body, chunked or not, and WebSocket frames pass untouched."""
         started = time.monotonic()
@@ -1136,13 +1288,17 @@ class Proxy:
             raw = await asyncio.wait_for(upstream[0].readuntil(b"\r\n\r\n"), service.read_timeout)
             status, head = self.rewrite_response_head(raw, ctx, started)
         except TimeoutError:
-            log_error("error", f"{conn} upstream timed out (110: Connection timed out) while "
-                               f"reading response header from upstream, {where}")
+            log_error(
+                "error",
+                f"{conn} upstream timed out (110: Connection timed out) while "
+                f"reading response header from upstream, {where}",
+            )
             reply = error_page(504, "The upstream server is timing out")
-        except (OSError, ValueError, IndexError, asyncio.IncompleteReadError,
-                asyncio.LimitOverrunError):
-            log_error("error", f"{conn} upstream prematurely closed connection while reading "
-                               f"response header from upstream, {where}")
+        except (OSError, ValueError, IndexError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            log_error(
+                "error",
+                f"{conn} upstream prematurely closed connection while reading response header from upstream, {where}",
+            )
             reply = error_page(502, "An invalid response was received from the upstream server")
         if reply is None:
             client[1].write(head)
@@ -1161,18 +1317,21 @@ class Proxy:
         replaced = {k.lower() for k, _ in ctx.response_headers}
         if status != 101:  # an upgrade keeps Connection/Upgrade; the rest close
             replaced |= {"connection", "keep-alive"}
-        kept = [(k, v.strip()) for k, _, v in (x.partition(":") for x in lines[1:] if ":" in x)
-                if k.lower() not in replaced]
+        kept = [
+            (k, v.strip()) for k, _, v in (x.partition(":") for x in lines[1:] if ":" in x) if k.lower() not in replaced
+        ]
         latency = str(int((time.monotonic() - started) * 1000))
         via = self.server_token if self.settings.version < (3, 0, 0) else f"1.1 {self.server_token}"
         extra = [] if status == 101 else [("Connection", "close")]
-        extra += ctx.response_headers + [("X-Kong-Upstream-Latency", latency),
-                                         ("X-Kong-Proxy-Latency", "0"), ("Via", via)]
+        extra += ctx.response_headers + [
+            ("X-Kong-Upstream-Latency", latency),
+            ("X-Kong-Proxy-Latency", "0"),
+            ("Via", via),
+        ]
         return status, render_head(lines[0], kept + extra)
 
 
-async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter,
-               idle_timeout: float | None) -> int:
+async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, idle_timeout: float | None) -> int:
     """Copy until EOF, then half-close ``dst`` so the other side sees the end. Like nginx,
     an upgraded tunnel that stays idle for the read timeout is closed."""
     total = 0
@@ -1257,10 +1416,14 @@ def parse_listen(spec: str) -> list[tuple[str, int]]:
 
 def start_failure(settings: Settings, error: str) -> int:
     """What ``kong docker-start`` prints when init_by_lua refuses the declarative file."""
-    print(f"Error: {LUA}/cmd/start.lua:37: nginx: [error] init_by_lua error: {LUA}/init.lua:553:"
-          f" error parsing declarative config file {settings.declarative_config}:\n{error}\n"
-          f"stack traceback:\n\t[C]: in function 'error'\n\t{LUA}/init.lua:553: in function "
-          f"'init'\n\tinit_by_lua:3: in main chunk{RUN_HINT}", file=sys.stderr, flush=True)
+    print(
+        f"Error: {LUA}/cmd/start.lua:37: nginx: [error] init_by_lua error: {LUA}/init.lua:553:"
+        f" error parsing declarative config file {settings.declarative_config}:\n{error}\n"
+        f"stack traceback:\n\t[C]: in function 'error'\n\t{LUA}/init.lua:553: in function "
+        f"'init'\n\tinit_by_lua:3: in main chunk{RUN_HINT}",
+        file=sys.stderr,
+        flush=True,
+    )
     return 1
 
 
@@ -1271,19 +1434,29 @@ async def serve(settings: Settings, gateway: Gateway) -> int:
         try:
             servers.append(await asyncio.start_server(proxy.handle, host, port))
         except OSError as exc:
-            print(f"nginx: [emerg] bind() to {host}:{port} failed ({exc.errno}: {exc.strerror})",
-                  file=sys.stderr, flush=True)
+            print(
+                f"nginx: [emerg] bind() to {host}:{port} failed ({exc.errno}: {exc.strerror})",
+                file=sys.stderr,
+                flush=True,
+            )
             return 1
     os.makedirs(os.path.dirname(settings.pid_file), exist_ok=True)
     with open(settings.pid_file, "w", encoding="utf-8") as handle:
         handle.write(f"{os.getpid()}\n")
     openresty = "1.19.9.1" if settings.version < (3, 0, 0) else "1.25.3.2"
-    for text in ('using the "epoll" event method', f"openresty/{openresty}",
-                 "start worker processes", f"start worker process {os.getpid()}"):
+    for text in (
+        'using the "epoll" event method',
+        f"openresty/{openresty}",
+        "start worker processes",
+        f"start worker process {os.getpid()}",
+    ):
         log_error("notice", text)
     if settings.declarative_config:
-        log_error("notice", f"*1 [kong] init.lua:562 declarative config loaded from "
-                            f"{settings.declarative_config}, context: init_worker_by_lua*")
+        log_error(
+            "notice",
+            f"*1 [kong] init.lua:562 declarative config loaded from "
+            f"{settings.declarative_config}, context: init_worker_by_lua*",
+        )
     await wait_for_stop_signal()
     for server in servers:
         server.close()

@@ -157,9 +157,7 @@ def verify_jwt(token: str, secret: str, now: float | None = None) -> dict[str, A
         raise TokenRejected("InvalidJWTToken", MISSING_CLAIMS)
     remaining = exp - int(time.time() if now is None else now)
     if remaining <= 0:
-        raise TokenRejected(
-            "InvalidJWTToken", f"Token has expired {-remaining} seconds ago", "Token has expired"
-        )
+        raise TokenRejected("InvalidJWTToken", f"Token has expired {-remaining} seconds ago", "Token has expired")
     return claims
 
 
@@ -226,9 +224,7 @@ class PhoenixMethodsConnection(ServerConnection):
         if path in SOCKET_PATHS:
             self.transport.write(raw_http_response(400))
         else:
-            self.transport.write(
-                raw_http_response(404, NOT_FOUND_BODY, "application/json; charset=utf-8")
-            )
+            self.transport.write(raw_http_response(404, NOT_FOUND_BODY, "application/json; charset=utf-8"))
         self.transport.close()
 
 
@@ -280,9 +276,7 @@ def decode_text_frame(vsn: str, text: str) -> Message:
         join_ref, ref, topic, event, payload = raw
         message = Message(topic, event, payload, ref, join_ref)
     else:
-        message = Message(
-            raw["topic"], raw["event"], raw.get("payload", {}), raw.get("ref"), raw.get("join_ref")
-        )
+        message = Message(raw["topic"], raw["event"], raw.get("payload", {}), raw.get("ref"), raw.get("join_ref"))
     if not isinstance(message.topic, str) or not isinstance(message.event, str):
         raise ValueError("topic and event must be strings")
     return message
@@ -350,9 +344,7 @@ def as_dict(value: object) -> dict[str, Any]:
 
 def redact_join_payload(payload: Mapping[str, Any]) -> str:
     """The join parameters for the log, without the token (Realtime redacts it too)."""
-    shown = {
-        k: ("<redacted>" if k in ("access_token", "user_token") else v) for k, v in payload.items()
-    }
+    shown = {k: ("<redacted>" if k in ("access_token", "user_token") else v) for k, v in payload.items()}
     return json.dumps(shown, sort_keys=True)
 
 
@@ -506,9 +498,7 @@ class RealtimeStandin:
         if not any("websocket" in value.lower() for value in upgrade):
             # WebSockAdapter's check, after connect succeeded (Bandit answers 400, not 426).
             got = "[" + ", ".join(json.dumps(v) for v in upgrade) + "]"
-            return http_response(
-                400, f"'upgrade' header must contain 'websocket', got {got}".encode()
-            )
+            return http_response(400, f"'upgrade' header must contain 'websocket', got {got}".encode())
         return None
 
     def connect_rejection(self, info: HandshakeInfo) -> tuple[int, str, str, str] | None:
@@ -605,9 +595,7 @@ class RealtimeStandin:
             await socket.reply(message, "error", {"reason": "unmatched topic"})
             return
         if message.topic == "realtime:":
-            await self.join_error(
-                socket, message, "TopicNameRequired", "You must provide a topic name"
-            )
+            await self.join_error(socket, message, "TopicNameRequired", "You must provide a topic name")
             return
         payload = as_dict(message.payload)
         token = payload.get("access_token") or payload.get("user_token")
@@ -716,9 +704,7 @@ class RealtimeStandin:
     async def close_channel(self, channel: Channel) -> None:
         """End a channel and tell the client with ``phx_close`` (ref = join_ref, like Phoenix)."""
         self.forget(channel)
-        await channel.socket.push(
-            Message(channel.topic, "phx_close", {}, channel.join_ref, channel.join_ref)
-        )
+        await channel.socket.push(Message(channel.topic, "phx_close", {}, channel.join_ref, channel.join_ref))
 
     def forget(self, channel: Channel) -> None:
         """Drop a channel from its socket and from the topic's subscribers."""
