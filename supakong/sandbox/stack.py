@@ -193,12 +193,24 @@ def ensure_containers(client: docker.APIClient, spec: SandboxSpec, keys: dict[st
     """Create (or recreate) both containers and start them."""
     existing = {c["Names"][0].lstrip("/"): c for c in client.containers(all=True)}
     for name, create in ((spec.realtime_container, create_realtime), (spec.kong_container, create_kong)):
-        if name in existing and recreate:
+        if name in existing and not recreate and not _runs_this_checkout(client, name):
+            recreate_this = True  # made by another checkout or virtualenv: its paths may be gone
+        else:
+            recreate_this = recreate
+        if name in existing and recreate_this:
             client.remove_container(name, force=True)
             existing.pop(name)
         if name not in existing:
             create(client, spec, keys)
         client.start(name)
+
+
+def _runs_this_checkout(client: docker.APIClient, name: str) -> bool:
+    """True if the container uses this interpreter and this checkout's stand-ins."""
+    info = client.inspect_container(name)
+    env = dict(e.split("=", 1) for e in info["Config"].get("Env") or [] if "=" in e)
+    sources = {m.get("Source") for m in info.get("Mounts") or []}
+    return env.get("STANDIN_PYTHON") == sys.executable and str(STANDINS_DIR) in sources
 
 
 def wait_running(
