@@ -12,10 +12,17 @@ import pytest
 from supakong.inventory import HostConfig, load_inventory
 from supakong.report import BufferOutput
 from supakong.sandbox import SandboxSpec, sandbox_reset, sandbox_up
+from supakong.sandbox.inventory import spec_for, write_sandbox_inventory
 from supakong.secrets import Secrets, load_secrets
 
 REPO = Path(__file__).resolve().parents[2]
 INVENTORY = REPO / "inventory" / "hosts.yml"
+
+
+#: Which sandbox the integration tests use: the repository inventory's ``sandbox`` host by
+#: default; ``SUPAKONG_TEST_SANDBOX=sandbox-x:7`` gives a separate VPS (name:index), so that
+#: several people (or agents) can run the suite on one machine at once.
+TEST_SANDBOX = os.environ.get("SUPAKONG_TEST_SANDBOX", "sandbox:1")
 
 
 @pytest.fixture(scope="session")
@@ -23,7 +30,16 @@ def sandbox_spec() -> SandboxSpec:
     """The sandbox VPS, up (created once per session)."""
     if os.geteuid() != 0:
         pytest.fail("integration tests need root: they create a network namespace, sshd and dockerd")
-    return sandbox_up(SandboxSpec())
+    name, _, index = TEST_SANDBOX.partition(":")
+    return sandbox_up(spec_for(name, int(index or 1)))
+
+
+@pytest.fixture(scope="session")
+def inventory_path(sandbox_spec: SandboxSpec, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The repository inventory for the default sandbox, else one written for this sandbox."""
+    if sandbox_spec.name == "sandbox":
+        return INVENTORY
+    return write_sandbox_inventory(tmp_path_factory.mktemp("inventory") / "hosts.yml", [sandbox_spec])
 
 
 @pytest.fixture()
@@ -33,9 +49,9 @@ def fresh_sandbox(sandbox_spec: SandboxSpec) -> SandboxSpec:
 
 
 @pytest.fixture(scope="session")
-def host(sandbox_spec: SandboxSpec) -> HostConfig:
-    """The repository inventory's sandbox host."""
-    return load_inventory(INVENTORY).host("sandbox")
+def host(sandbox_spec: SandboxSpec, inventory_path: Path) -> HostConfig:
+    """The sandbox host of the test inventory."""
+    return load_inventory(inventory_path).host(sandbox_spec.name)
 
 
 @pytest.fixture(scope="session")

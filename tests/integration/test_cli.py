@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
@@ -32,16 +34,26 @@ def test_unknown_host_is_a_one_line_error_listing_known_hosts():
     )
 
 
-def test_deploy_check_then_deploy_then_no_op_through_fab(fresh_sandbox, secrets):
-    check = fab("deploy-kong", "-H", "sandbox", "--check")
+@pytest.fixture()
+def on_sandbox(host, inventory_path):
+    """`fab` bound to the test sandbox: its inventory and its host name."""
+
+    def run(task: str, *args: str) -> subprocess.CompletedProcess[str]:
+        return fab(task, "-H", host.name, *args, env={"SUPAKONG_INVENTORY": str(inventory_path)})
+
+    return run
+
+
+def test_deploy_check_then_deploy_then_no_op_through_fab(fresh_sandbox, secrets, on_sandbox):
+    check = on_sandbox("deploy-kong", "--check")
     assert check.returncode == 2, check.stdout + check.stderr
     assert "pending" in check.stdout
 
-    first = fab("deploy-kong", "-H", "sandbox", "--diff")
+    first = on_sandbox("deploy-kong", "--diff")
     assert first.returncode == 0, first.stdout + first.stderr
     assert "SUBSCRIBED" in first.stdout and "RECAP" in first.stdout and "changed" in first.stdout
 
-    second = fab("deploy-kong", "-H", "sandbox")
+    second = on_sandbox("deploy-kong")
     assert second.returncode == 0 and "no change" in second.stdout
 
     everything = check.stdout + check.stderr + first.stdout + first.stderr + second.stdout
@@ -49,9 +61,9 @@ def test_deploy_check_then_deploy_then_no_op_through_fab(fresh_sandbox, secrets)
         assert secrets.get(name) not in everything, f"{name} leaked into the output"
 
 
-def test_verify_realtime_alone_prints_stage_timings_and_subscribed(sandbox_spec):
-    fab("deploy-kong", "-H", "sandbox", "--no-verify")
-    proc = fab("verify-realtime", "-H", "sandbox")
+def test_verify_realtime_alone_prints_stage_timings_and_subscribed(on_sandbox):
+    on_sandbox("deploy-kong", "--no-verify")
+    proc = on_sandbox("verify-realtime")
     assert proc.returncode == 0, proc.stdout
     assert "SUBSCRIBED" in proc.stdout and " ms " in proc.stdout
 

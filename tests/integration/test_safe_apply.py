@@ -137,7 +137,9 @@ KILL_POINTS = [c for c in CHECKPOINTS if c not in ("verified",)]
 
 
 @pytest.mark.parametrize("stage", KILL_POINTS)
-def test_sigkill_at_each_stage_loses_nothing_and_the_next_run_converges(fresh_sandbox, host, secrets, stage, tmp_path):
+def test_sigkill_at_each_stage_loses_nothing_and_the_next_run_converges(
+    fresh_sandbox, host, secrets, stage, tmp_path, inventory_path
+):
     config = fresh_sandbox.kong_config_path
     old_sha = sha256(config)
     new_sha = hashlib.sha256(render_kong_config(host, secrets).encode()).hexdigest()
@@ -147,9 +149,10 @@ def test_sigkill_at_each_stage_loses_nothing_and_the_next_run_converges(fresh_sa
         "SUPAKONG_FAULT_PAUSE": stage,
         "SUPAKONG_FAULT_MARKER": str(marker),
         "SUPAKONG_HOST_ALLOWLIST": "sandbox*",
+        "SUPAKONG_INVENTORY": str(inventory_path),
     }
     proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "fab"), "deploy-kong", "-H", "sandbox"],
+        [str(Path(sys.executable).parent / "fab"), "deploy-kong", "-H", host.name],
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,

@@ -30,8 +30,8 @@ def test_unknown_host_key_is_refused_with_the_fix_spelled_out(host, tmp_path):
     assert "host key is unknown" in message and "ssh-keyscan" in message and "--accept-new" in message
 
 
-def test_changed_host_key_is_refused(host, tmp_path):
-    fake = "10.203.1.2 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBq2hJ0oVQkbG4ofQ9wqH3ytbqL1l4r8mvSv8bHZZ0u5\n"
+def test_changed_host_key_is_refused(host, sandbox_spec, tmp_path):
+    fake = f"{sandbox_spec.vps_addr} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBq2hJ0oVQkbG4ofQ9wqH3ytbqL1l4r8mvSv8bHZZ0u5\n"
     changed, _ = with_ssh_config(host, tmp_path, fake)
     with pytest.raises(TransportError, match="HOST KEY HAS CHANGED"):
         HostConnection(changed).open()

@@ -1,0 +1,54 @@
+"""An inventory for a sandbox VPS other than the repository's ``sandbox`` host (tests,
+benchmarks, several sandboxes at once). Host names start with ``sandbox`` so that the
+``SUPAKONG_HOST_ALLOWLIST=sandbox*`` fence lets them through."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import yaml
+
+from .spec import SandboxSpec
+
+REPO = Path(__file__).resolve().parents[2]
+TEMPLATE = REPO / "templates" / "kong-simple.yml.j2"
+DEFAULTS = REPO / "inventory" / "group_vars" / "all.yml"
+
+
+def spec_for(name: str, index: int) -> SandboxSpec:
+    """A sandbox whose container names follow its name (``<name>-supabase-kong``)."""
+    if name == "sandbox":
+        return SandboxSpec()
+    return SandboxSpec(
+        name=name,
+        index=index,
+        kong_container=f"{name}-supabase-kong",
+        realtime_container=f"{name}-supabase-realtime",
+    )
+
+
+def host_vars(spec: SandboxSpec, template: Path = TEMPLATE) -> dict[str, object]:
+    """The inventory variables of one sandbox host."""
+    return {
+        "ansible_host": spec.ssh_alias,
+        "ssh_config_file": str(spec.ssh_config_path),
+        "public_url": spec.public_url,
+        "kong_container": spec.kong_container,
+        "realtime_container": spec.realtime_container,
+        "kong_config_path": str(spec.kong_config_path),
+        "secrets_env_file": str(spec.secrets_path),
+        "kong_template": str(template),
+        "backups_keep": 3,
+    }
+
+
+def write_sandbox_inventory(path: Path, specs: Sequence[SandboxSpec], group: str = "sandboxes") -> Path:
+    """Write an Ansible-style inventory with one host per sandbox (named like the sandbox),
+    plus the repository's ``group_vars/all.yml``."""
+    (path.parent / "group_vars").mkdir(parents=True, exist_ok=True)
+    # The repository's defaults for every host (upstreams, verify channel, modes).
+    (path.parent / "group_vars" / "all.yml").write_text(DEFAULTS.read_text())
+    hosts = {spec.name: host_vars(spec) for spec in specs}
+    path.write_text(yaml.safe_dump({"all": {"children": {group: {"hosts": hosts}}}}, sort_keys=False))
+    return path
