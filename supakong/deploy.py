@@ -32,6 +32,7 @@ from .kong.validate import validate_kong_config
 from .logs import fetch_logs, format_log_lines, interleave
 from .look import look
 from .plan import HostState, Plan, plan_deploy, unified_diff
+from .preflight import preflight_parse
 from .remote_file import read_remote_file, read_remote_text, replace_file_atomically, restore_backup
 from .render import render_kong_config, sha256_text
 from .report import HostResult, Output
@@ -201,7 +202,11 @@ def _validate_and_check(
     host: HostConfig, state: HostState, text: str, source: str, options: DeployOptions, out: Output
 ) -> None:
     if options.skip_validate:
-        out.line("  ! --skip-validate: NOT checking the file against Kong's schema or Supabase pitfalls", host.name)
+        out.line(
+            "  ! --skip-validate: NOT checking the file against Kong's schema or Supabase pitfalls,"
+            " and NOT running kong config parse on the host first",
+            host.name,
+        )
     else:
         validate_or_raise(text, kong_target(host, state.kong, state.realtime), source, out, host.name)
     check_mount(host, state.kong)
@@ -253,6 +258,12 @@ def _apply(
     if not state.kong.exists:
         raise RestartError(f"{host.name}: container {host.kong_container} does not exist; nothing to restart")
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    if plan.replace and not options.skip_validate:
+        check = preflight_parse(conn.docker(), state.kong, text.encode("utf-8"))
+        out.line(
+            f"  preflight: {check.detail}" if check.status == "ok" else f"  ! preflight skipped: {check.detail}",
+            host.name,
+        )
     if plan.replace:
         result.backup = replace_file_atomically(
             conn,
