@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import docker.errors
-
 from .errors import RestartError, TransportError
 
 
@@ -79,6 +77,8 @@ def state_from_inspect(name: str, data: Mapping[str, Any]) -> ContainerState:
 
 def inspect_container(api: Any, name: str) -> ContainerState:
     """Inspect ``name``; a missing container is a state, not an error."""
+    import docker.errors  # lazy: keeps `fab` start-up fast
+
     try:
         return state_from_inspect(name, api.inspect_container(name))
     except docker.errors.NotFound:
@@ -89,6 +89,8 @@ def inspect_container(api: Any, name: str) -> ContainerState:
 
 def restart_container(api: Any, name: str, stop_timeout: int = 10) -> None:
     """Restart ``name`` (stop with a grace period, then start) through the API."""
+    import docker.errors  # lazy: keeps `fab` start-up fast
+
     try:
         api.restart(name, timeout=stop_timeout)
     except docker.errors.NotFound:
@@ -154,6 +156,8 @@ def wait_until_running(
 
 def exec_in_container(api: Any, name: str, argv: list[str]) -> tuple[int, str]:
     """Run ``argv`` inside the container (``docker exec``); return (exit code, output)."""
+    import docker.errors  # lazy: keeps `fab` start-up fast
+
     try:
         exec_id = api.exec_create(name, argv, stdout=True, stderr=True)["Id"]
         output = api.exec_start(exec_id)

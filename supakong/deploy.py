@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .audit import append_argv, audit_line
 from .container import (
@@ -38,8 +39,9 @@ from .render import render_kong_config, sha256_text
 from .report import HostResult, Output
 from .secrets import Secrets, load_secrets
 from .transport import HostConnection
-from .verify import VerifyReport, format_report, verify_realtime
-from .verify_model import ChannelSpec
+
+if TYPE_CHECKING:
+    from .verify import VerifyReport
 
 
 @dataclass(frozen=True)
@@ -349,6 +351,9 @@ def _print_logs(conn: HostConnection, host: HostConfig, since: float, options: D
 
 def run_verification(host: HostConfig, secrets: Secrets, out: Output) -> VerifyReport:
     """Verify the Realtime path through Kong as supabase-js would; print the stages."""
+    from .verify import format_report, verify_realtime  # lazy: websockets only when verifying
+    from .verify_model import ChannelSpec
+
     schema, _, table = host.verify_table.partition(".")
     channel = ChannelSpec(name=host.verify_channel, schema=schema or "public", table=table)
     report = verify_realtime(host.public_url, secrets.anon_key, channel=channel, vsn=host.verify_vsn)

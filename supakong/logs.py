@@ -7,8 +7,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import docker.errors
-
 from .container import parse_docker_time
 from .secrets import mask
 
@@ -52,6 +50,8 @@ def parse_log_lines(container: str, raw: bytes) -> list[LogLine]:
 
 def fetch_logs(api: Any, container: str, *, since: float | None = None, tail: int | str = 200) -> list[LogLine]:
     """The container's stdout+stderr since ``since`` (engine epoch seconds), last ``tail`` lines."""
+    import docker.errors  # lazy: keeps `fab` start-up fast
+
     kwargs: dict[str, Any] = {"stdout": True, "stderr": True, "timestamps": True, "tail": tail}
     if since:
         kwargs["since"] = int(since)

@@ -15,8 +15,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import docker.errors
-
 from .container import ContainerState, exec_in_container
 from .errors import TransportError, ValidationError
 from .secrets import mask
@@ -65,6 +63,8 @@ def preflight_parse(api: Any, kong: ContainerState, content: bytes) -> Preflight
     Raises :class:`ValidationError` when Kong refuses the file; returns ``skipped`` when
     Kong is not running (nothing to exec into).
     """
+    import docker.errors  # lazy: keeps `fab` start-up fast
+
     if not (kong.running and not kong.restarting):
         return PreflightResult("skipped", f"{kong.name} is {kong.status}: cannot run kong config parse in it")
     workdir = f"{WORKDIR}-{int(time.time() * 1000)}"
