@@ -105,12 +105,16 @@ def parse_env_file(text: str, source: str) -> dict[str, str]:
 def load_secrets(env_file: Path | None, environ: Mapping[str, str] | None = None) -> Secrets:
     """Load secrets from ``env_file`` (if given), overridden by the process environment.
 
+    A missing ``env_file`` is fine when the environment holds every required secret (CI,
+    a secret manager exporting them).
+
     Raises :class:`InventoryError` naming the file and the missing variable.
     """
     environ = os.environ if environ is None else environ
     values: dict[str, str] = {}
     source = "environment"
-    if env_file is not None:
+    from_environ = all(environ.get(name) for name in REQUIRED_NAMES)
+    if env_file is not None and not (from_environ and not env_file.exists()):
         if not env_file.is_file():
             raise InventoryError(
                 f"{env_file}: secrets file not found (named by secrets_env_file in the inventory);"

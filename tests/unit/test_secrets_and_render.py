@@ -42,6 +42,11 @@ def test_missing_secrets_file_is_named(tmp_path):
         load_secrets(tmp_path / "missing.env", environ={})
 
 
+def test_secrets_from_the_environment_alone_need_no_file(tmp_path):
+    secrets = load_secrets(tmp_path / "missing.env", environ=ENV)
+    assert secrets.anon_key == ANON and secrets.source == "environment"
+
+
 def test_mask_hides_registered_values_jwts_and_key_params():
     register_secret("hunter2-dashboard")
     text = f"pw=hunter2-dashboard key={ANON} GET /x?apikey=abc123&vsn=1 apikey: sb_publishable_rawkey42abcdef"
