@@ -324,6 +324,7 @@ def _restart_and_verify(
         result.verify_state = report.state
         result.timings["verify"] = sum(s.seconds for s in report.stages)
         if not report.ok:
+            _print_logs(conn, host, after.started_at - 1, options, out, title="logs around the failed verification")
             cause = report.diagnosis.cause if report.diagnosis else "a probe failed"
             raise VerifyError(f"{host.name}: Realtime verification failed ({report.state}): {cause}")
 
@@ -339,13 +340,20 @@ def _confirm_content(api: object, host: HostConfig, expected_sha: str) -> None:
         )
 
 
-def _print_logs(conn: HostConnection, host: HostConfig, since: float, options: DeployOptions, out: Output) -> None:
+def _print_logs(
+    conn: HostConnection,
+    host: HostConfig,
+    since: float,
+    options: DeployOptions,
+    out: Output,
+    title: str = "logs since the restart",
+) -> None:
     api = conn.docker()
     lines = interleave(
         fetch_logs(api, host.kong_container, since=since, tail=options.log_lines),
         fetch_logs(api, host.realtime_container, since=since, tail=options.log_lines),
     )
-    out.line(f"  logs since the restart ({len(lines)} lines):", host.name)
+    out.line(f"  {title} ({len(lines)} lines):", host.name)
     out.lines([f"    {row}" for row in format_log_lines(lines[-options.log_lines :])], host.name)
 
 
