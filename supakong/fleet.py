@@ -12,10 +12,13 @@ from dataclasses import dataclass
 
 from .errors import DeployError
 from .inventory import HostConfig, check_allowed
-from .report import HostResult, Output
+from .report import EXIT_CODES, HostResult, Output
 from .secrets import mask
 
 HostAction = Callable[[HostConfig, Output], HostResult]
+#: The status of hosts a stopped rolling deploy never reached: ``not_run`` where the report
+#: knows it, else ``failed`` (either way the run exits non-zero); the message says "not run".
+NOT_RUN = "not_run" if "not_run" in EXIT_CODES else "failed"
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,16 @@ class Rollout:
     serial: int | None = None
     max_fail: str | None = None
 
+    def __post_init__(self) -> None:
+        # Task flags whose default is None arrive as strings (invoke infers the type from the
+        # default): accept "3" as well as 3, and refuse nonsense with the flag's name.
+        object.__setattr__(self, "parallel", _at_least_one(self.parallel, "--parallel"))
+        if self.serial is not None:
+            object.__setattr__(self, "serial", _at_least_one(self.serial, "--serial"))
+        if self.max_fail is not None:
+            object.__setattr__(self, "max_fail", str(self.max_fail))
+            self.failure_budget(1)
+
     def batches(self, hosts: Sequence[HostConfig]) -> list[list[HostConfig]]:
         """Hosts split into rolling batches (one batch when not rolling)."""
         size = self.serial or len(hosts) or 1
@@ -37,9 +50,23 @@ class Rollout:
         if self.max_fail is None:
             return total
         text = self.max_fail.strip()
-        if text.endswith("%"):
-            return int(total * float(text[:-1]) / 100)
-        return int(text)
+        try:
+            value = float(text[:-1]) if text.endswith("%") else int(text)
+        except ValueError:
+            value = -1
+        if value < 0 or (text.endswith("%") and value > 100):
+            raise DeployError(f"--max-fail: expected a number of hosts or a percentage like 25%, got {text!r}")
+        return int(total * value / 100) if text.endswith("%") else int(value)
+
+
+def _at_least_one(value: object, flag: str) -> int:
+    try:
+        number = int(str(value))
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise DeployError(f"{flag}: expected a whole number of hosts (at least 1), got {value!r}")
+    return number
 
 
 def run_one(host: HostConfig, action: HostAction, out: Output) -> HostResult:
@@ -81,9 +108,8 @@ def run_on_hosts(
         results.update((r.host, r) for r in batch_results)
         failed = sum(r.status in ("failed", "rolled_back") for r in results.values())
         if failed > budget:
+            why = f"not run: the rollout stopped after {failed} failed host(s) (--max-fail {rollout.max_fail})"
             for h in hosts:
-                results.setdefault(
-                    h.name, HostResult(host=h.name, status="failed", message="not run: rollout stopped (--max-fail)")
-                )
+                results.setdefault(h.name, HostResult(host=h.name, status=NOT_RUN, message=why))
             break
     return {h.name: results[h.name] for h in hosts}

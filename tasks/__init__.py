@@ -16,7 +16,7 @@ from supakong.fleet import Rollout
 from supakong.report import HostResult, Output
 from supakong.runner import exits_cleanly, run_task, select_hosts
 
-from . import kong_tasks, ops_tasks, sandbox_tasks
+from . import fleet_tasks, kong_tasks, ops_tasks, sandbox_tasks
 
 
 @task(
@@ -110,6 +110,8 @@ ns = Collection(
     ops_tasks.rollback_kong,
     ops_tasks.hosts,
     ops_tasks.audit,
+    fleet_tasks.redeploy,
+    fleet_tasks.schedule_redeploy,
     sandbox_tasks.sandbox_up,
     sandbox_tasks.sandbox_down,
     sandbox_tasks.sandbox_reset,

@@ -1,0 +1,168 @@
+"""Unattended runs: ``redeploy`` (what a timer runs) and ``schedule-redeploy`` (writes the
+timer). Thin adapters over :mod:`supakong.redeploy` and :mod:`supakong.schedule`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from fabric import task
+from invoke import Context, Exit
+
+from supakong.deploy import DeployOptions
+from supakong.fleet import Rollout
+from supakong.redeploy import DEFAULT_LOCK_WAIT, check_webhook_url, default_log_path
+from supakong.redeploy import redeploy as run_redeploy
+from supakong.report import Output, recap_lines
+from supakong.runner import exits_cleanly, fail, inventory_path, select_hosts
+from supakong.schedule import (
+    DEFAULT_TIMEOUT,
+    DEFAULT_UNIT,
+    Schedule,
+    ScheduleError,
+    cron_line,
+    enable_commands,
+    install_units,
+    parse_duration,
+    parse_interval,
+    redeploy_command,
+    render_units,
+    unit_dir,
+)
+
+
+@task(
+    help={
+        "group": "Only the hosts of this inventory group (default: every inventory host)",
+        "log": "Append the run's JSON line here (default ~/.local/state/supakong/redeploy.log)",
+        "webhook": "POST the run's JSON here when a host failed (http or https URL)",
+        "parallel": "Hosts at once (default 10)",
+        "verify": "Verify Realtime through Kong after a restart (default: on)",
+        "rollback": "Restore the previous file if Kong or the verification fails (default: on)",
+        "lock-wait": f"Wait this long for a manual deploy's host lock (default {DEFAULT_LOCK_WAIT:.0f}s)",
+    }
+)
+@exits_cleanly
+def redeploy(
+    c: Context,
+    group: str | None = None,
+    log: str | None = None,
+    webhook: str | None = None,
+    parallel: int = 10,
+    verify: bool = True,
+    rollback: bool = True,
+    lock_wait: float = DEFAULT_LOCK_WAIT,
+) -> None:
+    """Unattended deploy-kong on every host: changes only what drifted; logs one JSON line per run."""
+    if webhook:
+        try:
+            check_webhook_url(webhook)
+        except ValueError as exc:
+            fail(str(exc))
+    hosts = select_hosts(c, group)
+    out = Output(prefix_hosts=len(hosts) > 1)
+    log_path = Path(log).expanduser() if log else default_log_path()
+    run = run_redeploy(
+        hosts,
+        DeployOptions(verify=verify, rollback=rollback, lock_wait=float(lock_wait)),
+        out,
+        log=log_path,
+        inventory=str(inventory_path().absolute()),
+        group=group,
+        webhook=webhook,
+        rollout=Rollout(parallel),
+    )
+    out.lines(recap_lines(run.results))
+    out.line(f"logged to {log_path}" + (f"; webhook {run.record['webhook']}" if "webhook" in run.record else ""))
+    if run.exit_code:
+        raise Exit(code=run.exit_code)
+
+
+def _supakong_executable() -> str:
+    """The ``supakong`` console script of this virtualenv (not resolved: a venv's python is a
+    symlink), else this interpreter running the same entry point."""
+    script = Path(sys.executable).parent / "supakong"
+    return str(script) if script.exists() else sys.executable
+
+
+@task(
+    help={
+        "every": "Run every INTERVAL: 15m, 1h, 1h30m, 1d (default 15m unless --on-calendar)",
+        "on-calendar": "Run on a systemd calendar expression instead, e.g. '*-*-* 03:00'",
+        "jitter": "RandomizedDelaySec, e.g. 2m (default: a tenth of --every, at most 5m)",
+        "timeout": "TimeoutStartSec: kill a run after this long (default 10m)",
+        "print": "Print the units (the default when neither --install nor --cron)",
+        "install": "Write the units to /etc/systemd/system (or ~/.config/systemd/user with --user)",
+        "user": "A user unit (systemctl --user) instead of a system unit",
+        "root": "Install under this directory instead of / (like systemctl --root)",
+        "cron": "Print a crontab line (behind flock -n) instead of systemd units",
+        "group": "Only redeploy this inventory group",
+        "log": "The redeploy log (default ~/.local/state/supakong/redeploy.log)",
+        "webhook": "POST the run's JSON here on failure (written into the unit: 0600 then)",
+        "name": f"Unit name (default {DEFAULT_UNIT})",
+    }
+)
+@exits_cleanly
+def schedule_redeploy(
+    c: Context,
+    every: str | None = None,
+    on_calendar: str | None = None,
+    jitter: str | None = None,
+    timeout: str | None = None,
+    print_: bool = False,
+    install: bool = False,
+    user: bool = False,
+    root: str = "/",
+    cron: bool = False,
+    group: str | None = None,
+    log: str | None = None,
+    webhook: str | None = None,
+    name: str = DEFAULT_UNIT,
+) -> None:
+    """Write a systemd timer (or print a cron line) that runs `redeploy` unattended."""
+    inventory = inventory_path().absolute()
+    if not inventory.is_file():
+        fail(f"{inventory}: inventory not found (set SUPAKONG_INVENTORY or run in the checkout)")
+    if webhook:
+        try:
+            check_webhook_url(webhook)
+        except ValueError as exc:
+            fail(str(exc))
+    log_path = (Path(log).expanduser() if log else default_log_path()).absolute()
+    argv = redeploy_command(
+        _supakong_executable(), inventory, log=log_path, group=group, webhook=webhook, environ=os.environ
+    )
+    seconds = parse_interval(every or "15m") if on_calendar is None else None
+    if every and on_calendar:
+        raise ScheduleError("give either --every or --on-calendar, not both")
+    if cron:
+        if seconds is None:
+            fail("--cron needs --every (cron has no calendar expressions of systemd's kind)")
+        print(cron_line(seconds, argv, lock=log_path.with_suffix(".lock"), output=log_path.with_suffix(".out")))
+        return
+    schedule = Schedule(
+        argv=tuple(argv),
+        every=seconds,
+        on_calendar=on_calendar,
+        jitter=parse_duration(jitter, "--jitter") if jitter is not None else None,
+        timeout=parse_duration(timeout, "--timeout", 1) if timeout else DEFAULT_TIMEOUT,
+        name=name,
+        user=None if user or os.geteuid() == 0 else os.environ.get("USER") or None,
+    )
+    units = render_units(schedule)
+    if not install:
+        for unit, text in units.items():
+            print(f"# ---- {unit}\n{text}")
+        return
+    directory = unit_dir(Path(root), user, Path.home())
+    for path in install_units(units, directory, private=bool(webhook)):
+        print(f"wrote {path}")
+    commands = enable_commands(schedule, user)
+    if Path(root) == Path("/") and Path("/run/systemd/system").is_dir():
+        for argv_ in commands:
+            subprocess.run(argv_, check=True)
+        print(f"enabled and started {schedule.timer_name}")
+    else:
+        print("to start it: " + " && ".join(" ".join(a) for a in commands))
