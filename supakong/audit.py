@@ -17,7 +17,11 @@ from .transport import HostConnection
 
 _APPEND_AND_RELEASE_SCRIPT = r"""
 log=$1 line=$2 lock=$3 token=$4
-mkdir -p "$(dirname "$log")" && printf '%s\n' "$line" >> "$log"
+# Only beside a config directory that exists: a wrong path in the inventory must not
+# create directories on the host.
+if [ -d "$(dirname "$(dirname "$log")")" ]; then
+  mkdir -p "$(dirname "$log")" && printf '%s\n' "$line" >> "$log"
+fi
 if [ -n "$token" ] && grep -qF "$token" "$lock/details" 2>/dev/null; then rm -rf "$lock"; fi
 """
 

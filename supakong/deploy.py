@@ -118,8 +118,8 @@ def validate_or_raise(text: str, target: KongTarget, source: str, out: Output, h
     return findings
 
 
-def check_mount(host: HostConfig, kong: ContainerState) -> None:
-    """Refuse to write a file the Kong container does not read."""
+def check_mount(host: HostConfig, kong: ContainerState, realpath: str = "") -> None:
+    """Refuse to write a file the Kong container does not read (symlinks resolved)."""
     if not kong.exists:
         return
     source = kong.mount_source(host.kong_config_mount)
@@ -128,7 +128,7 @@ def check_mount(host: HostConfig, kong: ContainerState) -> None:
             f"hosts/{host.name}/kong_config_mount: {host.kong_container} has no mount at"
             f" {host.kong_config_mount} (its mounts: {', '.join(d for _, d in kong.mounts) or 'none'})"
         )
-    if source != host.kong_config_path:
+    if source not in (host.kong_config_path, realpath):
         raise InventoryError(
             f"hosts/{host.name}/kong_config_path: is {host.kong_config_path} but {host.kong_container}"
             f" mounts {source} at {host.kong_config_mount}; fix the inventory"
@@ -211,7 +211,7 @@ def _validate_and_check(
         )
     else:
         validate_or_raise(text, kong_target(host, state.kong, state.realtime), source, out, host.name)
-    check_mount(host, state.kong)
+    check_mount(host, state.kong, state.realpath)
 
 
 def _plan(

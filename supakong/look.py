@@ -24,6 +24,8 @@ if [ -e "$path" ]; then
 else
   echo absent
 fi
+echo '### realpath'
+readlink -f "$path" 2>/dev/null || echo "$path"
 echo '### lock'
 if [ -z "$lock" ]; then
   echo none
@@ -96,6 +98,9 @@ def look(
     sections = split_sections(conn.run(look_argv(path, kong, realtime, lock, details)).text)
     states = parse_containers(sections.get("containers", ""), (kong, realtime), conn.host.name)
     state = HostState(
-        file=parse_stat(path, sections.get("file", "absent")), kong=states[kong], realtime=states[realtime]
+        file=parse_stat(path, sections.get("file", "absent")),
+        kong=states[kong],
+        realtime=states[realtime],
+        realpath=sections.get("realpath", "").strip() or path,
     )
     return state, parse_lock(sections.get("lock", "none"))

@@ -17,6 +17,8 @@ class HostState:
     file: RemoteFile
     kong: ContainerState
     realtime: ContainerState
+    #: the config path with symlinks resolved (Docker reports bind mounts resolved)
+    realpath: str = ""
 
 
 @dataclass(frozen=True)

@@ -95,3 +95,30 @@ def test_config_kong_refuses_is_rolled_back_and_old_config_serves_again(fresh_sa
     assert "error parsing declarative config" in out.text  # Kong's own refusal, from its logs
     assert sha256(fresh_sandbox.kong_config_path) == good
     assert run_verification(host, secrets, out).state == "SUBSCRIBED"
+
+
+def test_a_path_the_kong_container_does_not_mount_is_refused(fresh_sandbox, host, out):
+    import dataclasses
+
+    from supakong.errors import InventoryError
+
+    wrong = dataclasses.replace(host, kong_config_path=str(fresh_sandbox.srv_dir / "other" / "kong-simple.yml"))
+    with pytest.raises(InventoryError) as err:
+        deploy_host(wrong, DeployOptions(), out)
+    assert f"hosts/{host.name}/kong_config_path" in str(err.value) and "mounts" in str(err.value)
+    assert not (fresh_sandbox.srv_dir / "other").exists()
+
+
+def test_a_symlinked_config_path_is_the_mounted_file(fresh_sandbox, host, secrets, out):
+    import dataclasses
+    import os
+
+    link = fresh_sandbox.srv_dir / "kong-link.yml"
+    link.unlink(missing_ok=True)
+    os.symlink(fresh_sandbox.kong_config_path, link)
+    try:
+        via_link = dataclasses.replace(host, kong_config_path=str(link))
+        result = deploy_host(via_link, DeployOptions(check=True), out)
+        assert result.status == "pending"
+    finally:
+        link.unlink()
