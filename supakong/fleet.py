@@ -79,7 +79,11 @@ def run_one(host: HostConfig, action: HostAction, out: Output) -> HostResult:
         return result
     except DeployError as exc:
         status = "rolled_back" if type(exc).__name__ == "RolledBackError" else "failed"
-        result = HostResult(host=host.name, status=status, message=mask(str(exc)))
+        # Keep what the action found out before failing (plan, sha256s, backup, verify state)
+        # when it hands its partial result over on the exception.
+        partial = getattr(exc, "result", None)
+        result = partial if isinstance(partial, HostResult) else HostResult(host=host.name)
+        result.status, result.message = status, mask(str(exc))
     except Exception as exc:  # noqa: BLE001 - one host's bug must not hide the others' results
         if os.environ.get("SUPAKONG_DEBUG"):
             out.line(mask(traceback.format_exc()), host.name)

@@ -1,0 +1,308 @@
+"""A fleet of three sandbox VPSes (sandbox-f1..f3): a mixed deploy (ok, changed, rolled back)
+with its recap, JSON report and exit code; a rolling deploy that stops at the first failure;
+one SSH connection per host and two commands for a no-op; and the scheduled, unattended
+redeploy run exactly as its systemd unit would run it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import pytest
+
+import supakong.deploy
+from supakong.deploy import DeployOptions, deploy_host
+from supakong.inventory import load_inventory
+from supakong.render import render_kong_config, sha256_text
+from supakong.report import BufferOutput
+from supakong.sandbox import SandboxSpec
+from supakong.sandbox.inventory import spec_for, write_sandbox_inventory
+from supakong.sandbox.multi import fleet_up
+from supakong.sandbox.stack import SEED_CONFIG, docker_client
+from supakong.schedule import parse_exec_line
+from supakong.secrets import load_secrets
+from supakong.transport import HostConnection
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+SPECS = [spec_for(f"sandbox-f{i}", 20 + i) for i in (1, 2, 3)]
+F1, F2, F3 = (s.name for s in SPECS)
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """Three sandboxes in their before state and an inventory with them in group ``fleet``."""
+    if os.geteuid() != 0:
+        pytest.fail("integration tests need root: they create network namespaces, sshd and dockerd")
+    fleet_up(SPECS, recreate=True)
+    path = write_sandbox_inventory(tmp_path_factory.mktemp("fleet") / "hosts.yml", SPECS, group="fleet")
+    inventory = load_inventory(path)
+    return {"inventory": path, "hosts": {s.name: inventory.host(s.name) for s in SPECS}}
+
+
+def spec(name: str) -> SandboxSpec:
+    return next(s for s in SPECS if s.name == name)
+
+
+def fab(fleet: dict[str, object], *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SUPAKONG_HOST_ALLOWLIST": "sandbox*", "SUPAKONG_INVENTORY": str(fleet["inventory"])}
+    return subprocess.run([str(BIN / "fab"), *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+
+
+def sshd_count(name: str, what: str) -> int:
+    """How often sshd of sandbox ``name`` logged ``what`` (LogLevel VERBOSE)."""
+    return (spec(name).state_dir / "sshd.log").read_text().count(what)
+
+
+def logins() -> dict[str, int]:
+    return {s.name: sshd_count(s.name, "Accepted publickey") for s in SPECS}
+
+
+def sessions() -> dict[str, int]:
+    """Channels sshd started: one per exec command, SFTP subsystem or docker dial-stdio."""
+    return {s.name: sshd_count(s.name, "Starting session:") for s in SPECS}
+
+
+def delta(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
+    return {k: after[k] - before[k] for k in after}
+
+
+def kong_started_at(name: str) -> str:
+    client = docker_client(spec(name))
+    try:
+        return str(client.inspect_container(spec(name).kong_container)["State"]["StartedAt"])
+    finally:
+        client.close()
+
+
+def stop_realtime(name: str) -> None:
+    client = docker_client(spec(name))
+    try:
+        client.stop(spec(name).realtime_container, timeout=2)
+    finally:
+        client.close()
+
+
+def start_realtime(name: str) -> None:
+    """Start Realtime again and wait until it serves (its start line logged since now)."""
+    client = docker_client(spec(name))
+    try:
+        since = int(time.time()) - 1
+        client.start(spec(name).realtime_container)
+        deadline = time.monotonic() + 20
+        while b"Running RealtimeWeb.Endpoint" not in client.logs(spec(name).realtime_container, since=since):
+            assert time.monotonic() < deadline, "Realtime did not start again"
+            time.sleep(0.1)
+    finally:
+        client.close()
+
+
+@pytest.fixture()
+def realtime_down_on_f3() -> Iterator[None]:
+    """sandbox-f3's Realtime is stopped: a new config's verification fails there."""
+    stop_realtime(F3)
+    try:
+        yield
+    finally:
+        start_realtime(F3)
+
+
+def converge(fleet: dict[str, object], *names: str) -> None:
+    """Bring hosts to the rendered config (no verification: that is not what these tests test)."""
+    hosts = fleet["hosts"]
+    assert isinstance(hosts, dict)
+    for name in names:
+        deploy_host(hosts[name], DeployOptions(verify=False), BufferOutput())
+
+
+def rendered(fleet: dict[str, object], name: str) -> str:
+    hosts = fleet["hosts"]
+    assert isinstance(hosts, dict)
+    host = hosts[name]
+    return render_kong_config(host, load_secrets(host.secrets_env_file))
+
+
+def recap_rows(stdout: str) -> dict[str, list[str]]:
+    """``{host: [status, seconds, ...]}`` from the RECAP table."""
+    tail = stdout[stdout.rindex("RECAP") :].splitlines()[1:]
+    return {row.split()[0]: row.split()[1:] for row in tail if row.strip()}
+
+
+def file_sha(name: str) -> str:
+    return sha256_text(spec(name).kong_config_path.read_text())
+
+
+def test_mixed_fleet_recap_report_and_exit_code_follow_each_host(fleet, realtime_down_on_f3, tmp_path):
+    converge(fleet, F1)  # f1: nothing to do; f2: seed config, changes; f3: changes, fails, rolls back
+    report = tmp_path / "report.json"
+    before = logins()
+
+    proc = fab(fleet, "deploy-kong", "-H", f"{F1},{F2},{F3}", "--report", str(report))
+
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    rows = recap_rows(proc.stdout)
+    assert rows[F1][0] == "ok" and rows[F2][0] == "changed" and rows[F3][0] == "rolled_back"
+    assert "realtime=SUBSCRIBED" in rows[F2]
+    doc = json.loads(report.read_text())
+    assert doc["task"] == "deploy-kong" and doc["status"] == "rolled_back"
+    assert {h: r["status"] for h, r in doc["hosts"].items()} == {F1: "ok", F2: "changed", F3: "rolled_back"}
+    assert "rolled back" in doc["hosts"][F3]["message"], doc["hosts"][F3]
+    assert file_sha(F2) == sha256_text(rendered(fleet, F2))
+    assert file_sha(F3) == sha256_text(SEED_CONFIG.read_text()), "f3 must be back on its previous file"
+    assert delta(logins(), before) == {F1: 1, F2: 1, F3: 1}, "one SSH connection per host per run"
+
+
+def test_rolling_serial_one_max_fail_zero_stops_after_the_first_failure(fleet, realtime_down_on_f3, tmp_path):
+    report = tmp_path / "report.json"
+    spec(F2).kong_config_path.write_text(SEED_CONFIG.read_text())  # f2 would change if it ran
+    untouched = {F1: file_sha(F1), F2: file_sha(F2)}
+    before = logins()
+
+    proc = fab(
+        fleet, "deploy-kong", "-H", f"{F3},{F1},{F2}", "--serial", "1", "--max-fail", "0", "--report", str(report)
+    )
+
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    rows = recap_rows(proc.stdout)
+    assert rows[F3][0] == "rolled_back"
+    for name in (F1, F2):
+        assert "not run" in " ".join(rows[name]), rows[name]
+        assert json.loads(report.read_text())["hosts"][name]["message"].startswith("not run")
+    assert delta(logins(), before) == {F1: 0, F2: 0, F3: 1}, "hosts after the failure are never contacted"
+    assert {F1: file_sha(F1), F2: file_sha(F2)} == untouched
+
+
+def test_a_fleet_no_op_is_one_connection_and_two_commands_per_host(fleet):
+    converge(fleet, F1, F2, F3)
+    before_logins, before_sessions = logins(), sessions()
+
+    proc = fab(fleet, "deploy-kong", "--group", "fleet", "--parallel", "3")
+
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert all(row[0] == "ok" for row in recap_rows(proc.stdout).values())
+    assert delta(logins(), before_logins) == {F1: 1, F2: 1, F3: 1}
+    # A no-op is one look (file hash + stat, lock state, docker inspect) and one audit append.
+    assert delta(sessions(), before_sessions) == {F1: 2, F2: 2, F3: 2}
+
+
+def test_a_no_op_converge_runs_two_remote_commands_and_no_sftp_or_docker_api(fleet, monkeypatch):
+    converge(fleet, F1)
+    opened: list[HostConnection] = []
+    used: list[str] = []
+
+    class CountingConnection(HostConnection):
+        def __enter__(self) -> HostConnection:
+            opened.append(self)
+            return super().__enter__()
+
+        def sftp(self):  # type: ignore[no-untyped-def]
+            used.append("sftp")
+            return super().sftp()
+
+        def docker(self):  # type: ignore[no-untyped-def]
+            used.append("docker")
+            return super().docker()
+
+    monkeypatch.setattr(supakong.deploy, "HostConnection", CountingConnection)
+    hosts = fleet["hosts"]
+    assert isinstance(hosts, dict)
+
+    result = deploy_host(hosts[F1], DeployOptions(), BufferOutput())
+
+    assert result.status == "ok" and result.plan == "no change"
+    [conn] = opened
+    assert conn.commands_run == 2
+    assert used == [], "a no-op opens neither SFTP nor the Docker API"
+
+
+# -- the scheduled, unattended redeploy --------------------------------------------------
+def installed_exec_start(fleet: dict[str, object], root: Path, log: Path, *extra: str) -> list[str]:
+    """Install the units under ``root`` (checked by systemd-analyze) and return ExecStart's argv."""
+    proc = fab(
+        fleet, "schedule-redeploy", "--every", "15m", "--install", "--root", str(root), "--log", str(log), *extra
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    units = root / "etc/systemd/system"
+    service, timer = units / "supakong-redeploy.service", units / "supakong-redeploy.timer"
+    verify = subprocess.run(["systemd-analyze", "verify", str(service), str(timer)], capture_output=True, text=True)
+    assert verify.returncode == 0 and not verify.stderr.strip(), verify.stderr
+    line = next(row for row in service.read_text().splitlines() if row.startswith("ExecStart="))
+    return parse_exec_line(line.removeprefix("ExecStart="))
+
+
+def run_unattended(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    """As systemd runs a system service: another directory, a minimal environment."""
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": os.environ.get("HOME", "/root"), "LANG": "C.UTF-8"}
+    return subprocess.run(argv, cwd="/", env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_the_scheduled_job_corrects_drift_on_one_host_and_leaves_the_others_alone(fleet, tmp_path):
+    converge(fleet, F1, F2, F3)
+    log = tmp_path / "state" / "redeploy.log"
+    argv = installed_exec_start(fleet, tmp_path / "root", log)
+    assert "SUPAKONG_HOST_ALLOWLIST=sandbox*" in argv and f"SUPAKONG_INVENTORY={fleet['inventory']}" in argv
+    path = spec(F2).kong_config_path
+    path.write_text(path.read_text() + "# edited by hand on the server\n")  # drift
+    others = {n: (file_sha(n), kong_started_at(n)) for n in (F1, F3)}
+    f2_started = kong_started_at(F2)
+
+    proc = run_unattended(argv)
+
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert file_sha(F2) == sha256_text(rendered(fleet, F2)) and kong_started_at(F2) != f2_started
+    assert {n: (file_sha(n), kong_started_at(n)) for n in (F1, F3)} == others
+    [line] = log.read_text().splitlines()
+    record = json.loads(line)
+    assert record["task"] == "redeploy" and record["status"] == "changed" and record["exit_code"] == 0
+    assert record["drift_corrected"] == [F2] and record["counts"] == {"ok": 2, "changed": 1}
+    assert record["hosts"][F2]["verify"] == "SUBSCRIBED"
+
+
+class _Hook(BaseHTTPRequestHandler):
+    bodies: list[dict] = []
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        _Hook.bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture()
+def webhook() -> Iterator[str]:
+    server = HTTPServer(("127.0.0.1", 0), _Hook)
+    _Hook.bodies = []
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/supakong"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_failed_scheduled_run_exits_non_zero_logs_and_posts_the_webhook(
+    fleet, realtime_down_on_f3, webhook, tmp_path
+):
+    converge(fleet, F1, F2)
+    path = spec(F3).kong_config_path
+    path.write_text(rendered(fleet, F3) + "# drifted\n")
+    log = tmp_path / "redeploy.log"
+    argv = installed_exec_start(fleet, tmp_path / "root", log, "--webhook", webhook)
+
+    proc = run_unattended(argv)
+
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    record = json.loads(log.read_text().splitlines()[-1])
+    assert record["failed"] == [F3] and record["status"] == "rolled_back" and record["webhook"] == "sent"
+    [body] = _Hook.bodies
+    assert body["failed"] == [F3] and body["hosts"][F3]["status"] == "rolled_back"
+    assert body["hosts"][F1]["status"] == "ok"
+    for secret in load_secrets(spec(F3).secrets_path).values.values():
+        assert secret not in log.read_text() and secret not in json.dumps(body)
