@@ -28,7 +28,9 @@ ALLOWLIST_ENV = "SUPAKONG_HOST_ALLOWLIST"
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _CONTAINER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
-_SAFE_PATH = re.compile(r"/[A-Za-z0-9._/+-]*")
+#: Absolute, no shell metacharacters, and no component starting with "-" (it would be an option
+#: to the grep/ls/sha256sum that remote commands run on its name).
+_SAFE_PATH = re.compile(r"(/[A-Za-z0-9._+][A-Za-z0-9._+-]*)+")
 _HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,252})?")
 
 
@@ -47,6 +49,7 @@ class HostConfig:
     realtime_container: str
     kong_config_path: str
     kong_config_mount: str
+    docker_socket: str
     realtime_upstream_host: str
     realtime_upstream_port: int
     realtime_tenant: str | None
@@ -135,6 +138,8 @@ def _read_yaml(path: Path) -> Any:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise InventoryError(f"{path}: cannot read inventory ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise InventoryError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -142,6 +147,10 @@ def _read_yaml(path: Path) -> Any:
         where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise InventoryError(f"{path}{where}: invalid YAML: {problem}") from None
+    except RecursionError:
+        raise InventoryError(f"{path}: invalid YAML: nested too deeply") from None
+    except (ValueError, TypeError, OverflowError) as exc:  # e.g. a date such as 2024-02-30
+        raise InventoryError(f"{path}: invalid YAML value: {str(exc).splitlines()[0] if str(exc) else exc!r}") from None
 
 
 def _vars_file(directory: Path, name: str) -> dict[str, Any]:
@@ -172,14 +181,17 @@ def _walk_group(
         raise InventoryError(f"{path}: {where}: expected a mapping with hosts/vars/children")
     unknown = set(body) - {"hosts", "vars", "children"}
     if unknown:
-        raise InventoryError(f"{path}: {where}: unknown key {sorted(unknown)[0]!r}")
+        raise InventoryError(f"{path}: {where}: unknown key {sorted(map(str, unknown))[0]!r}")
+    for key in ("hosts", "vars", "children"):
+        if not isinstance(body.get(key) or {}, dict):
+            raise InventoryError(f"{path}: {where}/{key}: expected a mapping, got {type(body[key]).__name__}")
     chain = [*parents, group]
     group_vars[group] = dict(body.get("vars") or {})
     members.setdefault(group, [])
     for name, host_vars in (body.get("hosts") or {}).items():
         name = str(name)
         if not _NAME.fullmatch(name):
-            raise InventoryError(f"{path}: {where}/hosts/{name}: invalid host name")
+            raise InventoryError(f"{path}: {where}/hosts/{name!r}: invalid host name")
         if host_vars is not None and not isinstance(host_vars, dict):
             raise InventoryError(f"{path}: {where}/hosts/{name}: expected a mapping of variables")
         chains.setdefault(name, chain)
@@ -188,7 +200,12 @@ def _walk_group(
             if name not in members.setdefault(g, []):
                 members[g].append(name)
     for child, child_body in (body.get("children") or {}).items():
-        _walk_group(path, str(child), child_body, chain, chains, inline, group_vars, members)
+        child = str(child)
+        if not _NAME.fullmatch(child):
+            raise InventoryError(f"{path}: {where}/children/{child!r}: invalid group name")
+        if child in chain:
+            raise InventoryError(f"{path}: {where}/children/{child}: group {child!r} contains itself")
+        _walk_group(path, child, child_body, chain, chains, inline, group_vars, members)
 
 
 class _Fields:
@@ -232,6 +249,8 @@ class _Fields:
         value = self.optional(key) if default is None else self.text(key, default)
         if value is None:
             return None
+        if "\0" in value:
+            raise self.fail(key, "contains a NUL byte")
         path = Path(os.path.expanduser(value))
         return path if path.is_absolute() else (self.path.absolute().parent.parent / path)
 
@@ -254,6 +273,7 @@ def _host_config(path: Path, name: str, chain: tuple[str, ...], values: dict[str
         realtime_container=f.text("realtime_container", pattern=_CONTAINER),
         kong_config_path=f.text("kong_config_path", pattern=_SAFE_PATH),
         kong_config_mount=f.text("kong_config_mount", "/home/kong/temp.yml", _SAFE_PATH),
+        docker_socket=f.text("docker_socket", "/var/run/docker.sock", _SAFE_PATH),
         realtime_upstream_host=f.text("realtime_upstream_host", "realtime-dev.supabase-realtime", _HOSTNAME),
         realtime_upstream_port=f.integer("realtime_upstream_port", 4000, 1, 65535) or 4000,
         realtime_tenant=f.optional("realtime_tenant", _NAME),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -21,6 +22,22 @@ def yaml_single_quoted(value: object) -> str:
     ``eval`` inside double quotes (double quotes would vanish; facts §7).
     """
     return "'" + str(value).replace("'", "''") + "'"
+
+
+#: What Supabase's kong entrypoint (``eval "echo \\"$(cat ~/temp.yml)\\""``) runs as a command.
+_SHELL_COMMAND = re.compile(r"\$\(|`")
+
+
+class _RunsACommand(Exception):
+    """A rendered value holds a command substitution."""
+
+
+def refuse_shell_commands(value: object) -> object:
+    """Jinja2 ``finalize``: refuse a value that the entrypoint's shell eval would run as a
+    command in the Kong container (an upstream such as ``http://rest:3000/$(id)``)."""
+    if isinstance(value, str) and _SHELL_COMMAND.search(value):
+        raise _RunsACommand
+    return value
 
 
 def template_context(host: HostConfig, secrets: Secrets) -> dict[str, Any]:
@@ -45,25 +62,44 @@ def render_kong_config(host: HostConfig, secrets: Secrets, template: Path | None
         trim_blocks=True,
         lstrip_blocks=True,
         autoescape=False,
+        finalize=refuse_shell_commands,
     )
     env.filters["yaml_str"] = yaml_single_quoted
     try:
         return env.get_template(path.name).render(template_context(host, secrets))
-    except jinja2.TemplateNotFound:
+    except jinja2.TemplateNotFound as exc:
+        if exc.name != path.name:
+            line = _template_line(exc.__traceback__, path)
+            raise RenderError(f"{path}:{line}: included template {_one_line(str(exc.name))!r} not found") from None
         raise RenderError(f"{path}: template not found (kong_template for host {host.name})") from None
+    except _RunsACommand as exc:
+        raise RenderError(
+            f"{path}:{_template_line(exc.__traceback__, path)}: a value contains $( or a backtick, which"
+            " Supabase's kong entrypoint (a shell eval) would run as a command; fix the inventory or secret"
+        ) from None
     except jinja2.TemplateSyntaxError as exc:
-        raise RenderError(f"{path}:{exc.lineno}: template syntax error: {mask(exc.message or '')}") from None
+        raise RenderError(
+            f"{path}:{exc.lineno or '?'}: template syntax error: {_one_line(exc.message or '')}"
+        ) from None
     except jinja2.UndefinedError as exc:
         line = _template_line(exc.__traceback__, path)
         raise RenderError(
-            f"{path}:{line}: {mask(exc.message or 'undefined variable')}"
+            f"{path}:{line}: {_one_line(exc.message or 'undefined variable')}"
             f" (define it in the inventory for host {host.name})"
         ) from None
+    except Exception as exc:  # noqa: BLE001 - any other failure of template code, e.g. {{ 1/0 }}
+        line = _template_line(exc.__traceback__, path)
+        raise RenderError(f"{path}:{line}: {type(exc).__name__}: {_one_line(str(exc)) or 'failed'}") from None
 
 
 def sha256_text(text: str) -> str:
     """The sha256 hex digest of ``text`` encoded as UTF-8 (what lands on the host)."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _one_line(message: str) -> str:
+    """An error message masked, on one line, at most 300 characters (masked before cut)."""
+    return " ".join(mask(message).split())[:300]
 
 
 def _template_line(tb: TracebackType | None, path: Path) -> str:

@@ -9,9 +9,11 @@ we may never have been told about (an old key after a rotation, say).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import threading
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,11 +41,20 @@ _lock = threading.Lock()
 _known: set[str] = set()
 
 
+def encodings(value: str) -> set[str]:
+    """``value`` as it may appear in output: itself, percent-encoded (a URL's query, as
+    urllib and browsers write it) and JSON-escaped (a report, the audit log)."""
+    forms = {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
+    for safe in ("", "/"):
+        forms |= {urllib.parse.quote(value, safe=safe), urllib.parse.quote_plus(value, safe=safe)}
+    return forms
+
+
 def register_secret(value: str) -> None:
-    """Remember ``value`` so that :func:`mask` hides it everywhere from now on."""
+    """Remember ``value`` (and its encodings) so that :func:`mask` hides it from now on."""
     if value and len(value) >= _MIN_SECRET_LEN:
         with _lock:
-            _known.add(value)
+            _known.update(encodings(value))
 
 
 def mask(text: str) -> str:
@@ -52,9 +63,12 @@ def mask(text: str) -> str:
         return text
     with _lock:
         known = sorted(_known, key=len, reverse=True)
-    for value in known:
-        if value in text:
-            text = text.replace(value, MASK)
+    replaced = True
+    while replaced:  # until none is left: a replacement can join the halves of another one
+        replaced = False
+        for value in known:
+            if value in text:
+                text, replaced = text.replace(value, MASK), True
     text = _JWT.sub(MASK, text)
     text = _KEY_PARAM.sub(lambda m: m.group(1) + MASK, text)
     return _KEY_HEADER.sub(lambda m: m.group(1) + MASK, text)
