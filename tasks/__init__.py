@@ -6,17 +6,19 @@ the ``supakong`` console script anywhere. ``-H a,b`` names inventory hosts.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+from typing import Any
 
 from fabric import task
 from invoke import Collection, Context
 
-from supakong.deploy import DeployOptions, deploy_host, run_verification
+from supakong.deploy import DeployOptions, deploy_host
 from supakong.fleet import Rollout
 from supakong.report import HostResult, Output
-from supakong.runner import exits_cleanly, run_task, select_hosts
+from supakong.runner import cli_hosts, exits_cleanly, fail, run_task, select_hosts
 
-from . import fleet_tasks, kong_tasks, ops_tasks, sandbox_tasks
+from . import doctor_tasks, fleet_tasks, kong_tasks, ops_tasks, sandbox_tasks
 
 
 @task(
@@ -76,33 +78,59 @@ def deploy_kong(
 @task(
     help={
         "group": "Verify the hosts of this inventory group",
+        "url": "Check this Supabase URL (http(s)://host:port) instead of inventory hosts",
+        "apikey-env": "With --url: the environment variable holding the anon key (default SUPABASE_ANON_KEY)",
+        "json": "Print a JSON document (per host: state, stages with timings, diagnosis, logs) on stdout",
+        "vsn": "Phoenix serializer: 2.0.0 (default, as supabase-js) or 1.0.0",
+        "channel": "Channel to join (default: the inventory's verify_channel)",
+        "table": "postgres_changes table schema.table ('' for none; default: the inventory's verify_table)",
         "parallel": "Hosts at once (default 10)",
         "report": "Write a JSON report to this file",
     }
 )
 @exits_cleanly
-def verify_realtime(c: Context, group: str | None = None, parallel: int = 10, report: str | None = None) -> None:
-    """Verify the Realtime WebSocket path through Kong as supabase-js does (no -H: all hosts)."""
-    from supakong.secrets import load_secrets
+def verify_realtime(
+    c: Context,
+    group: str | None = None,
+    url: str | None = None,
+    apikey_env: str = "SUPABASE_ANON_KEY",
+    json: bool = False,
+    vsn: str | None = None,
+    channel: str | None = None,
+    table: str | None = None,
+    parallel: int = 10,
+    report: str | None = None,
+) -> None:
+    """Verify the Realtime WebSocket path as supabase-js walks it (no -H: all hosts; --url: any URL)."""
+    # lazy: websockets and jwt only when verifying (keeps `fab` start-up fast)
+    from supakong.doctor import VerifyOptions, not_run_entries, run_url_check, verify_action, verify_document
 
+    options = VerifyOptions(vsn=vsn, channel=channel, table=table)
+    if url:
+        if cli_hosts(c) or group:
+            fail("--url checks one URL without the inventory: drop -H/--group")
+        run_url_check(url, apikey_env, options, as_json=json, hosts=lambda: select_hosts(c))
+        return
     hosts = select_hosts(c, group)
-
-    def action(host, out: Output) -> HostResult:  # type: ignore[no-untyped-def]
-        out.line(f"verify-realtime {host.name} ({host.public_url})", host.name)
-        result = HostResult(host=host.name)
-        verification = run_verification(host, load_secrets(host.secrets_env_file), out)
-        result.verify_state = verification.state
-        if not verification.ok:
-            result.status = "failed"
-            result.message = verification.diagnosis.cause if verification.diagnosis else "a probe failed"
-        return result
-
-    run_task("verify-realtime", hosts, action, rollout=Rollout(parallel), report=report)
+    collected: dict[str, dict[str, Any]] = {}
+    try:
+        run_task(
+            "verify-realtime",
+            hosts,
+            verify_action(options, collected),
+            rollout=Rollout(parallel),
+            report=report,
+            out=Output(sys.stderr, prefix_hosts=len(hosts) > 1) if json else None,
+        )
+    finally:
+        if json:
+            Output().line(verify_document(not_run_entries(hosts, collected)))
 
 
 ns = Collection(
     deploy_kong,
     verify_realtime,
+    doctor_tasks.doctor,
     kong_tasks.check_kong,
     kong_tasks.render_kong,
     ops_tasks.logs,
