@@ -1,23 +1,22 @@
-"""Look at a host in one command: the config file (sha256 + stat), both containers
-(``docker inspect``, the same JSON as the Engine API) and, optionally, take the host lock.
+"""Look at a host in one round trip: one command for the config file (sha256 + stat, its
+resolved path) and the host lock (optionally taking it), while both containers are inspected
+through the Docker Engine API at the same time, on other channels of the same connection.
 
-One exec instead of an SFTP stat, a hash and several API calls: a no-op converge stays at
-one round trip to read plus one to write the audit line.
+A no-op converge is this look plus the audit line: two round trips after the handshake.
 """
 
 from __future__ import annotations
 
-import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from .container import ContainerState, state_from_inspect
-from .errors import TransportError
+from .container import inspect_container
 from .plan import HostState
 from .remote_file import parse_stat
 from .transport import HostConnection
 
 _LOOK_SCRIPT = r"""
-path=$1 lock=$2 details=$3 kong=$4 realtime=$5
+path=$1 lock=$2 details=$3
 echo '### file'
 if [ -e "$path" ]; then
   set -- $(sha256sum "$path"); printf '%s\n' "$1"; stat -c '%s %a %u %g %Y' "$path"
@@ -37,8 +36,6 @@ elif [ -d "$lock" ]; then
 else
   echo free
 fi
-echo '### containers'
-docker inspect "$kong" "$realtime" 2>&1 || true
 """
 
 
@@ -51,9 +48,9 @@ class LockStatus:
     details: str = ""
 
 
-def look_argv(path: str, kong: str, realtime: str, lock: str = "", details: str = "") -> list[str]:
-    """The command that prints the file, lock and container sections."""
-    return ["sh", "-c", _LOOK_SCRIPT, "sh", path, lock, details, kong, realtime]
+def look_argv(path: str, lock: str = "", details: str = "") -> list[str]:
+    """The command that prints the file, realpath and lock sections."""
+    return ["sh", "-c", _LOOK_SCRIPT, "sh", path, lock, details]
 
 
 def split_sections(text: str) -> dict[str, str]:
@@ -69,19 +66,6 @@ def split_sections(text: str) -> dict[str, str]:
     return {k: "\n".join(v) for k, v in sections.items()}
 
 
-def parse_containers(text: str, names: tuple[str, ...], host: str) -> dict[str, ContainerState]:
-    """Parse ``docker inspect`` output; names it did not find are missing containers."""
-    start = text.find("[")
-    try:
-        items = json.loads(text[start : text.rindex("]") + 1]) if start >= 0 else []
-    except ValueError:
-        items = None
-    if items is None or (not items and "No such object" not in text):
-        raise TransportError(f"{host}: `docker inspect` failed: {text.strip()[-300:] or 'no output'}")
-    by_name = {str(i.get("Name", "")).lstrip("/"): i for i in items}
-    return {n: state_from_inspect(n, by_name[n]) if n in by_name else ContainerState(n, False) for n in names}
-
-
 def parse_lock(text: str) -> LockStatus:
     """Parse the lock section."""
     lines = text.splitlines() or ["none"]
@@ -94,13 +78,18 @@ def parse_lock(text: str) -> LockStatus:
 def look(
     conn: HostConnection, path: str, kong: str, realtime: str, *, lock: str = "", details: str = ""
 ) -> tuple[HostState, LockStatus]:
-    """Read the host's state (and try the lock when ``details`` is given) in one command."""
-    sections = split_sections(conn.run(look_argv(path, kong, realtime, lock, details)).text)
-    states = parse_containers(sections.get("containers", ""), (kong, realtime), conn.host.name)
+    """Read the host's state (and try the lock when ``details`` is given) in one round trip:
+    the file/lock command and the two container inspections run concurrently."""
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        command = pool.submit(conn.run, look_argv(path, lock, details))
+        api = conn.docker()
+        containers = pool.map(lambda name: inspect_container(api, name), (kong, realtime))
+        kong_state, realtime_state = list(containers)
+        sections = split_sections(command.result().text)
     state = HostState(
         file=parse_stat(path, sections.get("file", "absent")),
-        kong=states[kong],
-        realtime=states[realtime],
+        kong=kong_state,
+        realtime=realtime_state,
         realpath=sections.get("realpath", "").strip() or path,
     )
     return state, parse_lock(sections.get("lock", "none"))

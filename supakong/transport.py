@@ -243,7 +243,9 @@ class HostConnection:
         if self._docker is None:
             from .dockerssh import docker_api_over_ssh
 
-            self._docker = docker_api_over_ssh(self.transport, host_name=self.host.name)
+            self._docker = docker_api_over_ssh(
+                self.transport, host_name=self.host.name, socket_path=self.host.docker_socket
+            )
         return self._docker
 
 

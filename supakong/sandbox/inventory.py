@@ -37,6 +37,7 @@ def host_vars(spec: SandboxSpec, template: Path = TEMPLATE) -> dict[str, object]
         "kong_container": spec.kong_container,
         "realtime_container": spec.realtime_container,
         "kong_config_path": str(spec.kong_config_path),
+        "docker_socket": str(spec.docker_socket),
         "secrets_env_file": str(spec.secrets_path),
         "kong_template": str(template),
         "backups_keep": 3,

@@ -66,3 +66,18 @@ def test_commands_sftp_and_docker_share_one_ssh_connection(host, sandbox_spec):
         conn.sftp().listdir("/tmp")
         assert conn.docker().inspect_container(host.kong_container)["State"]["Running"]
     assert log.read_text().count("Accepted publickey") == before + 1
+
+
+def test_docker_api_goes_straight_to_the_engine_socket_over_ssh(host, sandbox_spec):
+    with HostConnection(host) as conn:
+        api = conn.docker()
+        assert api.mode == f"streamlocal {sandbox_spec.docker_socket}"
+        assert api.inspect_container(host.kong_container)["Name"] == f"/{host.kong_container}"
+
+
+def test_docker_api_falls_back_to_dial_stdio_when_the_socket_is_refused(host, sandbox_spec):
+    elsewhere = dataclasses.replace(host, docker_socket="/nonexistent/docker.sock")
+    with HostConnection(elsewhere) as conn:
+        api = conn.docker()
+        assert api.mode == "dial-stdio"
+        assert api.inspect_container(host.kong_container)["State"]["Running"]

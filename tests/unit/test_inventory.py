@@ -55,13 +55,18 @@ def test_unknown_host_is_one_line_listing_known_hosts():
     assert "unknown host 'mudrock'" in message and "mudrock-enterprise, sandbox" in message
 
 
-def test_vars_merge_all_then_group_then_host_then_files(tmp_path):
-    path = write_inventory(tmp_path, MINIMAL)
+def test_vars_merge_in_ansible_precedence_order(tmp_path):
+    path = write_inventory(
+        tmp_path, MINIMAL.replace("ansible_port: 2222", "ansible_port: 2222\n          verify_channel: inline")
+    )
+    (path.parent / "group_vars" / "all.yml").write_text("backups_keep: 3\nverify_channel: from-all\n")
     (path.parent / "group_vars" / "edge.yml").write_text("backups_keep: 9\n")
     (path.parent / "host_vars" / "edge-2.yml").write_text("backups_keep: 11\n")
     inventory = load_inventory(path)
-    assert inventory.host("edge-1").backups_keep == 9
-    assert inventory.host("edge-2").backups_keep == 11
+    assert inventory.host("edge-1").backups_keep == 9  # group_vars/edge.yml beats inline group vars (7)
+    assert inventory.host("edge-2").backups_keep == 11  # host_vars beat everything
+    assert inventory.host("edge-1").verify_channel == "inline"  # inline host vars beat group_vars files
+    assert inventory.host("edge-2").verify_channel == "from-all"
     assert inventory.host("edge-1").ssh_port == 2222
     assert inventory.host("edge-2").ssh_host == "edge-2"
 

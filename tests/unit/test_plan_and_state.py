@@ -11,7 +11,7 @@ import pytest
 from supakong.container import ContainerState, is_crash_looping, is_up, parse_docker_time, state_from_inspect
 from supakong.hostlock import LockOwner, describe_holder, is_stale
 from supakong.logs import format_log_lines, interleave, parse_log_lines
-from supakong.look import LockStatus, look_argv, parse_containers, parse_lock, split_sections
+from supakong.look import LockStatus, look_argv, parse_lock, split_sections
 from supakong.plan import HostState, plan_deploy, unified_diff
 from supakong.remote_file import ABSENT, RemoteFile, backup_path, commit_argv, parse_stat, temp_path
 from supakong.report import HostResult, exit_code, recap_lines, report_json
@@ -81,38 +81,33 @@ def test_remote_commands_are_argv_lists_that_survive_quoting():
     assert temp_path("/srv/api/kong.yml").startswith("/srv/api/.kong.yml.supakong-")
 
 
-def test_look_output_sections_parse_into_state_and_lock():
-    inspect = [
-        {
-            "Name": "/kong",
-            "State": {
-                "Status": "running",
-                "Running": True,
-                "StartedAt": "2026-11-26T10:00:00.5Z",
-                "Health": {"Status": "healthy"},
-            },
-            "RestartCount": 2,
-            "Config": {"Image": "kong:2.8.1", "Env": ["KONG_PLUGINS=cors,acl"]},
-            "Mounts": [{"Source": "/srv/k.yml", "Destination": "/home/kong/temp.yml"}],
-        }
-    ]
-    text = f'### file\n{SHA}\n1 640 0 0 5\n### lock\nheld 42\n{{"user": "bob"}}\n### containers\n' + json.dumps(inspect)
-    text += "\nError: No such object: rt\n"
+def test_look_output_sections_parse_into_file_realpath_and_lock():
+    text = f'### file\n{SHA}\n1 640 0 0 5\n### realpath\n/srv/real/k.yml\n### lock\nheld 42\n{{"user": "bob"}}\n'
     sections = split_sections(text)
-    states = parse_containers(sections["containers"], ("kong", "rt"), "h")
-    assert states["kong"].health == "healthy" and states["kong"].restart_count == 2
-    assert states["kong"].env["KONG_PLUGINS"] == "cors,acl"
-    assert states["kong"].mount_source("/home/kong/temp.yml") == "/srv/k.yml"
-    assert states["rt"].exists is False
+    assert parse_stat("/p", sections["file"]).sha256 == SHA
+    assert sections["realpath"] == "/srv/real/k.yml"
     assert parse_lock(sections["lock"]) == LockStatus("held", 42, '{"user": "bob"}')
-    assert look_argv("/p", "k", "r")[:2] == ["sh", "-c"]
+    assert parse_lock("free") == LockStatus("free") and parse_lock("acquired") == LockStatus("acquired")
+    argv = look_argv("/p", "/p.lock", "{}")
+    assert argv[:2] == ["sh", "-c"] and argv[-3:] == ["/p", "/p.lock", "{}"]
 
 
-def test_docker_inspect_failure_is_a_transport_error():
-    from supakong.errors import TransportError
-
-    with pytest.raises(TransportError, match="docker inspect"):
-        parse_containers("permission denied while trying to connect to the Docker daemon socket", ("k", "r"), "h")
+def test_inspect_json_becomes_a_container_state():
+    inspect = {
+        "Name": "/kong",
+        "State": {
+            "Status": "running",
+            "Running": True,
+            "StartedAt": "2026-11-26T10:00:00.5Z",
+            "Health": {"Status": "healthy"},
+        },
+        "RestartCount": 2,
+        "Config": {"Image": "kong:2.8.1", "Env": ["KONG_PLUGINS=cors,acl"]},
+        "Mounts": [{"Source": "/srv/k.yml", "Destination": "/home/kong/temp.yml"}],
+    }
+    s = state_from_inspect("kong", inspect)
+    assert s.health == "healthy" and s.restart_count == 2 and s.env["KONG_PLUGINS"] == "cors,acl"
+    assert s.mount_source("/home/kong/temp.yml") == "/srv/k.yml" and s.image == "kong:2.8.1"
 
 
 def test_docker_times_parse_with_nanoseconds_and_zero_time():
