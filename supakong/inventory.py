@@ -1,10 +1,11 @@
 """The inventory: Ansible's YAML shape (``all`` → ``children`` → ``hosts``, ``vars``) plus
 ``group_vars/`` and ``host_vars/`` beside it.
 
-Variables merge like Ansible's: ``all`` vars, then each group from the outermost to the
-innermost, then the host's own inline vars, then ``group_vars/<group>.yml`` files (same
-order) and finally ``host_vars/<host>.yml``. The result for one host is a :class:`HostConfig`
-(the typed fields supakong's code needs) plus the full variable map the template sees.
+Variables merge in Ansible's precedence order (lowest first): the groups' inline ``vars``
+(outermost to innermost), ``group_vars/all.yml`` and the other ``group_vars/<group>.yml``
+files (same order), the host's own inline vars, and finally ``host_vars/<host>.yml``. The
+result for one host is a :class:`HostConfig` (the typed fields supakong's code needs) plus
+the full variable map the template sees.
 """
 
 from __future__ import annotations
@@ -124,9 +125,9 @@ def load_inventory(path: Path = DEFAULT_INVENTORY) -> Inventory:
         merged: dict[str, Any] = {}
         for group in chain:
             merged.update(group_vars.get(group, {}))
-        merged.update(inline[name])
         for group in chain:
             merged.update(_vars_file(base / "group_vars", group))
+        merged.update(inline[name])
         merged.update(_vars_file(base / "host_vars", name))
         hosts[name] = _host_config(path, name, tuple(chain), merged)
     groups = {g: tuple(m) for g, m in members.items()}
