@@ -1,0 +1,343 @@
+"""Benchmark: supakong against Ansible, pyinfra and a hand-written paramiko loop doing the same
+job (render kong-simple.yml, replace it, restart Kong only if it changed) on N sandbox VPSes.
+
+    .venv/bin/python bench/bench.py [--sizes 1,10,30] [--runs 3] [--rtt-ms 50]   (make bench)
+
+For each N: a no-op converge (every host already has the file) and a change converge (every
+host's file was edited, so every tool replaces it and restarts Kong), each tool ``--runs``
+times round-robin on the same hosts; then the same with ``--rtt-ms`` of round-trip time added
+on the SSH links. Prints a markdown table and writes it to bench/results/latest.md.
+
+Fairness: all tools run at the same parallelism (forks/threads = 30, at most N), with strict
+host keys, and cold SSH (Ansible's ControlPersist masters are closed between runs). supakong
+runs ``deploy-kong --no-verify``: no Realtime WebSocket verification, but it still validates
+the file against Kong's schema, takes the host lock, backs up, replaces atomically, waits for
+Kong to be running and healthy and to stay up 2 s, checks inside the container that Kong
+sees the new file, prints Kong's logs and appends an audit line. The other tools only do
+template + ``docker restart``. Each run is checked: files byte-identical to supakong's
+render, and exactly the expected number of Kong restarts (0 for a no-op, N for a change).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+sys.path.insert(0, str(BENCH.parent))
+
+from harness import Run, measure, median, sshd_counts  # noqa: E402
+from latency import added_rtt, measure_rtt  # noqa: E402
+from sandboxes import busy_cores, quiet_healthchecks  # noqa: E402
+from tools import TOOLS, WORK, Inputs, close_ansible_masters, commands, ensure_venvs, write_inputs  # noqa: E402
+
+from supakong.render import sha256_text  # noqa: E402
+from supakong.sandbox.multi import fleet_specs, fleet_up  # noqa: E402
+from supakong.sandbox.stack import docker_client  # noqa: E402
+
+PREFIX, FIRST_INDEX = "sandbox-b", 31
+RESULTS = BENCH / "results"
+
+
+@dataclass
+class Cell:
+    """All runs of one tool for one (rtt, N, scenario)."""
+
+    runs: list[Run] = field(default_factory=list)
+    anomalies: list[str] = field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        return median([r.seconds for r in self.runs])
+
+
+def kong_starts(inputs: Inputs, names: Sequence[str]) -> dict[str, str]:
+    """Each host's Kong StartedAt (read from its local Docker socket, not over SSH)."""
+    starts = {}
+    for name in names:
+        spec = inputs.specs[name]
+        client = docker_client(spec)
+        try:
+            starts[name] = client.inspect_container(spec.kong_container)["State"]["StartedAt"]
+        finally:
+            client.close()
+    return starts
+
+
+def wait_healthy(inputs: Inputs, names: Sequence[str], timeout: float = 60) -> None:
+    """Until every Kong is running and healthy (a restart's CPU must not leak into the next run)."""
+    deadline = time.monotonic() + timeout
+    pending = list(names)
+    while pending and time.monotonic() < deadline:
+        still = []
+        for name in pending:
+            spec = inputs.specs[name]
+            client = docker_client(spec)
+            try:
+                state = client.inspect_container(spec.kong_container)["State"]
+            finally:
+                client.close()
+            if not (state.get("Running") and (state.get("Health") or {}).get("Status") == "healthy"):
+                still.append(name)
+        pending = still
+        if pending:
+            time.sleep(0.2)
+    if pending:
+        raise SystemExit(f"Kong did not become healthy on {pending[:3]}…")
+
+
+def drift(inputs: Inputs, names: Sequence[str], tag: str) -> None:
+    """Edit every host's file (as a person on the server would): every tool must replace it."""
+    for name in names:
+        path = inputs.specs[name].kong_config_path
+        path.write_text(inputs.desired[name] + f"# edited on the server {tag}\n")
+
+
+def check_run(inputs: Inputs, names: Sequence[str], before: dict[str, str], expect_restarts: int) -> list[str]:
+    """What went wrong in a run: wrong file content, or not the expected restarts."""
+    problems = []
+    wrong = [
+        n for n in names if sha256_text(inputs.specs[n].kong_config_path.read_text()) != sha256_text(inputs.desired[n])
+    ]
+    if wrong:
+        problems.append(f"{len(wrong)} host(s) with a file different from supakong's render")
+    after = kong_starts(inputs, names)
+    restarts = sum(after[n] != before[n] for n in names)
+    if restarts != expect_restarts:
+        problems.append(f"{restarts} restart(s), expected {expect_restarts}")
+    return problems
+
+
+def one_run(inputs: Inputs, names: Sequence[str], tool: str, scenario: str, tag: str, parallel: int) -> Run:
+    run_id = f"{tool}-{tag}".replace(" ", "")
+    if scenario == "change":
+        drift(inputs, names, tag)
+    cmd = commands(inputs, names, parallel, run_id)[tool]
+    logs = [inputs.specs[n].state_dir / "sshd.log" for n in names]
+    before_starts = kong_starts(inputs, names)
+    logins0, sessions0 = sshd_counts(logs)
+    run = measure(cmd.argv, env=cmd.env, cwd=cmd.cwd)
+    logins1, sessions1 = sshd_counts(logs)
+    close_ansible_masters(run_id)
+    run.logins, run.sessions = logins1 - logins0, sessions1 - sessions0
+    problems = check_run(inputs, names, before_starts, len(names) if scenario == "change" else 0)
+    if run.returncode != 0:
+        problems.insert(0, f"exit {run.returncode}: {run.output_tail[-400:]}")
+    if problems:
+        run.extra["anomaly"] = 1
+        print(f"    ! {tool} {scenario} {tag}: {'; '.join(problems)}", flush=True)
+    if tool == "supakong":
+        report = WORK / f"supakong-report-{run_id}.json"
+        if report.exists():
+            hosts = json.loads(report.read_text())["hosts"].values()
+            for key in ("look", "restart"):
+                values = [h["timings"][key] for h in hosts if key in h.get("timings", {})]
+                if values:
+                    run.extra[key] = median(values)
+    if scenario == "change":
+        wait_healthy(inputs, names)
+    return run
+
+
+def bench_size(
+    inputs: Inputs, names: Sequence[str], runs: int, tools: Sequence[str], parallel: int, label: str
+) -> dict[tuple[str, str], Cell]:
+    """No-op then change converges, ``runs`` rounds each, tools round-robin."""
+    cells: dict[tuple[str, str], Cell] = {}
+    # Converge with supakong first (untimed), so that the no-op runs start from the desired state.
+    prep = commands(inputs, names, parallel, "prep")["supakong"]
+    subprocess.run(prep.argv, env=prep.env, cwd=prep.cwd, capture_output=True, check=False)
+    wait_healthy(inputs, names)
+    for scenario in ("no-op", "change"):
+        for r in range(runs):
+            order = list(tools[r % len(tools) :]) + list(tools[: r % len(tools)])
+            for tool in order:
+                run = one_run(inputs, names, tool, scenario, f"{label}-n{len(names)}-{scenario}-{r}", parallel)
+                cell = cells.setdefault((scenario, tool), Cell())
+                cell.runs.append(run)
+                print(
+                    f"  {label:>6} N={len(names):<3} {scenario:<7} {tool:<9} {run.seconds:7.2f}s"
+                    f"  logins {run.logins:>3}  sessions {run.sessions:>4}  rss {run.tree_rss_mib:6.0f} MiB",
+                    flush=True,
+                )
+    return cells
+
+
+# -- reporting -------------------------------------------------------------------------
+Key = tuple[str, int, str, str]  # (rtt label, N, scenario, tool)
+
+
+def table(results: dict[Key, Cell], runs: int) -> list[str]:
+    """The markdown table: medians, ratios to supakong, SSH logins/sessions per host, memory."""
+    rows = [
+        "| RTT | N | scenario | tool | median s | min–max s | × supakong | logins/host | sessions/host"
+        " | peak RSS tree MiB | largest process MiB | checks |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for (rtt, n, scenario, tool), cell in results.items():
+        base = results.get((rtt, n, scenario, "supakong"))
+        ratio = f"{cell.median / base.median:.2f}" if base and base.median else "–"
+        times = [r.seconds for r in cell.runs]
+        bad = sum(1 for r in cell.runs if r.extra.get("anomaly"))
+        rows.append(
+            f"| {rtt} | {n} | {scenario} | {tool} | {cell.median:.2f} | {min(times):.2f}–{max(times):.2f}"
+            f" | {ratio} | {median([r.logins / n for r in cell.runs]):.1f}"
+            f" | {median([r.sessions / n for r in cell.runs]):.1f}"
+            f" | {max(r.tree_rss_mib for r in cell.runs):.0f} | {max(r.max_rss_mib for r in cell.runs):.0f}"
+            f" | {'ok' if not bad else f'{bad}/{runs} runs wrong'} |"
+        )
+    return rows
+
+
+def targets(results: dict[Key, Cell], sizes: Sequence[int]) -> list[str]:
+    """The issue's targets, checked at the largest N (met / MISSED)."""
+    lines = []
+    n = max(sizes)
+    small = sorted(s for s in sizes if s < n)
+
+    def get(rtt: str, size: int, scenario: str, tool: str) -> float:
+        cell = results.get((rtt, size, scenario, tool))
+        return cell.median if cell else float("nan")
+
+    for rtt in sorted({k[0] for k in results}):
+        sup = {sc: get(rtt, n, sc, "supakong") for sc in ("no-op", "change")}
+        x_ansible = get(rtt, n, "no-op", "ansible") / sup["no-op"]
+        x_pyinfra = get(rtt, n, "no-op", "pyinfra") / sup["no-op"]
+        x_loop = sup["no-op"] / get(rtt, n, "no-op", "paramiko")
+        x_loop_change = sup["change"] / get(rtt, n, "change", "paramiko")
+        checks = [
+            (f"no-op ≥10× faster than Ansible (×{x_ansible:.1f})", x_ansible >= 10),
+            (f"no-op ≥1.5× faster than pyinfra (×{x_pyinfra:.1f})", x_pyinfra >= 1.5),
+            (f"no-op within 1.3× of the paramiko loop (×{x_loop:.2f})", x_loop <= 1.3),
+            (
+                f"change within 1.2× of the paramiko loop, restarts included (×{x_loop_change:.2f})",
+                x_loop_change <= 1.2,
+            ),
+        ]
+        if small:
+            m = small[-1]
+            for scenario in ("no-op", "change"):
+                grow = get(rtt, n, scenario, "supakong") / get(rtt, m, scenario, "supakong")
+                checks.append((f"{scenario} growth N={m}→{n}: ×{grow:.2f} for ×{n / m:.0f} hosts", grow <= n / m))
+        peak = max(
+            c.runs and max(r.tree_rss_mib for r in c.runs) or 0 for k, c in results.items() if k[3] == "supakong"
+        )
+        checks.append((f"peak memory < 100 MiB ({peak:.0f} MiB)", peak < 100))
+        lines.append(f"Targets at N={n}, RTT {rtt}:")
+        lines += [f"- {'met' if ok else 'MISSED'}: {text}" for text, ok in checks]
+    return lines
+
+
+def startup_profile() -> list[str]:
+    """supakong's fixed cost: `fab --list` wall time and the biggest imports."""
+    fab = str(BENCH.parent / ".venv/bin/fab")
+    times = []
+    for _ in range(3):
+        t0 = time.monotonic()
+        subprocess.run([fab, "--list"], cwd=BENCH.parent, capture_output=True, check=True)
+        times.append(time.monotonic() - t0)
+    proc = subprocess.run(
+        [str(BENCH.parent / ".venv/bin/python"), "-X", "importtime", "-c", "import tasks"],
+        cwd=BENCH.parent,
+        capture_output=True,
+        text=True,
+    )
+    rows = []
+    for line in proc.stderr.splitlines():
+        parts = line.split("|")
+        if len(parts) == 3 and parts[1].strip().isdigit():
+            rows.append((int(parts[1]), parts[2].rstrip()))
+    top = sorted(rows, reverse=True)[:8]
+    return [f"`fab --list` median {median(times):.2f} s; import tasks (cumulative µs):"] + [
+        f"    {us:>8}  {name}" for us, name in top
+    ]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--sizes", default="1,10,30", help="fleet sizes (default 1,10,30)")
+    parser.add_argument("--runs", type=int, default=3, help="runs per tool and scenario (default 3)")
+    parser.add_argument("--rtt-ms", type=float, default=50.0, help="added round-trip time (0: skip)")
+    parser.add_argument("--rtt-sizes", default=None, help="sizes for the added-RTT pass (default: --sizes)")
+    parser.add_argument("--tools", default=",".join(TOOLS), help="tools to compare")
+    parser.add_argument("--parallel", type=int, default=30, help="forks/threads for every tool (default 30)")
+    args = parser.parse_args(argv)
+    os.environ["SUPAKONG_HOST_ALLOWLIST"] = "sandbox*"
+    if os.geteuid() != 0:
+        raise SystemExit("bench.py needs root (it brings up sandbox VPSes)")
+    sizes = sorted({int(s) for s in args.sizes.split(",")})
+    rtt_sizes = sorted({int(s) for s in (args.rtt_sizes or args.sizes).split(",")})
+    tools = [t for t in args.tools.split(",") if t]
+    started = time.monotonic()
+
+    t0 = time.monotonic()
+    versions = ensure_venvs()
+    tool_setup = time.monotonic() - t0
+    print(f"tools ready in {tool_setup:.1f}s: {versions}", flush=True)
+    specs = fleet_specs(PREFIX, max(sizes + rtt_sizes), FIRST_INDEX)
+    names = [s.name for s in specs]
+    results: dict[Key, Cell] = {}
+    setup_notes, up = [], 0
+    for n in sorted(set(sizes) | set(rtt_sizes)):
+        # Only the hosts this N needs are up: idle sandboxes would still load the CPUs.
+        t0 = time.monotonic()
+        timing = fleet_up(specs[up:n], workers=10)
+        quiet = quiet_healthchecks(specs[up:n])
+        setup = time.monotonic() - t0
+        up = n
+        inputs = write_inputs(specs[:n])
+        idle = busy_cores()
+        note = (
+            f"N={n}: {timing.total:.1f} s to bring the new sandboxes up ({quiet} Kong healthchecks made cheap,"
+            f" {setup:.1f} s in all); machine busy with {idle:.2f} of {os.cpu_count()} cores before the runs"
+        )
+        print(note, flush=True)
+        setup_notes.append(note)
+        if n in sizes:
+            cells = bench_size(inputs, names[:n], args.runs, tools, args.parallel, "0ms")
+            results.update({("+0 ms", n, sc, tool): c for (sc, tool), c in cells.items()})
+        if args.rtt_ms > 0 and n in rtt_sizes:
+            addresses = [inputs.specs[name].vps_addr for name in names[:n]]
+            base_rtt = measure_rtt(addresses[0])
+            with added_rtt(addresses, args.rtt_ms):
+                slow_rtt = measure_rtt(addresses[0])
+                print(f"added RTT: TCP connect + sshd banner {base_rtt:.0f} ms -> {slow_rtt:.0f} ms", flush=True)
+                cells = bench_size(inputs, names[:n], args.runs, tools, args.parallel, f"{args.rtt_ms:.0f}ms")
+            results.update({(f"+{args.rtt_ms:.0f} ms", n, sc, tool): c for (sc, tool), c in cells.items()})
+
+    ordered = dict(
+        sorted(results.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] != "no-op", tools.index(kv[0][3])))
+    )
+    report = [
+        f"# supakong benchmark ({datetime.now(UTC).isoformat(timespec='seconds')})",
+        "",
+        f"Machine: {os.cpu_count()} cores. Tools: {versions}. {args.runs} runs per cell, medians;"
+        f" parallelism {args.parallel}. Setup (not in the table):",
+        *[f"- {note}" for note in setup_notes],
+        "",
+        *table(ordered, args.runs),
+        "",
+        *targets(ordered, sizes),
+        "",
+        *startup_profile(),
+        "",
+        f"Total benchmark time: {time.monotonic() - started:.0f} s.",
+    ]
+    text = "\n".join(report) + "\n"
+    print("\n" + text)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "latest.md").write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""Added round-trip time on the sandbox SSH links, without ``sch_netem``.
+
+The machine's kernel has no netem qdisc (``tc qdisc add … netem`` answers "Specified qdisc
+kind is unknown"), so the delay is added in user space: an ``iptables -t nat OUTPUT`` rule
+redirects connections to ``10.203.<i>.2:22`` to a local proxy on 127.0.0.1, which connects
+on to the original destination (``SO_ORIGINAL_DST``; its own connections carry a firewall
+mark the rule skips) and forwards every chunk in each direction ``delay`` later, in order.
+Every request/response exchange thus costs ``2 × delay`` more, like netem on both ends;
+the TCP connect is delayed by one round trip too. Only sandbox addresses are redirected.
+
+Run as ``python bench/latency.py serve PORT DELAY_MS`` (the benchmark starts and stops it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+MARK = 0x5C
+SO_ORIGINAL_DST = 80
+
+
+def _rule(action: str, address: str, port: int) -> list[str]:
+    return [
+        "iptables", "-t", "nat", action, "OUTPUT", "-d", address, "-p", "tcp", "--dport", "22",
+        "-m", "mark", "!", "--mark", str(MARK), "-j", "REDIRECT", "--to-ports", str(port),
+    ]  # fmt: skip
+
+
+async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float) -> None:
+    """Forward ``reader`` to ``writer``, each chunk ``delay`` seconds after it arrived."""
+    queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+
+    async def send() -> None:
+        while True:
+            due, chunk = await queue.get()
+            wait = due - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            if not chunk:
+                with contextlib.suppress(OSError):
+                    writer.write_eof()
+                return
+            writer.write(chunk)
+            await writer.drain()
+
+    sender = asyncio.create_task(send())
+    try:
+        while True:
+            chunk = await reader.read(65536)
+            queue.put_nowait((time.monotonic() + delay, chunk))
+            if not chunk:
+                break
+        await sender
+    except (OSError, asyncio.CancelledError):
+        sender.cancel()
+
+
+async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float) -> None:
+    sock = writer.get_extra_info("socket")
+    raw = sock.getsockopt(socket.SOL_IP, SO_ORIGINAL_DST, 16)
+    port, packed = struct.unpack_from("!H", raw, 2)[0], raw[4:8]
+    address = socket.inet_ntoa(packed)
+    if not address.startswith("10.203."):
+        writer.close()
+        return
+    upstream = socket.socket()
+    upstream.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, MARK)
+    upstream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    upstream.setblocking(False)
+    await asyncio.sleep(2 * delay)  # the SYN / SYN-ACK round trip
+    try:
+        await asyncio.get_running_loop().sock_connect(upstream, (address, port))
+        up_reader, up_writer = await asyncio.open_connection(sock=upstream)
+    except OSError:
+        writer.close()
+        return
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    await asyncio.gather(_pump(reader, up_writer, delay), _pump(up_reader, writer, delay))
+    for w in (writer, up_writer):
+        w.close()
+
+
+async def _serve(port: int, delay: float) -> None:
+    server = await asyncio.start_server(lambda r, w: _handle(r, w, delay), "127.0.0.1", port, backlog=512)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    print("ready", flush=True)
+    async with server:
+        await stop.wait()
+
+
+@contextlib.contextmanager
+def added_rtt(addresses: Sequence[str], rtt_ms: float, port: int = 10222) -> Iterator[None]:
+    """Within the block, SSH to ``addresses`` has ``rtt_ms`` more round-trip time."""
+    proxy = subprocess.Popen(
+        [sys.executable, str(Path(__file__).resolve()), "serve", str(port), str(rtt_ms / 2)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    added: list[str] = []
+    try:
+        assert proxy.stdout is not None and proxy.stdout.readline().strip() == "ready"
+        for address in addresses:
+            subprocess.run(_rule("-A", address, port), check=True)
+            added.append(address)
+        yield
+    finally:
+        for address in added:
+            subprocess.run(_rule("-D", address, port), check=False)
+        proxy.terminate()
+        proxy.wait(10)
+
+
+def measure_rtt(address: str, samples: int = 5) -> float:
+    """Milliseconds to open a TCP connection to ``address:22`` and read sshd's banner: two
+    round trips (connect + banner), the median."""
+    times = []
+    for _ in range(samples):
+        t0 = time.monotonic()
+        with socket.create_connection((address, 22), timeout=5) as s:
+            s.recv(64)
+        times.append((time.monotonic() - t0) * 1000)
+    return sorted(times)[len(times) // 2]
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "serve":
+        asyncio.run(_serve(int(sys.argv[2]), float(sys.argv[3]) / 1000))
+    else:
+        sys.exit("usage: latency.py serve PORT ONE_WAY_DELAY_MS")
