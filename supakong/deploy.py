@@ -161,8 +161,12 @@ def deploy_host(host: HostConfig, options: DeployOptions, out: Output, task: str
             result.timings["look"] = time.monotonic() - started
             result.old_sha256, result.new_sha256 = state.file.sha256, desired_sha
             checkpoint("looked")
-            _validate_and_check(host, state, text, source, options, out)
+            check_mount(host, state.kong, state.realpath)
             plan = _plan(desired_sha, state, result, out, host)
+            if plan.replace or options.check:
+                # Like Ansible's validate=: only a file that is going to be written is checked
+                # (a no-op keeps what is already deployed; `fab check-kong` checks on demand).
+                _validate(host, state, text, source, options, out)
             if plan.replace and (options.check or options.diff):
                 _print_diff(conn, host, state, text, out)
             if options.check:
@@ -200,9 +204,7 @@ def deploy_host(host: HostConfig, options: DeployOptions, out: Output, task: str
     return result
 
 
-def _validate_and_check(
-    host: HostConfig, state: HostState, text: str, source: str, options: DeployOptions, out: Output
-) -> None:
+def _validate(host: HostConfig, state: HostState, text: str, source: str, options: DeployOptions, out: Output) -> None:
     if options.skip_validate:
         out.line(
             "  ! --skip-validate: NOT checking the file against Kong's schema or Supabase pitfalls,"
@@ -211,7 +213,6 @@ def _validate_and_check(
         )
     else:
         validate_or_raise(text, kong_target(host, state.kong, state.realtime), source, out, host.name)
-    check_mount(host, state.kong, state.realpath)
 
 
 def _plan(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from pathlib import Path
@@ -90,6 +91,22 @@ def render_kong_config(host: HostConfig, secrets: Secrets, template: Path | None
     except Exception as exc:  # noqa: BLE001 - any other failure of template code, e.g. {{ 1/0 }}
         line = _template_line(exc.__traceback__, path)
         raise RenderError(f"{path}:{line}: {type(exc).__name__}: {_one_line(str(exc)) or 'failed'}") from None
+
+
+@functools.lru_cache(maxsize=16)
+def _environment(directory: str) -> jinja2.Environment:
+    """One Jinja2 environment per template directory: a template is compiled once per run,
+    not once per host (its cache re-checks the file's mtime)."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(directory),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+    env.filters["yaml_str"] = yaml_single_quoted
+    return env
 
 
 def sha256_text(text: str) -> str:

@@ -119,7 +119,7 @@ def remote_argvs(host: HostConfig) -> list[list[str]]:
         ),
         remote_file.restore_argv(path, remote_file.backup_path(path, stamp)),
         remote_file.list_backups_argv(path),
-        look.look_argv(path, host.kong_container, host.realtime_container, hostlock.lock_path(path), owner.to_json()),
+        look.look_argv(path, hostlock.lock_path(path), owner.to_json()),
         hostlock.release_argv(path, owner),
         audit.append_argv(path, "{}", hostlock.lock_path(path), owner.token),
         audit.read_audit_argv(path, 20),
@@ -242,7 +242,7 @@ def test_remote_commands_are_argv_lists_whatever_the_values(values):
         remote_file.commit_argv(path, tmp, backup, sha, 0o640, 3),
         remote_file.restore_argv(path, backup),
         remote_file.list_backups_argv(path),
-        look.look_argv(path, kong, realtime, tmp, sha),
+        look.look_argv(path, tmp, sha),
     ]
     fixed = [remote_file.list_backups_argv("/x")[2], *SCRIPTS]
     for argv in built:
