@@ -104,6 +104,7 @@ def added_rtt(addresses: Sequence[str], rtt_ms: float, port: int = 10222) -> Ite
     proxy = subprocess.Popen(
         [sys.executable, str(Path(__file__).resolve()), "serve", str(port), str(rtt_ms / 2)],
         stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,  # asyncio's "task was destroyed" notes at shutdown
         text=True,
     )
     added: list[str] = []
