@@ -139,14 +139,22 @@ def logs_around(
     host: HostConfig, since: float, limit: int, conn: HostConnection | None = None
 ) -> tuple[tuple[str, ...], str]:
     """The last ``limit`` Kong and Realtime log lines since ``since`` (epoch seconds),
-    interleaved, formatted and masked; or none and why (the host is not reachable over SSH)."""
+    interleaved, formatted and masked; or none and why (the host is not reachable over SSH).
+
+    ``since`` is this machine's clock and Docker filters by the host's: the window (15 s by default) is
+    wide enough that a small clock skew only trims it."""
     try:
         if conn is not None:
-            return _read_logs(conn, host, since, limit), ""
-        with HostConnection(host) as own:
-            return _read_logs(own, host, since, limit), ""
+            lines = _read_logs(conn, host, since, limit)
+        else:
+            with HostConnection(host) as own:
+                lines = _read_logs(own, host, since, limit)
     except DeployError as exc:
         return (), f"no logs: {exc}"
+    return (
+        lines,
+        "" if lines else f"no log lines from {host.kong_container} or {host.realtime_container} around the attempt",
+    )
 
 
 def _read_logs(conn: HostConnection, host: HostConfig, since: float, limit: int) -> tuple[str, ...]:

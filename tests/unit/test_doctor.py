@@ -5,7 +5,11 @@ no network: facts are values made here."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -48,6 +52,8 @@ from supakong.remote_file import RemoteFile
 from supakong.secrets import mask
 from supakong.verify import CHANNEL_ERROR, SUBSCRIBED, Diagnosis, StageResult, VerifyReport
 
+REPO = Path(__file__).resolve().parents[2]
+FAB = str(Path(sys.executable).parent / "fab")
 NOW = 2_000_000_000.0
 JWT_SECRET = "unit-test-realtime-jwt-secret-0123456789abcdef"
 STARTED = NOW - 100
@@ -540,3 +546,25 @@ def test_apikey_env_is_read_registered_and_required():
     assert mask(f"the key {value}") == "the key ***"
     with pytest.raises(InventoryError, match="--apikey-env NOPE: that environment variable is not set"):
         apikey_from_env("NOPE", {})
+
+
+# =========================================================================== the tasks' flags (nothing is contacted)
+
+
+def fab(*args: str) -> subprocess.CompletedProcess[str]:
+    environ = {**os.environ, "SUPAKONG_HOST_ALLOWLIST": "sandbox*"}
+    return subprocess.run([FAB, *args], cwd=REPO, env=environ, capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("verify-realtime", "--vsn", "3.0.0"), "supakong: --vsn: expected 1.0.0 or 2.0.0, got '3.0.0'"),
+        (("verify-realtime", "-H", "sandbox", "--url", "http://10.203.1.2:8000"), "drop -H/--group"),
+        (("doctor",), "name the hosts with -H HOST"),
+        (("doctor", "-H", "sandbox", "--table", "x;y"), "supakong: --table: expected schema.table"),
+    ],
+)
+def test_bad_flags_are_one_line_errors_before_anything_is_contacted(args: tuple[str, ...], message: str):
+    proc = fab(*args)
+    assert proc.returncode == 1 and message in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
