@@ -154,6 +154,19 @@ def wait_until_running(
         state = inspect_container(api, name)
 
 
+def wait_until_healthy(api: Any, name: str, *, timeout: float = 60.0) -> ContainerState:
+    """Wait (growing sleeps, deadline) until a running container's healthcheck passes."""
+    deadline, delay = time.monotonic() + timeout, 0.1
+    while True:
+        state = inspect_container(api, name)
+        if state.running and state.health in (None, "healthy"):
+            return state
+        if not state.running or state.health == "unhealthy" or time.monotonic() >= deadline:
+            raise RestartError(f"{name} did not become healthy within {timeout:.0f}s: {state.describe()}")
+        time.sleep(min(delay, max(deadline - time.monotonic(), 0.01)))
+        delay = min(delay * 1.5, 1.0)
+
+
 def exec_in_container(api: Any, name: str, argv: list[str]) -> tuple[int, str]:
     """Run ``argv`` inside the container (``docker exec``); return (exit code, output)."""
     import docker.errors  # lazy: keeps `fab` start-up fast

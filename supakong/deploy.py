@@ -21,6 +21,7 @@ from .container import (
     exec_in_container,
     inspect_container,
     restart_container,
+    wait_until_healthy,
     wait_until_running,
 )
 from .errors import DeployError, InventoryError, RestartError, ValidationError, VerifyError
@@ -187,6 +188,11 @@ def deploy_host(host: HostConfig, options: DeployOptions, out: Output, task: str
                 plan = _plan(desired_sha, state, result, out, host, again=True)
             if not plan.changes:
                 result.message = "no change"
+                if state.kong.health == "starting" and not options.check:
+                    # Someone (or a killed run) just restarted Kong: "no change" must also
+                    # mean "serving", so wait for its healthcheck instead of reporting early.
+                    out.line(f"  {host.kong_container} is starting: waiting for its healthcheck", host.name)
+                    wait_until_healthy(conn.docker(), host.kong_container, timeout=options.wait_timeout)
                 if owner is None:
                     break_if_stale(
                         conn, host.kong_config_path, lock_status, notify=lambda msg: out.line(f"  {msg}", host.name)

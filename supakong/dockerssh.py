@@ -51,10 +51,11 @@ def open_streamlocal(transport: paramiko.Transport, socket_path: str, timeout: f
     """
     if not transport.is_active():
         raise paramiko.SSHException("SSH session not active")
-    with transport.lock:
-        window_size = transport._sanitize_window_size(None)
-        max_packet_size = transport._sanitize_packet_size(None)
-        chanid = transport._next_channel()
+    t: Any = transport  # paramiko's private channel bookkeeping (not in its type stubs)
+    with t.lock:
+        window_size = t._sanitize_window_size(None)
+        max_packet_size = t._sanitize_packet_size(None)
+        chanid = t._next_channel()
         m = Message()
         m.add_byte(cMSG_CHANNEL_OPEN)
         m.add_string("direct-streamlocal@openssh.com")
@@ -65,21 +66,22 @@ def open_streamlocal(transport: paramiko.Transport, socket_path: str, timeout: f
         m.add_string("")
         m.add_int(0)
         chan = paramiko.Channel(chanid)
-        transport._channels.put(chanid, chan)
-        transport.channel_events[chanid] = event = threading.Event()
-        transport.channels_seen[chanid] = True
-        chan._set_transport(transport)
-        chan._set_window(window_size, max_packet_size)
-    transport._send_user_message(m)
+        t._channels.put(chanid, chan)
+        t.channel_events[chanid] = event = threading.Event()
+        t.channels_seen[chanid] = True
+        c: Any = chan
+        c._set_transport(transport)
+        c._set_window(window_size, max_packet_size)
+    t._send_user_message(m)
     deadline = time.monotonic() + timeout
     while not event.wait(0.1):
-        if not transport.active:
-            raise transport.get_exception() or paramiko.SSHException("SSH session ended")
+        if not t.active:
+            raise t.get_exception() or paramiko.SSHException("SSH session ended")
         if time.monotonic() > deadline:
             raise paramiko.SSHException("timeout opening a streamlocal channel")
-    opened = transport._channels.get(chanid)
+    opened = t._channels.get(chanid)
     if opened is None:
-        raise transport.get_exception() or paramiko.ChannelException(1, f"cannot open {socket_path}")
+        raise t.get_exception() or paramiko.ChannelException(1, f"cannot open {socket_path}")
     return opened
 
 

@@ -56,6 +56,9 @@ def plan_deploy(desired_sha: str, state: HostState) -> Plan:
     elif not state.kong.running or state.kong.restarting:
         reasons.append(f"Kong is {state.kong.status}")
         restart = True
+    elif state.kong.health == "unhealthy":
+        reasons.append("Kong is running but unhealthy")
+        restart = True
     elif not replace and state.file.mtime > state.kong.started_at:
         reasons.append("file is newer than the running Kong (restart pending from an earlier run)")
         restart = True

@@ -10,6 +10,7 @@ with ``accept_new`` (OpenSSH's ``StrictHostKeyChecking accept-new``).
 
 from __future__ import annotations
 
+import logging
 import os
 import select
 import shlex
@@ -26,6 +27,10 @@ import paramiko
 from .errors import TransportError
 from .inventory import HostConfig
 from .secrets import mask
+
+# paramiko logs refused channel opens (e.g. the streamlocal probe of supakong.dockerssh
+# falling back to dial-stdio) as errors; supakong reports failures itself, masked.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts ~/.ssh/known_hosts2"
 DEFAULT_GLOBAL_KNOWN_HOSTS = "/etc/ssh/ssh_known_hosts /etc/ssh/ssh_known_hosts2"
@@ -73,6 +78,7 @@ class HostConnection:
         self.connect_timeout = connect_timeout
         self._fabric = self._make_fabric_connection()
         self._docker: Any = None
+        self._docker_transport: paramiko.Transport | None = None
         self.commands_run = 0
 
     # -- connection -------------------------------------------------------------------
@@ -232,7 +238,10 @@ class HostConnection:
 
     def sftp(self) -> paramiko.SFTPClient:
         """The SFTP client on this connection (opened once, then reused)."""
-        self.open()
+        transport = self.transport
+        stale = self._fabric._sftp
+        if stale is not None and stale.get_channel().get_transport() is not transport:
+            self._fabric._sftp = None  # the connection was lost and opened again: a new session
         try:
             return self._fabric.sftp()
         except (paramiko.SSHException, OSError) as exc:
@@ -240,12 +249,14 @@ class HostConnection:
 
     def docker(self) -> Any:
         """A docker-py ``APIClient`` whose HTTP goes through this SSH connection."""
-        if self._docker is None:
+        transport = self.transport
+        if self._docker is None or self._docker_transport is not transport:
             from .dockerssh import docker_api_over_ssh
 
-            self._docker = docker_api_over_ssh(
-                self.transport, host_name=self.host.name, socket_path=self.host.docker_socket
-            )
+            # First use, or the connection was lost and opened again: channels of the old
+            # transport are gone, so the client is rebuilt on the new one.
+            self._docker = docker_api_over_ssh(transport, host_name=self.host.name, socket_path=self.host.docker_socket)
+            self._docker_transport = transport
         return self._docker
 
 

@@ -41,6 +41,8 @@ def state(file_sha=SHA, mtime=900, **kong_kw) -> HostState:
         (state(running=False), False, True, "Kong is exited"),
         (state(mtime=1001), False, True, "restart pending"),
         (state(mtime=1000), False, False, None),
+        (state(health="unhealthy"), False, True, "unhealthy"),
+        (state(health="starting"), False, False, None),
     ],
     ids=[
         "same-file-running-is-a-no-op",
@@ -49,6 +51,8 @@ def state(file_sha=SHA, mtime=900, **kong_kw) -> HostState:
         "kong-down-restarts",
         "file-newer-than-kong-restarts",
         "same-second-is-not-pending",
+        "unhealthy-restarts",
+        "starting-is-waited-for-not-restarted",
     ],
 )
 def test_plan_replaces_and_restarts_only_when_needed(seen, replace, restart, reason):
