@@ -204,7 +204,9 @@ def deploy_host(host: HostConfig, options: DeployOptions, out: Output, task: str
             result.message = str(exc)
             raise
         finally:
-            if not options.check:
+            # A run refused before the lock (bad config, wrong mount) leaves the host exactly
+            # as it was: no audit line either. Every other run but --check is audited.
+            if not options.check and not (result.status == "failed" and owner is None):
                 _finish(result, started)
                 _audit_and_release(conn, host, task, result, owner, out)
     return result

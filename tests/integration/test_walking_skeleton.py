@@ -75,6 +75,7 @@ def test_seed_users_ws_fix_is_refused_before_the_host_is_touched(fresh_sandbox, 
     assert "nothing was changed" in str(err.value) and "\n" not in str(err.value)
     assert "ws" in out.text
     assert (sha256(config), config.stat().st_mtime_ns) == before
+    assert not (config.parent / ".supakong").exists(), "not even an audit line or a lock"
 
 
 def test_config_kong_refuses_is_rolled_back_and_old_config_serves_again(fresh_sandbox, host, secrets, out, tmp_path):
