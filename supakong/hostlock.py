@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from .errors import DeployError
 from .look import LockStatus, look
 from .plan import HostState
+from .remote_file import free_bytes
 from .transport import HostConnection
 
 STATE_DIR = ".supakong"
@@ -130,6 +131,12 @@ def acquire(
         state, status = look(conn, config_path, kong, realtime, lock=path, details=owner.to_json())
         if status.status == "acquired":
             return state
+        if status.status == "error":  # a read-only or full filesystem, say: not someone else's lock
+            reason = status.details
+            free = free_bytes(conn, posixpath.dirname(config_path))
+            if free is not None and free < 4096:  # dash reports ENOSPC as "I/O error"
+                reason = f"No space left on device ({free} bytes free): {reason}"
+            raise DeployError(f"{conn.host.name}: cannot take the lock {path}: {reason}; nothing was changed")
         if is_stale(status, stale_after):
             if status.details in broken:
                 raise LockedError(f"{conn.host.name}: cannot remove the stale lock {path}; remove it by hand")

@@ -28,11 +28,18 @@ readlink -f "$path" 2>/dev/null || echo "$path"
 echo '### lock'
 if [ -z "$lock" ]; then
   echo none
-elif [ -n "$details" ] && mkdir -p "$(dirname "$lock")" && mkdir "$lock" 2>/dev/null; then
-  printf '%s\n' "$details" > "$lock/details"; echo acquired
+elif [ -n "$details" ] && err=$(mkdir -p "$(dirname "$lock")" 2>&1) && mkdir "$lock" 2>/dev/null; then
+  # A lock without its details could never be released or judged stale: undo it.
+  if err=$(printf '%s\n' "$details" 2>&1 > "$lock/details"); then
+    echo acquired
+  else
+    rm -rf "$lock"; echo "error $err"
+  fi
 elif [ -d "$lock" ]; then
   now=$(date +%s); since=$(stat -c %Y "$lock" 2>/dev/null || echo "$now")
   echo "held $((now - since))"; cat "$lock/details" 2>/dev/null || echo '{}'
+elif [ -n "$details" ]; then
+  echo "error ${err:-$(mkdir "$lock" 2>&1)}"
 else
   echo free
 fi
@@ -72,6 +79,8 @@ def parse_lock(text: str) -> LockStatus:
     head = lines[0].split()
     if head[0] == "held":
         return LockStatus("held", int(head[1]), "\n".join(lines[1:]).strip())
+    if head[0] == "error":  # the lock could not be created: details holds the reason
+        return LockStatus("error", details=" ".join(text.split()[1:]))
     return LockStatus(head[0])
 
 

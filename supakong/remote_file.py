@@ -149,10 +149,23 @@ def upload_temp(conn: HostConnection, path: str, content: bytes) -> str:
         if sftp.stat(tmp).st_size != len(content):
             raise OSError(f"short write to {tmp}")
     except OSError as exc:
-        _remove_quietly(conn, tmp)
         reason = getattr(exc, "strerror", None) or str(exc)
+        # SFTP reports ENOSPC as a bare "Failure" (or a short write): ask the filesystem.
+        free = free_bytes(conn, posixpath.dirname(path))
+        if free is not None and free < len(content):
+            reason = f"No space left on device ({free} bytes free, {len(content)} needed)"
+        _remove_quietly(conn, tmp)
         raise TransportError(f"{conn.host.name}: cannot upload to {tmp}: {reason}") from None
     return tmp
+
+
+def free_bytes(conn: HostConnection, directory: str) -> int | None:
+    """Bytes available to the SSH user in ``directory``'s filesystem (None if unknown)."""
+    try:
+        fields = conn.run(["stat", "-f", "-c", "%a %S", directory], check=False).text.split()
+        return int(fields[0]) * int(fields[1])
+    except (TransportError, ValueError, IndexError):
+        return None
 
 
 def replace_file_atomically(

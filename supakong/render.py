@@ -104,6 +104,7 @@ def _environment(directory: str) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         autoescape=False,
+        finalize=refuse_shell_commands,
     )
     env.filters["yaml_str"] = yaml_single_quoted
     return env

@@ -1,0 +1,386 @@
+"""Faults on the sandbox VPS, each ending with nothing lost: the old config in place (or the
+new one complete, never partial or empty), Kong serving (SUBSCRIBED), a clear one-line
+error, and the next run converging.
+
+Covered elsewhere, not repeated here:
+- SIGKILL at every stage of a deploy, a stale lock after a crash, two concurrent deploys:
+  tests/integration/test_safe_apply.py;
+- a config Kong refuses at start (crash loop) is rolled back:
+  tests/integration/test_walking_skeleton.py::test_config_kong_refuses_is_rolled_back_and_old_config_serves_again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import pwd
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from supakong.deploy import DeployOptions, RolledBackError, deploy_host, run_verification
+from supakong.errors import DeployError
+from supakong.render import render_kong_config
+from supakong.report import BufferOutput
+from supakong.sandbox import sandbox_reset, sandbox_up
+from supakong.sandbox.stack import docker_client, wait_running
+from supakong.sandbox.vps import start_sshd
+
+REPO = Path(__file__).resolve().parents[2]
+FAB = Path(sys.executable).parent / "fab"
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def serving(spec, host, secrets) -> bool:
+    """Kong serves the file (SUBSCRIBED) and no lock or temp file is left."""
+    directory = spec.kong_config_path.parent
+    return (
+        not (directory / ".supakong" / "lock").exists()
+        and not list(directory.glob(".*.supakong-*.tmp"))
+        and run_verification(host, secrets, BufferOutput()).state == "SUBSCRIBED"
+    )
+
+
+@pytest.fixture()
+def served(sandbox_spec, host, secrets, tmp_path):
+    """The sandbox serving a good config (SUBSCRIBED), and a variant of it to deploy next.
+
+    Each test ends converged on its variant, so the next one starts from there; only a
+    sandbox left in another state is reset (that takes seconds)."""
+    if not serving(sandbox_spec, host, secrets):
+        sandbox_reset(sandbox_spec)
+        deploy_host(host, DeployOptions(), BufferOutput())
+    variant = tmp_path / "variant.yml"
+    variant.write_text(render_kong_config(host, secrets) + f"# variant {tmp_path.name}\n")
+    return sandbox_spec, sha256(sandbox_spec.kong_config_path), variant
+
+
+def assert_nothing_lost(spec, host, secrets, old_sha: str) -> None:
+    """The old config is in place, complete, and Kong serves it."""
+    config = spec.kong_config_path
+    assert sha256(config) == old_sha and config.stat().st_size > 0
+    assert run_verification(host, secrets, BufferOutput()).state == "SUBSCRIBED"
+
+
+def assert_the_next_run_converges(spec, host, secrets, variant: Path) -> None:
+    out = BufferOutput()
+    result = deploy_host(host, DeployOptions(file=variant), out)
+    assert result.status == "changed" and result.verify_state == "SUBSCRIBED", out.text
+    assert sha256(spec.kong_config_path) == sha256(variant)
+    assert not list(spec.kong_config_path.parent.glob(".*.supakong-*.tmp")), "temp files are cleaned up"
+    assert not (spec.kong_config_path.parent / ".supakong" / "lock").exists()
+    assert deploy_host(host, DeployOptions(file=variant), BufferOutput()).message == "no change"
+
+
+def failed_deploy(host, variant: Path, **options) -> tuple[DeployError, BufferOutput]:
+    out = BufferOutput()
+    with pytest.raises(DeployError) as err:
+        deploy_host(host, DeployOptions(file=variant, **options), out)
+    message = str(err.value)
+    assert "\n" not in message and host.name in message, message
+    return err.value, out
+
+
+# -- the SSH connection is cut -------------------------------------------------------------
+
+
+def sshd_sessions(spec) -> list[int]:
+    """The per-connection sshd processes of this sandbox (children of its listener, and theirs)."""
+    listener = int((spec.run_dir / "sshd.pid").read_text())
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parents[int(stat.parent.name)] = int(fields[1])
+    sessions = [pid for pid, ppid in parents.items() if ppid == listener]
+    return sessions + [pid for pid, ppid in parents.items() if ppid in sessions]
+
+
+def paused_deploy(host, inventory_path: Path, variant: Path, marker: Path, stage: str) -> subprocess.Popen[str]:
+    """`fab deploy-kong --file variant` paused for 2 s at ``stage`` (returns once it is there)."""
+    env = {
+        **os.environ,
+        "SUPAKONG_FAULT_PAUSE": stage,
+        "SUPAKONG_FAULT_MARKER": str(marker),
+        "SUPAKONG_FAULT_SECONDS": "2",
+        "SUPAKONG_HOST_ALLOWLIST": "sandbox*",
+        "SUPAKONG_INVENTORY": str(inventory_path),
+    }
+    argv = [str(FAB), "deploy-kong", "-H", host.name, "--file", str(variant)]
+    proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not marker.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, f"never reached {stage}"
+        time.sleep(0.02)
+    return proc
+
+
+def cut_ssh_sessions(spec) -> None:
+    """Kill the sshd processes of the connections open now (sshd's side of the TCP link)."""
+    sessions = sshd_sessions(spec)
+    assert sessions, "the deploy's SSH session is not there"
+    for pid in sessions:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_ssh_connection_cut_after_the_upload_reconnects_and_completes(served, host, secrets, inventory_path, tmp_path):
+    spec, _, variant = served
+    log = spec.state_dir / "sshd.log"
+    logins = log.read_text().count("Accepted publickey")
+    proc = paused_deploy(host, inventory_path, variant, tmp_path / "paused", "uploaded")
+    cut_ssh_sessions(spec)
+    stdout, stderr = proc.communicate(timeout=120)
+
+    assert proc.returncode == 0, stdout + stderr
+    assert "SUBSCRIBED" in stdout and "Traceback" not in stdout + stderr
+    assert log.read_text().count("Accepted publickey") == logins + 2, "one login, then one reconnection"
+    assert sha256(spec.kong_config_path) == sha256(variant)
+    assert not list(spec.kong_config_path.parent.glob(".*.supakong-*.tmp"))
+    assert deploy_host(host, DeployOptions(file=variant), BufferOutput()).message == "no change"
+
+
+def test_ssh_connection_lost_for_good_after_the_upload_keeps_the_old_config(
+    served, host, secrets, inventory_path, tmp_path
+):
+    spec, old_sha, variant = served
+    proc = paused_deploy(host, inventory_path, variant, tmp_path / "paused", "uploaded")
+    listener = int((spec.run_dir / "sshd.pid").read_text())
+    sessions = sshd_sessions(spec)
+    try:
+        os.kill(listener, signal.SIGKILL)  # the server is gone: no new connections either
+        for pid in sessions:
+            os.kill(pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate(timeout=120)
+        assert sha256(spec.kong_config_path) == old_sha
+    finally:
+        sandbox_up(spec)
+
+    assert proc.returncode == 1, stdout + stderr
+    assert "Traceback" not in stdout + stderr
+    [failure] = [line for line in stdout.splitlines() if "✗" in line]
+    assert "cannot connect" in failure or "SSH" in failure, failure
+    assert_nothing_lost(spec, host, secrets, old_sha)
+    assert_the_next_run_converges(spec, host, secrets, variant)
+
+
+# -- the remote filesystem is full or read-only ---------------------------------------------
+
+
+def restart_sshd(spec) -> None:
+    """A new sshd listener (open sessions stay): it starts in a fresh mount namespace."""
+    listener = int((spec.run_dir / "sshd.pid").read_text())
+    os.kill(listener, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{listener}").exists():
+        assert time.monotonic() < deadline, "sshd did not stop"
+        time.sleep(0.05)
+    start_sshd(spec)
+
+
+@contextlib.contextmanager
+def config_dir_on_a_small_tmpfs(spec, size: str = "512k") -> Iterator[Path]:
+    """The config's directory on a tmpfs of ``size`` holding a copy of the config, seen by sshd
+    (the SSH user) and by Kong (restarted so that its bind mount reads the copy). sshd runs in
+    its own mount namespace (``ip netns exec``), so the directory is first made a shared mount
+    and sshd restarted: the tmpfs mounted on it then appears in both. On exit Kong reads the
+    file on the disk again (its content is the one from before the tmpfs)."""
+    directory = spec.kong_config_path.parent
+    content = spec.kong_config_path.read_bytes()
+    user = pwd.getpwnam("supakong")
+    subprocess.run(["mount", "--bind", str(directory), str(directory)], check=True)
+    try:
+        subprocess.run(["mount", "--make-shared", str(directory)], check=True)
+        restart_sshd(spec)
+        opts = f"size={size},mode=0755,uid={user.pw_uid},gid={user.pw_gid}"
+        subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "supakong-fault", str(directory)], check=True)
+        spec.kong_config_path.write_bytes(content)
+        spec.kong_config_path.chmod(0o640)
+        os.chown(spec.kong_config_path, user.pw_uid, user.pw_gid)
+        client = docker_client(spec)
+        try:
+            client.restart(spec.kong_container, timeout=5)
+            wait_running(client, spec.kong_container, healthy=True)
+        finally:
+            client.close()
+        yield directory
+    finally:
+        subprocess.run(["umount", "-l", str(directory)], check=False)  # the tmpfs
+        subprocess.run(["umount", "-l", str(directory)], check=False)  # the shared bind mount
+        restart_sshd(spec)
+        client = docker_client(spec)
+        try:  # Kong reads the file on the disk again
+            client.restart(spec.kong_container, timeout=5)
+            wait_running(client, spec.kong_container, healthy=True)
+        finally:
+            client.close()
+
+
+def fill(directory: Path, leave: int = 0) -> Path:
+    """Fill the filesystem of ``directory``, then free ``leave`` bytes again."""
+    filler = directory / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError as exc:
+        assert exc.errno == errno.ENOSPC
+    finally:
+        os.close(fd)
+    os.truncate(filler, filler.stat().st_size - leave)
+    return filler
+
+
+def test_remote_disk_full_keeps_the_old_config(served, host, secrets):
+    spec, old_sha, variant = served
+    with config_dir_on_a_small_tmpfs(spec) as directory:
+        filler = fill(directory)
+        full, _ = failed_deploy(host, variant)  # not even room for the lock
+        assert "cannot take the lock" in str(full) and "No space left on device" in str(full), str(full)
+        assert_nothing_lost(spec, host, secrets, old_sha)
+
+        fill(directory, leave=4096)  # room for the lock, not for the new file
+        nearly, _ = failed_deploy(host, variant)
+        assert "cannot upload" in str(nearly) and "No space left on device" in str(nearly), str(nearly)
+        assert_nothing_lost(spec, host, secrets, old_sha)
+
+        filler.unlink()
+        assert_the_next_run_converges(spec, host, secrets, variant)
+
+
+@contextlib.contextmanager
+def read_only(spec, directory: Path) -> Iterator[None]:
+    """``directory`` bind-mounted read-only over itself, as the SSH user sees it: in sshd's
+    mount namespace (``ip netns exec`` gave it its own, and a remount does not propagate)."""
+    in_sshd = ["nsenter", "-t", (spec.run_dir / "sshd.pid").read_text().strip(), "-m", "--"]
+    subprocess.run([*in_sshd, "mount", "--bind", str(directory), str(directory)], check=True)
+    try:
+        subprocess.run([*in_sshd, "mount", "-o", "remount,bind,ro", str(directory)], check=True)
+        yield
+    finally:
+        subprocess.run([*in_sshd, "umount", str(directory)], check=True)
+
+
+def test_read_only_volume_changes_nothing_and_says_so(served, host, secrets):
+    spec, old_sha, variant = served
+    directory = spec.kong_config_path.parent
+    before = sorted(p.name for p in directory.rglob("*"))
+    with read_only(spec, directory):
+        error, _ = failed_deploy(host, variant)
+        assert "Read-only file system" in str(error), str(error)
+        assert_nothing_lost(spec, host, secrets, old_sha)
+    assert sorted(p.name for p in directory.rglob("*")) == before, "nothing was added or removed"
+    assert_the_next_run_converges(spec, host, secrets, variant)
+
+
+# -- a container or the engine is down -------------------------------------------------------
+
+
+def test_realtime_down_rolls_back_and_reports_both_attempts(served, host, secrets):
+    spec, old_sha, variant = served
+    client = docker_client(spec)
+    try:
+        client.stop(spec.realtime_container, timeout=2)
+        error, out = failed_deploy(host, variant)
+        assert isinstance(error, RolledBackError)
+        message = str(error)
+        assert "Realtime verification failed" in message and "the previous config fails too" in message
+        assert "ROLLING BACK" in out.text and out.text.count("CHANNEL_ERROR") >= 2, out.text
+        assert sha256(spec.kong_config_path) == old_sha
+        assert client.inspect_container(spec.kong_container)["State"]["Running"]
+    finally:
+        client.start(spec.realtime_container)
+        wait_running(client, spec.realtime_container)
+        client.close()
+    deadline = time.monotonic() + 30
+    while run_verification(host, secrets, BufferOutput()).state != "SUBSCRIBED":
+        assert time.monotonic() < deadline, "Realtime did not come back"
+        time.sleep(0.5)
+    assert_nothing_lost(spec, host, secrets, old_sha)
+    assert_the_next_run_converges(spec, host, secrets, variant)
+
+
+def test_docker_daemon_stopped_fails_clearly_and_changes_nothing(served, host, secrets):
+    spec, old_sha, variant = served
+    pid = int((spec.run_dir / "docker.pid").read_text())
+    os.kill(pid, signal.SIGTERM)
+    try:
+        deadline = time.monotonic() + 30
+        while Path(f"/proc/{pid}").exists():
+            assert time.monotonic() < deadline, "dockerd did not stop"
+            time.sleep(0.1)
+        error, _ = failed_deploy(host, variant)
+        message = str(error)
+        assert "Docker" in message and "SSH" in message, message
+        assert sha256(spec.kong_config_path) == old_sha
+    finally:
+        sandbox_up(spec)
+    assert_nothing_lost(spec, host, secrets, old_sha)
+    assert_the_next_run_converges(spec, host, secrets, variant)
+
+
+# -- a slow, lossy link ----------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def slow_lossy_link(spec) -> Iterator[str]:
+    """The host side of the VPS's link made slow and lossy: ``tc netem delay 100ms loss 2%``,
+    or where the kernel has no netem (this sandbox's), a 512 kbit/s token bucket (``tc tbf``)
+    plus nftables dropping one packet in 50 each way."""
+    device = spec.host_if
+    netem = subprocess.run(
+        ["tc", "qdisc", "add", "dev", device, "root", "netem", "delay", "100ms", "loss", "2%"], capture_output=True
+    )
+    table = f"supakong_{spec.name.replace('-', '_')}"
+    if netem.returncode != 0:
+        subprocess.run(
+            [
+                "tc",
+                "qdisc",
+                "add",
+                "dev",
+                device,
+                "root",
+                "tbf",
+                "rate",
+                "512kbit",
+                "burst",
+                "16kbit",
+                "latency",
+                "200ms",
+            ],
+            check=True,
+        )
+        rules = (
+            f"add table inet {table}\n"
+            f"add chain inet {table} out {{ type filter hook output priority 0; policy accept; }}\n"
+            f"add chain inet {table} in {{ type filter hook input priority 0; policy accept; }}\n"
+            f'add rule inet {table} out oifname "{device}" numgen random mod 50 == 0 counter drop\n'
+            f'add rule inet {table} in iifname "{device}" numgen random mod 50 == 0 counter drop\n'
+        )
+        subprocess.run(["nft", "-f", "-"], input=rules, text=True, check=True)
+    try:
+        yield "netem" if netem.returncode == 0 else "tbf+nft"
+    finally:
+        subprocess.run(["tc", "qdisc", "del", "dev", device, "root"], check=False)
+        if netem.returncode != 0:
+            subprocess.run(["nft", "delete", "table", "inet", table], check=False)
+
+
+def test_a_slow_lossy_link_still_converges(served, host, secrets):
+    spec, _, variant = served
+    with slow_lossy_link(spec):
+        started = time.monotonic()
+        assert_the_next_run_converges(spec, host, secrets, variant)
+        assert time.monotonic() - started < 90
