@@ -9,16 +9,14 @@ from fabric import task
 from invoke import Context
 
 from supakong.audit import audit_path, read_audit
-from supakong.container import inspect_container, restart_container, wait_until_running
-from supakong.deploy import DeployOptions, _confirm_content, run_verification
 from supakong.fleet import Rollout
-from supakong.inventory import load_inventory
+from supakong.inventory import HostConfig, load_inventory
 from supakong.logs import fetch_logs, format_log_lines, interleave
 from supakong.logs import grep as grep_lines
-from supakong.remote_file import list_backups, read_remote_file, restore_backup
+from supakong.remote_file import list_backups
 from supakong.report import HostResult, Output
+from supakong.rollback import rollback_host
 from supakong.runner import exits_cleanly, fail, inventory_path, run_task, select_hosts
-from supakong.secrets import load_secrets
 from supakong.transport import HostConnection
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -81,34 +79,8 @@ def rollback_kong(c: Context, to: str | None = None, verify: bool = True) -> Non
     """Restore a backup of kong-simple.yml on -H HOST, restart Kong and verify."""
     hosts = select_hosts(c, require=True)
 
-    def action(host, out: Output) -> HostResult:  # type: ignore[no-untyped-def]
-        result = HostResult(host=host.name, status="changed")
-        with HostConnection(host) as conn:
-            found = list_backups(conn, host.kong_config_path)
-            chosen = [p for p in found if to is None or p.endswith(f".{to}")]
-            if not chosen:
-                fail(f"{host.name}: no backup {to or ''} of {host.kong_config_path} ({len(found)} backups)")
-            api = conn.docker()
-            before = inspect_container(api, host.kong_container)
-            restored = restore_backup(conn, host.kong_config_path, chosen[0])
-            out.line(f"  restored {chosen[0]}", host.name)
-            restart_container(api, host.kong_container)
-            state = wait_until_running(
-                api,
-                host.kong_container,
-                since=before.started_at,
-                restarts_before=before.restart_count,
-                timeout=DeployOptions().wait_timeout,
-            )
-            _confirm_content(api, host, restored)
-            out.line(f"  {host.kong_container} is up: {state.describe()}", host.name)
-            result.new_sha256 = read_remote_file(conn, host.kong_config_path).sha256
-        if verify:
-            report = run_verification(host, load_secrets(host.secrets_env_file), out)
-            result.verify_state = report.state
-            if not report.ok:
-                result.status, result.message = "failed", "restored, but verification fails"
-        return result
+    def action(host: HostConfig, out: Output) -> HostResult:
+        return rollback_host(host, to, verify, out)
 
     run_task("rollback-kong", hosts, action, rollout=Rollout(parallel=10))
 

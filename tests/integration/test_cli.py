@@ -77,3 +77,22 @@ def test_console_script_runs_outside_the_checkout(tmp_path):
 def test_a_host_outside_the_allowlist_is_never_contacted(sandbox_spec):
     proc = fab("verify-realtime", "-H", "mudrock-enterprise")
     assert proc.returncode == 1 and "not allowed by SUPAKONG_HOST_ALLOWLIST" in proc.stdout
+
+
+def test_backups_rollback_and_audit_tasks(fresh_sandbox, on_sandbox, host, tmp_path):
+    seed = fresh_sandbox.kong_config_path.read_text()
+    assert on_sandbox("deploy-kong", "--no-verify").returncode == 0
+    listed = on_sandbox("backups")
+    assert listed.returncode == 0 and "1 backups" in listed.stdout
+    stamp = listed.stdout.splitlines()[1].split()[0]
+
+    rolled = on_sandbox("rollback-kong", "--to", stamp, "--no-verify")
+    assert rolled.returncode == 0, rolled.stdout + rolled.stderr
+    assert fresh_sandbox.kong_config_path.read_text() == seed
+
+    missing = on_sandbox("rollback-kong", "--to", "19700101T000000000000Z")
+    assert missing.returncode == 1 and "no backup 19700101T000000000000Z" in missing.stdout
+
+    audit = on_sandbox("audit")
+    assert audit.returncode == 0 and "deploy-kong changed" in audit.stdout
+    assert "rollback-kong changed" in audit.stdout
