@@ -6,7 +6,10 @@ and prints ``same`` or ``need``; on ``need`` the client streams the content on t
 exec's stdin, and the script writes a temp file, renames it into place and runs
 ``docker restart``. No validation, no backup, no lock, no health wait, no audit.
 
-Usage: python bench/paramiko_loop.py HOSTS.json PARALLEL   (a list of host dicts)
+With ``health`` the same exec then polls ``docker inspect`` until Kong is healthy (60 s at
+most): the floor for a loop that, like supakong, does not return before Kong serves again.
+
+Usage: python bench/paramiko_loop.py HOSTS.json PARALLEL [health]   (a list of host dicts)
 """
 
 from __future__ import annotations
@@ -27,8 +30,16 @@ f=$1 want=$2 kong=$3
 if [ -f "$f" ] && [ "$(sha256sum < "$f" | cut -d' ' -f1)" = "$want" ]; then echo same; exit 0; fi
 echo need
 t="$f.bench-tmp"
-cat > "$t" && chmod 640 "$t" && mv -f "$t" "$f" && docker restart "$kong" >/dev/null && echo changed
+cat > "$t" && chmod 640 "$t" && mv -f "$t" "$f" && docker restart "$kong" >/dev/null || exit 1
+if [ "$4" = health ]; then
+  i=0
+  until [ "$(docker inspect -f '{{.State.Health.Status}}' "$kong")" = healthy ]; do
+    i=$((i + 1)); [ $i -gt 300 ] && exit 2; sleep 0.2
+  done
+fi
+echo changed
 """
+WAIT = sys.argv[3] if len(sys.argv) > 3 else ""
 
 
 def converge(host: dict[str, Any]) -> str:
@@ -45,7 +56,8 @@ def converge(host: dict[str, Any]) -> str:
     )  # fmt: skip
     try:
         channel = client.get_transport().open_session()  # type: ignore[union-attr]
-        argv = ["sh", "-c", SCRIPT, "sh", host["path"], hashlib.sha256(content).hexdigest(), host["container"]]
+        want = hashlib.sha256(content).hexdigest()
+        argv = ["sh", "-c", SCRIPT, "sh", host["path"], want, host["container"], WAIT]
         channel.exec_command(shlex.join(argv))
         stream = channel.makefile("rb")
         first = stream.readline().strip()

@@ -30,7 +30,7 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 WORK = BENCH / "work"
 VENVS = {"ansible": (BENCH / ".venv-ansible", "ansible-core"), "pyinfra": (BENCH / ".venv-pyinfra", "pyinfra")}
-TOOLS = ("supakong", "ansible", "pyinfra", "paramiko")
+TOOLS = ("supakong", "ansible", "pyinfra", "paramiko", "paramiko+health")
 _YAML_STR = re.compile(r"\{\{\s*(.+?)\s*\|\s*yaml_str\s*\}\}")
 
 
@@ -195,6 +195,11 @@ def commands(inputs: Inputs, names: Sequence[str], parallel: int, run_id: str) -
         ),
         "paramiko": Command(
             [str(REPO / ".venv/bin/python"), str(BENCH / "paramiko_loop.py"), str(loop_json), str(parallel)],
+            base_env,
+            WORK,
+        ),
+        "paramiko+health": Command(
+            [str(REPO / ".venv/bin/python"), str(BENCH / "paramiko_loop.py"), str(loop_json), str(parallel), "health"],
             base_env,
             WORK,
         ),

@@ -60,9 +60,29 @@ def _each(specs: Sequence[SandboxSpec], step: Callable[[SandboxSpec], object], w
         raise DeployError(f"sandbox fleet: {len(errors)} failed; first: {errors[0]}")
 
 
-def fleet_up(specs: Sequence[SandboxSpec], *, workers: int = 8, recreate: bool = False) -> FleetTiming:
-    """Bring every sandbox up (idempotent); ``recreate`` puts each back in its before state."""
-    step = sandbox_reset if recreate else sandbox_up
+def fleet_up(
+    specs: Sequence[SandboxSpec],
+    *,
+    workers: int = 4,
+    recreate: bool = False,
+    then: Callable[[SandboxSpec], object] | None = None,
+) -> FleetTiming:
+    """Bring every sandbox up (idempotent); ``recreate`` puts each back in its before state;
+    ``then`` runs on each sandbox as soon as it is up (in the same worker).
+
+    A sandbox that fails to come up (a container not ready in time on a loaded machine) is
+    tried once more: every step is idempotent.
+    """
+
+    def step(spec: SandboxSpec) -> None:
+        up = sandbox_reset if recreate else sandbox_up
+        try:
+            up(spec)
+        except DeployError:
+            sandbox_up(spec)
+        if then is not None:
+            then(spec)
+
     t0 = time.monotonic()
     if specs:
         step(specs[0])
