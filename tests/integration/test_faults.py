@@ -12,10 +12,13 @@ Covered elsewhere, not repeated here:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
+import functools
 import hashlib
 import os
 import pwd
+import re
 import signal
 import subprocess
 import sys
@@ -26,12 +29,14 @@ from pathlib import Path
 import pytest
 
 from supakong.deploy import DeployOptions, RolledBackError, deploy_host, run_verification
-from supakong.errors import DeployError
+from supakong.errors import DeployError, TransportError
 from supakong.render import render_kong_config
 from supakong.report import BufferOutput
 from supakong.sandbox import sandbox_reset, sandbox_up
+from supakong.sandbox.inventory import write_sandbox_inventory
 from supakong.sandbox.stack import docker_client, wait_running
 from supakong.sandbox.vps import start_sshd
+from supakong.transport import HostConnection
 
 REPO = Path(__file__).resolve().parents[2]
 FAB = Path(sys.executable).parent / "fab"
@@ -384,3 +389,78 @@ def test_a_slow_lossy_link_still_converges(served, host, secrets):
         started = time.monotonic()
         assert_the_next_run_converges(spec, host, secrets, variant)
         assert time.monotonic() - started < 90
+
+
+# -- a host key that changed, or was never seen ------------------------------------------------
+
+FAKE_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBq2hJ0oVQkbG4ofQ9wqH3ytbqL1l4r8mvSv8bHZZ0u5"
+
+
+def with_known_hosts(host, spec, tmp_path: Path, lines: str):
+    """The host with an ssh config whose UserKnownHostsFile holds ``lines``."""
+    known = tmp_path / "known_hosts"
+    known.write_text(lines)
+    config = tmp_path / "ssh_config"
+    config.write_text(spec.ssh_config_path.read_text().replace(str(spec.known_hosts_path), str(known)))
+    return dataclasses.replace(host, ssh_config_file=config)
+
+
+def test_a_changed_host_key_refuses_commands_sftp_and_the_docker_api_and_changes_nothing(
+    served, host, secrets, tmp_path
+):
+    spec, old_sha, variant = served
+    changed = with_known_hosts(host, spec, tmp_path, f"{spec.vps_addr} {FAKE_KEY}\n")
+    audit = spec.kong_config_path.parent / ".supakong" / "audit.log"
+    audit_before = audit.read_text()
+    client = docker_client(spec)
+    try:
+        started = client.inspect_container(spec.kong_container)["State"]["StartedAt"]
+        for accept_new in (False, True):  # --accept-new trusts new keys, never changed ones
+            conn = HostConnection(changed, accept_new=accept_new)
+            for channel in (functools.partial(conn.run, ["true"]), conn.sftp, conn.docker):
+                with pytest.raises(TransportError, match="HOST KEY HAS CHANGED"):
+                    channel()
+        with pytest.raises(TransportError, match="HOST KEY HAS CHANGED"):
+            deploy_host(changed, DeployOptions(file=variant), BufferOutput())
+        assert client.inspect_container(spec.kong_container)["State"]["StartedAt"] == started
+    finally:
+        client.close()
+    assert audit.read_text() == audit_before
+    assert_nothing_lost(spec, host, secrets, old_sha)
+
+
+def test_the_docker_api_is_reached_only_through_the_verified_ssh_connection(served, host):
+    spec, _, _ = served
+    listening = subprocess.run(
+        ["ip", "netns", "exec", spec.netns, "ss", "-Hltnp"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "dockerd" not in listening and ":2375 " not in listening and ":2376 " not in listening, listening
+    conn = HostConnection(host).open()
+    api = conn.docker()
+    assert api.inspect_container(spec.kong_container)["State"]["Running"]
+    assert set(api.adapters) == {"http+docker://"}, "no plain HTTP route to any other engine"
+    conn.close()
+    with pytest.raises(Exception):  # noqa: B017 - whatever it is, it must not reach an engine
+        api.inspect_container(spec.kong_container)
+
+
+def test_the_users_ssh_config_and_its_known_hosts_file_are_honoured(sandbox_spec, tmp_path):
+    spec = sandbox_spec
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    known = home / ".ssh" / "known_hosts_supakong"
+    config = spec.ssh_config_path.read_text().replace(str(spec.known_hosts_path), "~/.ssh/known_hosts_supakong")
+    (home / ".ssh" / "config").write_text(config)
+    inventory = write_sandbox_inventory(tmp_path / "inventory" / "hosts.yml", [spec])
+    inventory.write_text(re.sub(r"\n\s+ssh_config_file: .*", "", inventory.read_text()))
+    env = {**os.environ, "HOME": str(home), "SUPAKONG_INVENTORY": str(inventory), "SUPAKONG_HOST_ALLOWLIST": "sandbox*"}
+
+    def backups() -> subprocess.CompletedProcess[str]:
+        argv = [str(FAB), "backups", "-H", spec.name]
+        return subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+
+    unknown = backups()
+    assert unknown.returncode == 1 and f"host key is unknown (looked in {known})" in unknown.stderr, unknown.stderr
+    known.write_text(spec.known_hosts_path.read_text())
+    trusted = backups()
+    assert trusted.returncode == 0 and "backups of" in trusted.stdout, trusted.stderr
