@@ -22,6 +22,7 @@ import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -30,6 +31,9 @@ from supakong import audit, hostlock, look, remote_file
 from supakong import secrets as secrets_module
 from supakong.errors import InventoryError, RenderError
 from supakong.inventory import HostConfig, load_inventory
+from supakong.kong.findings import has_errors
+from supakong.kong.target import KongTarget
+from supakong.kong.validate import validate_kong_config
 from supakong.render import render_kong_config
 from supakong.secrets import MASK, Secrets, mask, register_secret
 
@@ -386,3 +390,17 @@ def test_mask_hides_a_secret_inside_a_json_report(payload, secret):
         register_secret(secret)
         masked = mask(json.dumps({**payload, "message": f"failed with {secret}"}))
     assert json.dumps(secret)[1:-1] not in masked and secret not in masked
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="supakong/kong/shell_eval.py reports $( and backticks as warnings only: `deploy-kong --file` deploys"
+    " such a file and Supabase's entrypoint (a shell eval) runs the command as root in the Kong container",
+)
+def test_a_hand_edited_file_whose_entrypoint_expansion_runs_a_command_is_refused():
+    rendered = render_kong_config(fuzz_host(), FUZZ_SECRETS)
+    for payload in ("$(touch /tmp/pwned)", "`touch /tmp/pwned`"):
+        text = rendered.replace("url: http://rest:3000/", f"url: http://rest:3000/{payload}", 1)
+        assert payload in text
+        findings = validate_kong_config(text, KongTarget.from_image("kong:2.8.1", None, "realtime-dev"), source="f.yml")
+        assert has_errors(findings), payload
