@@ -159,7 +159,7 @@ def assert_safe_on_the_host(host: HostConfig) -> None:
 # -- inventories -------------------------------------------------------------------------
 
 
-@fuzz(300)
+@fuzz(200)
 @given(document=YAML_VALUES)
 def test_any_yaml_document_loads_or_is_refused_in_one_line_naming_the_file(document):
     with inventory_file(document) as path:
@@ -172,7 +172,7 @@ def test_any_yaml_document_loads_or_is_refused_in_one_line_naming_the_file(docum
             assert_safe_on_the_host(host)
 
 
-@fuzz(300)
+@fuzz(200)
 @given(
     shape=st.fixed_dictionaries(
         {},
@@ -205,7 +205,7 @@ def test_any_bytes_as_inventory_are_refused_or_loaded_never_a_crash(raw):
             assert_one_line_naming(err, str(path))
 
 
-@fuzz(600)
+@fuzz(400)
 @given(key=st.sampled_from(KEYS), value=YAML_VALUES, where=st.sampled_from(["host", "group", "all"]))
 def test_any_value_for_any_variable_is_refused_naming_the_key_or_is_safe(key, value, where):
     host_vars, group_vars, all_vars = dict(VALID_HOST), {}, {}
@@ -290,7 +290,7 @@ def fuzz_host() -> HostConfig:
     return load_inventory(REPO / "inventory" / "hosts.yml").host("sandbox")
 
 
-@fuzz(800)
+@fuzz(400)
 @given(text=TEMPLATES)
 def test_any_template_renders_or_fails_with_one_line_naming_file_and_line(text):
     with tempfile.TemporaryDirectory() as tmp:
