@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from supakong.deploy import DeployOptions, RolledBackError, deploy_host, run_verification
 from supakong.errors import DeployError, TransportError
@@ -464,3 +465,48 @@ def test_the_users_ssh_config_and_its_known_hosts_file_are_honoured(sandbox_spec
     known.write_text(spec.known_hosts_path.read_text())
     trusted = backups()
     assert trusted.returncode == 0 and "backups of" in trusted.stdout, trusted.stderr
+
+
+# -- bad input: refused before anything remote happens ------------------------------------------
+
+
+BAD_INPUTS = {
+    "broken YAML": ("inventory", lambda text: text + "  bad: [unclosed\n", r"hosts\.yml:\d+:\d+: invalid YAML"),
+    "shell in a container name": ("vars", {"kong_container": "kong; rm -rf /"}, r"/kong_container: invalid value"),
+    "shell in the config path": ("vars", {"kong_config_path": "/srv/$(id)/k.yml"}, r"/kong_config_path: invalid value"),
+    "an option as the config file": ("vars", {"kong_config_path": "/srv/-rf"}, r"/kong_config_path: invalid value"),
+    "port out of range": ("vars", {"ansible_port": 99999}, r"/ansible_port: 99999 is out of range 1\.\.65535"),
+    "port not a number": ("vars", {"ansible_port": "22; id"}, r"/ansible_port: expected an integer"),
+    "undefined variable": ("template", lambda text: text + "x: {{ no_such_variable }}\n", r"\.j2:\d+: .*no_such_var"),
+    "template syntax error": ("template", lambda text: text + "{% if %}\n", r"\.j2:\d+: template syntax error"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_is_refused_in_one_line_before_any_ssh_connection(sandbox_spec, tmp_path, case):
+    where, change, expected = BAD_INPUTS[case]
+    spec = sandbox_spec
+    template = tmp_path / "kong.yml.j2"
+    template.write_text((REPO / "templates" / "kong-simple.yml.j2").read_text())
+    inventory = write_sandbox_inventory(tmp_path / "inventory" / "hosts.yml", [spec])
+    doc = yaml.safe_load(inventory.read_text())
+    host_vars = doc["all"]["children"]["sandboxes"]["hosts"][spec.name]
+    host_vars["kong_template"] = str(template)
+    if where == "vars":
+        host_vars.update(change)
+    inventory.write_text(yaml.safe_dump(doc))
+    if where == "inventory":
+        inventory.write_text(change(inventory.read_text()))
+    if where == "template":
+        template.write_text(change(template.read_text()))
+    log = spec.state_dir / "sshd.log"
+    logins = log.read_text().count("Accepted publickey")
+    env = {**os.environ, "SUPAKONG_INVENTORY": str(inventory), "SUPAKONG_HOST_ALLOWLIST": "sandbox*"}
+    argv = [str(FAB), "deploy-kong", "-H", spec.name]
+    proc = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+
+    assert proc.returncode == 1 and "Traceback" not in proc.stdout + proc.stderr
+    errors = proc.stderr.splitlines() or [line for line in proc.stdout.splitlines() if "✗" in line]
+    assert len(errors) == 1 and re.search(expected, errors[0]), proc.stdout + proc.stderr
+    assert str(inventory if where != "template" else template) in errors[0], "the line names the file"
+    assert log.read_text().count("Accepted publickey") == logins, "nothing connected to the host"
