@@ -343,45 +343,27 @@ def test_docker_daemon_stopped_fails_clearly_and_changes_nothing(served, host, s
 def slow_lossy_link(spec) -> Iterator[str]:
     """The host side of the VPS's link made slow and lossy: ``tc netem delay 100ms loss 2%``,
     or where the kernel has no netem (this sandbox's), a 512 kbit/s token bucket (``tc tbf``)
-    plus nftables dropping one packet in 50 each way."""
+    plus iptables dropping one packet in 50 each way (iptables comes with docker.io)."""
     device = spec.host_if
     netem = subprocess.run(
         ["tc", "qdisc", "add", "dev", device, "root", "netem", "delay", "100ms", "loss", "2%"], capture_output=True
     )
-    table = f"supakong_{spec.name.replace('-', '_')}"
+    drops = [
+        ["OUTPUT", "-o", device, "-m", "statistic", "--mode", "random", "--probability", "0.02", "-j", "DROP"],
+        ["INPUT", "-i", device, "-m", "statistic", "--mode", "random", "--probability", "0.02", "-j", "DROP"],
+    ]
     if netem.returncode != 0:
-        subprocess.run(
-            [
-                "tc",
-                "qdisc",
-                "add",
-                "dev",
-                device,
-                "root",
-                "tbf",
-                "rate",
-                "512kbit",
-                "burst",
-                "16kbit",
-                "latency",
-                "200ms",
-            ],
-            check=True,
-        )
-        rules = (
-            f"add table inet {table}\n"
-            f"add chain inet {table} out {{ type filter hook output priority 0; policy accept; }}\n"
-            f"add chain inet {table} in {{ type filter hook input priority 0; policy accept; }}\n"
-            f'add rule inet {table} out oifname "{device}" numgen random mod 50 == 0 counter drop\n'
-            f'add rule inet {table} in iifname "{device}" numgen random mod 50 == 0 counter drop\n'
-        )
-        subprocess.run(["nft", "-f", "-"], input=rules, text=True, check=True)
+        tbf = ["tbf", "rate", "512kbit", "burst", "16kbit", "latency", "200ms"]
+        subprocess.run(["tc", "qdisc", "add", "dev", device, "root", *tbf], check=True)
+        for rule in drops:
+            subprocess.run(["iptables", "-I", *rule], check=True)
     try:
-        yield "netem" if netem.returncode == 0 else "tbf+nft"
+        yield "netem" if netem.returncode == 0 else "tbf+iptables"
     finally:
         subprocess.run(["tc", "qdisc", "del", "dev", device, "root"], check=False)
         if netem.returncode != 0:
-            subprocess.run(["nft", "delete", "table", "inet", table], check=False)
+            for rule in drops:
+                subprocess.run(["iptables", "-D", *rule], check=False)
 
 
 def test_a_slow_lossy_link_still_converges(served, host, secrets):
