@@ -217,7 +217,7 @@ def config_dir_on_a_small_tmpfs(spec, size: str = "512k") -> Iterator[Path]:
         client = docker_client(spec)
         try:
             client.restart(spec.kong_container, timeout=5)
-            wait_running(client, spec.kong_container, healthy=True)
+            wait_running(client, spec.kong_container, healthy=True, timeout=120)
         finally:
             client.close()
         yield directory
@@ -228,7 +228,7 @@ def config_dir_on_a_small_tmpfs(spec, size: str = "512k") -> Iterator[Path]:
         client = docker_client(spec)
         try:  # Kong reads the file on the disk again
             client.restart(spec.kong_container, timeout=5)
-            wait_running(client, spec.kong_container, healthy=True)
+            wait_running(client, spec.kong_container, healthy=True, timeout=120)
         finally:
             client.close()
 
@@ -307,7 +307,7 @@ def test_realtime_down_rolls_back_and_reports_both_attempts(served, host, secret
         assert client.inspect_container(spec.kong_container)["State"]["Running"]
     finally:
         client.start(spec.realtime_container)
-        wait_running(client, spec.realtime_container)
+        wait_running(client, spec.realtime_container, timeout=120)
         client.close()
     deadline = time.monotonic() + 30
     while run_verification(host, secrets, BufferOutput()).state != "SUBSCRIBED":
