@@ -1,7 +1,8 @@
 """Measuring one run of a tool: wall time, exit code, peak memory of its whole process tree
 and of its largest process (both sampled from /proc every 20 ms; ``wait4``'s maxrss would
 count the benchmark's own pages copied at fork), and what the sandboxes' sshd logged
-meanwhile (logins and sessions per host)."""
+meanwhile (logins and sessions per host). CPU seconds (user + system, the tool and every
+child it waited for) do not depend on what else the machine is doing, unlike wall time."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ class Run:
     returncode: int
     tree_rss_mib: float
     max_rss_mib: float
+    cpu_seconds: float = 0.0
     logins: int = 0
     sessions: int = 0
     output_tail: str = ""
@@ -86,7 +88,7 @@ def measure(
     reader.start()
     deadline = started + timeout
     while True:
-        pid, status, _ = os.wait4(proc.pid, os.WNOHANG)
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
         if pid:
             break
         if time.monotonic() > deadline:
@@ -103,6 +105,7 @@ def measure(
         returncode=proc.returncode,
         tree_rss_mib=peak / 2**20,
         max_rss_mib=largest / 2**20,
+        cpu_seconds=usage.ru_utime + usage.ru_stime,
         output_tail="\n".join(tail),
     )
 

@@ -26,33 +26,35 @@ CHEAP_HEALTHCHECK = {
     "timeout": 5_000_000_000,
     "retries": 3,
 }
+NO_HEALTHCHECK = {"test": ["NONE"]}
 
 
 class _WithHealthcheck:
-    """A docker APIClient whose ``create_container`` uses :data:`CHEAP_HEALTHCHECK`."""
+    """A docker APIClient whose ``create_container`` uses another healthcheck."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, healthcheck: dict[str, Any]) -> None:
         self._client = client
+        self._healthcheck = healthcheck
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
 
     def create_container(self, *args: Any, **kwargs: Any) -> Any:
-        kwargs["healthcheck"] = CHEAP_HEALTHCHECK
+        kwargs["healthcheck"] = self._healthcheck
         return self._client.create_container(*args, **kwargs)
 
 
-def quiet_healthchecks(specs: Sequence[SandboxSpec]) -> int:
-    """Recreate each sandbox's Kong with the cheap healthcheck (once); return how many changed."""
+def quiet_healthchecks(specs: Sequence[SandboxSpec], healthcheck: dict[str, Any] = CHEAP_HEALTHCHECK) -> int:
+    """Recreate each sandbox's Kong with ``healthcheck`` (once); return how many changed."""
     changed = 0
     for spec in specs:
         client = docker_client(spec)
         try:
             test = client.inspect_container(spec.kong_container)["Config"].get("Healthcheck", {}).get("Test")
-            if test == CHEAP_HEALTHCHECK["test"]:
+            if test == healthcheck["test"]:
                 continue
             client.remove_container(spec.kong_container, force=True)
-            create_kong(_WithHealthcheck(client), spec, ensure_secrets(spec))  # type: ignore[arg-type]
+            create_kong(_WithHealthcheck(client, healthcheck), spec, ensure_secrets(spec))  # type: ignore[arg-type]
             client.start(spec.kong_container)
             changed += 1
         finally:
@@ -60,7 +62,7 @@ def quiet_healthchecks(specs: Sequence[SandboxSpec]) -> int:
     for spec in specs:
         client = docker_client(spec)
         try:
-            wait_running(client, spec.kong_container, healthy=True)
+            wait_running(client, spec.kong_container, healthy=healthcheck["test"] != ["NONE"])
         finally:
             client.close()
     return changed
