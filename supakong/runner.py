@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
+import traceback
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -56,6 +58,12 @@ def exits_cleanly(func: F) -> F:
             return func(*args, **kwargs)
         except DeployError as exc:
             fail(str(exc))
+        except Exit:
+            raise
+        except Exception as exc:  # noqa: BLE001 - an unexpected error still prints masked
+            if os.environ.get("SUPAKONG_DEBUG"):
+                sys.stderr.write(mask(traceback.format_exc()))
+            fail(f"internal error: {type(exc).__name__}: {exc}")
 
     return wrapper  # type: ignore[return-value]
 

@@ -82,6 +82,7 @@ def render_kong(c: Context, out: str | None = None) -> None:
         return
     path = Path(out)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an existing, wider file is narrowed before any secret is written
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(text)
     path.chmod(0o600)

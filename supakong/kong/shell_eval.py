@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from .findings import Finding, warning
+from .findings import Finding, error, warning
 from .yaml_source import ScalarSpan
 from .yamlpath import child, item
 
@@ -105,13 +105,17 @@ def findings_for_text(text: str, spans: tuple[ScalarSpan, ...], source: str) -> 
         grouped.setdefault(key, []).append(issue)
         locations.setdefault(key, location)
     return [
-        warning(
-            locations[key],
-            _message("this value" if key == locations[key] else "this line", issues),
-            _HINT,
-        )
+        _finding(locations[key], _message("this value" if key == locations[key] else "this line", issues), issues)
         for key, issues in grouped.items()
     ]
+
+
+def _finding(path: str, message: str, issues: list[ShellIssue]) -> Finding:
+    """A command substitution ($(…) or a backtick) would run as root in the Kong container
+    when the entrypoint expands the file: an error. Other expansions change values: a warning."""
+    if any(issue.kind == "command" for issue in issues):
+        return error(path, message, "remove $( and backticks: the entrypoint would run them as a command")
+    return warning(path, message, _HINT)
 
 
 def _locate(offset: int, text: str, spans: tuple[ScalarSpan, ...], source: str) -> tuple[str, str]:
@@ -127,7 +131,7 @@ def _locate(offset: int, text: str, spans: tuple[ScalarSpan, ...], source: str) 
 def findings_for_document(doc: object) -> list[Finding]:
     """Shell-expansion warnings for an already parsed document (keys and string values)."""
     return [
-        warning(path, _message("this value", issues), _HINT)
+        _finding(path, _message("this value", issues), issues)
         for path, value in _strings(doc, "")
         if (issues := shell_issues(value))
     ]

@@ -231,11 +231,6 @@ def test_files_holding_secrets_keep_tight_modes(scan):
     assert {"SUPABASE_ANON_KEY", "DASHBOARD_PASSWORD"} <= found, "the scan sees secrets where they belong"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="supakong.runner.exits_cleanly lets an unexpected exception of a task that does not go through"
-    " supakong.fleet (render-kong, check-kong, logs, backups, audit, hosts) print Python's raw, unmasked traceback",
-)
 def test_an_internal_error_outside_a_fleet_task_is_masked_too(scan):
     induced = induce_error(scan.tmp / "site-render", scan.tmp / "scan.env", "supakong.render", "render_kong_config")
     output = scan.fab("render-kong, internal error", "render-kong", "-H", scan.host, code=1, env=induced)

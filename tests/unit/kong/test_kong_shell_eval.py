@@ -78,11 +78,14 @@ CHANGED_CASES = [
 
 
 @pytest.mark.parametrize(("line", "path", "fragment"), CHANGED_CASES)
-def test_values_the_entrypoint_would_change_are_warned_about(line: str, path: str, fragment: str) -> None:
+def test_values_the_entrypoint_would_change_are_reported(line: str, path: str, fragment: str) -> None:
     text = HEADER + f"consumers:\n  - username: anon\n    {line}\n"
     found = shell_warnings(validate_kong_config(text, KongTarget()))
     assert list(found) == [path]
-    assert found[path].severity == "warning" and fragment in found[path].message
+    # A command the entrypoint's eval would run (as root in the Kong container) is an error;
+    # a value it would only change is a warning.
+    expected = "error" if fragment == "runs a shell command" else "warning"
+    assert found[path].severity == expected and fragment in found[path].message
 
 
 def test_quoted_format_version_is_reported_at_its_path() -> None:
@@ -94,6 +97,7 @@ def test_backticks_in_comments_are_reported_at_line_and_column() -> None:
     text = HEADER + "# key-auth's `anonymous` fallback\nconsumers: []\n"
     found = shell_warnings(validate_kong_config(text, KongTarget(), source="api/kong.yml"))
     assert list(found) == ["api/kong.yml:2:14"]
+    assert found["api/kong.yml:2:14"].severity == "error"  # the eval runs backticks in comments too
 
 
 def test_parsed_documents_are_checked_on_their_values() -> None:
