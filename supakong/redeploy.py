@@ -12,9 +12,7 @@ import getpass
 import json
 import os
 import socket
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -104,6 +102,9 @@ def check_webhook_url(url: str) -> str:
 
 def post_webhook(url: str, record: Mapping[str, Any], timeout: float = WEBHOOK_TIMEOUT) -> str | None:
     """POST the record as JSON; return ``None`` on a 2xx answer, else why it failed."""
+    import urllib.error  # lazy: http.client, email and ssl only when a webhook is posted
+    import urllib.request
+
     request = urllib.request.Request(
         check_webhook_url(url),
         data=record_line(record).encode("utf-8"),

@@ -1,5 +1,6 @@
 """Unattended runs: ``redeploy`` (what a timer runs) and ``schedule-redeploy`` (writes the
-timer). Thin adapters over :mod:`supakong.redeploy` and :mod:`supakong.schedule`."""
+timer). Thin adapters over :mod:`supakong.redeploy` and :mod:`supakong.schedule`, imported
+when a task runs (``fab --list`` and every other task do not pay for them)."""
 
 from __future__ import annotations
 
@@ -11,26 +12,9 @@ from pathlib import Path
 from fabric import task
 from invoke import Context, Exit
 
-from supakong.deploy import DeployOptions
-from supakong.fleet import Rollout
-from supakong.redeploy import DEFAULT_LOCK_WAIT, check_webhook_url, default_log_path
-from supakong.redeploy import redeploy as run_redeploy
-from supakong.report import Output, recap_lines
+from supakong.redeploy import DEFAULT_LOCK_WAIT
 from supakong.runner import exits_cleanly, fail, inventory_path, select_hosts
-from supakong.schedule import (
-    DEFAULT_TIMEOUT,
-    DEFAULT_UNIT,
-    Schedule,
-    ScheduleError,
-    cron_line,
-    enable_commands,
-    install_units,
-    parse_duration,
-    parse_interval,
-    redeploy_command,
-    render_units,
-    unit_dir,
-)
+from supakong.schedule import DEFAULT_UNIT
 
 
 @task(
@@ -56,6 +40,12 @@ def redeploy(
     lock_wait: float = DEFAULT_LOCK_WAIT,
 ) -> None:
     """Unattended deploy-kong on every host: changes only what drifted; logs one JSON line per run."""
+    from supakong.deploy import DeployOptions
+    from supakong.fleet import Rollout
+    from supakong.redeploy import check_webhook_url, default_log_path
+    from supakong.redeploy import redeploy as run_redeploy
+    from supakong.report import Output, recap_lines
+
     if webhook:
         try:
             check_webhook_url(webhook)
@@ -122,6 +112,21 @@ def schedule_redeploy(
     name: str = DEFAULT_UNIT,
 ) -> None:
     """Write a systemd timer (or print a cron line) that runs `redeploy` unattended."""
+    from supakong.redeploy import check_webhook_url, default_log_path
+    from supakong.schedule import (
+        DEFAULT_TIMEOUT,
+        Schedule,
+        ScheduleError,
+        cron_line,
+        enable_commands,
+        install_units,
+        parse_duration,
+        parse_interval,
+        redeploy_command,
+        render_units,
+        unit_dir,
+    )
+
     inventory = inventory_path().absolute()
     if not inventory.is_file():
         fail(f"{inventory}: inventory not found (set SUPAKONG_INVENTORY or run in the checkout)")
