@@ -38,8 +38,9 @@ WRONG_SECRET = "another-secret-that-signed-nothing-we-trust-xx"
 KONG_HOST = "realtime-dev.supabase-realtime"  # the Host Kong sends with preserve_host: false
 
 
-def make_token(secret: str = SECRET, *, expires_in: int = 600, **claims: Any) -> str:
-    """An anon-style JWT; pass role=None to leave the role out."""
+def make_token(secret: str = SECRET, *, expires_in: int = 86400, **claims: Any) -> str:
+    """An anon-style JWT (valid a day: module-level tokens are minted at collection, and a
+    slow suite may reach them much later); pass role=None to leave the role out."""
     body = {"role": "anon", "exp": int(time.time()) + expires_in, **claims}
     return jwt.encode({k: v for k, v in body.items() if v is not None}, secret, algorithm="HS256")
 
