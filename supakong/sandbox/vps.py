@@ -7,6 +7,7 @@ Everything here runs locally as root. ``sshd`` runs inside the namespace with
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -174,11 +175,36 @@ def stop_daemons(spec: SandboxSpec) -> None:
         _terminate(spec.run_dir / name, timeout=20.0)
 
 
+def process_running(pid: int) -> bool:
+    """Whether ``pid`` is a live process. A zombie (exited, not yet reaped) is not: if it is
+    our own child it is reaped here, so a daemon we started ourselves reads as stopped once it
+    has exited instead of lingering in /proc forever."""
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    except ChildProcessError:
+        pass  # not our child: whoever started it reaps it
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            state = handle.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def wait_until_stopped(pid: int, timeout: float) -> bool:
+    """Poll until ``pid`` is no longer running; False if it still is after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while process_running(pid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def _alive(pidfile: Path) -> bool:
     try:
-        pid = int(pidfile.read_text().strip())
-        os.kill(pid, 0)
-        return True
+        return process_running(int(pidfile.read_text().strip()))
     except (OSError, ValueError):
         return False
 
@@ -192,14 +218,10 @@ def _terminate(pidfile: Path, timeout: float) -> None:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
         return
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.1)
-    os.kill(pid, signal.SIGKILL)
+    if not wait_until_stopped(pid, timeout):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        wait_until_stopped(pid, 5.0)
 
 
 def _wait_for_port(addr: str, port: int, what: str, timeout: float = 15.0) -> None:

@@ -36,7 +36,7 @@ from supakong.report import BufferOutput
 from supakong.sandbox import sandbox_reset, sandbox_up
 from supakong.sandbox.inventory import write_sandbox_inventory
 from supakong.sandbox.stack import docker_client, wait_running
-from supakong.sandbox.vps import start_sshd
+from supakong.sandbox.vps import start_sshd, wait_until_stopped
 from supakong.transport import HostConnection
 
 REPO = Path(__file__).resolve().parents[2]
@@ -188,10 +188,7 @@ def restart_sshd(spec) -> None:
     """A new sshd listener (open sessions stay): it starts in a fresh mount namespace."""
     listener = int((spec.run_dir / "sshd.pid").read_text())
     os.kill(listener, signal.SIGTERM)
-    deadline = time.monotonic() + 10
-    while Path(f"/proc/{listener}").exists():
-        assert time.monotonic() < deadline, "sshd did not stop"
-        time.sleep(0.05)
+    assert wait_until_stopped(listener, 10), "sshd did not stop"
     start_sshd(spec)
 
 
@@ -322,10 +319,7 @@ def test_docker_daemon_stopped_fails_clearly_and_changes_nothing(served, host, s
     pid = int((spec.run_dir / "docker.pid").read_text())
     os.kill(pid, signal.SIGTERM)
     try:
-        deadline = time.monotonic() + 30
-        while Path(f"/proc/{pid}").exists():
-            assert time.monotonic() < deadline, "dockerd did not stop"
-            time.sleep(0.1)
+        assert wait_until_stopped(pid, 60), "dockerd did not stop"
         error, _ = failed_deploy(host, variant)
         message = str(error)
         assert "Docker" in message and "SSH" in message, message
