@@ -36,7 +36,7 @@ sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(BENCH.parent))
 
 from harness import Run, measure, median, sshd_counts  # noqa: E402
-from latency import added_rtt, measure_rtt  # noqa: E402
+from latency import added_rtt, measure_rtt, remove_stale_rules  # noqa: E402
 from sandboxes import busy_cores, quiet_healthchecks  # noqa: E402
 from tools import TOOLS, WORK, Inputs, close_ansible_masters, commands, ensure_venvs, write_inputs  # noqa: E402
 
@@ -287,9 +287,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if os.geteuid() != 0:
         raise SystemExit("bench.py needs root (it brings up sandbox VPSes)")
     sizes = sorted({int(s) for s in args.sizes.split(",")})
-    rtt_sizes = sorted({int(s) for s in args.rtt_sizes.split(",") if s})
+    rtt_sizes = sorted({int(s) for s in args.rtt_sizes.split(",") if s}) if args.rtt_ms > 0 else []
     tools = [t for t in args.tools.split(",") if t]
     started = time.monotonic()
+    if stale := remove_stale_rules():
+        print(f"removed {stale} redirect rule(s) left by an interrupted run", flush=True)
 
     t0 = time.monotonic()
     versions = ensure_venvs()

@@ -98,9 +98,24 @@ async def _serve(port: int, delay: float) -> None:
         await stop.wait()
 
 
+def remove_stale_rules(port: int = 10222) -> int:
+    """Delete redirect rules a killed earlier run left behind (they would send SSH to a proxy
+    that no longer listens: "Connection refused"). Returns how many were removed."""
+    listing = subprocess.run(["iptables", "-t", "nat", "-S", "OUTPUT"], capture_output=True, text=True, check=False)
+    stale = [
+        line.split()[1:]
+        for line in listing.stdout.splitlines()
+        if line.startswith("-A OUTPUT ") and f"--to-ports {port}" in line and "--mark" in line
+    ]
+    for rule in stale:
+        subprocess.run(["iptables", "-t", "nat", "-D", *rule], check=False)
+    return len(stale)
+
+
 @contextlib.contextmanager
 def added_rtt(addresses: Sequence[str], rtt_ms: float, port: int = 10222) -> Iterator[None]:
     """Within the block, SSH to ``addresses`` has ``rtt_ms`` more round-trip time."""
+    remove_stale_rules(port)
     proxy = subprocess.Popen(
         [sys.executable, str(Path(__file__).resolve()), "serve", str(port), str(rtt_ms / 2)],
         stdout=subprocess.PIPE,

@@ -7,8 +7,9 @@ needs a restart; these helpers make that restart observable and bounded.
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -32,6 +33,7 @@ class ContainerState:
     image: str = ""
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
     mounts: tuple[tuple[str, str], ...] = ()
+    healthcheck: tuple[str, ...] = ()
 
     def describe(self) -> str:
         """A short human description, e.g. ``running (healthy), 0 restarts``."""
@@ -53,6 +55,19 @@ def parse_docker_time(value: str) -> float:
     return seconds + (float(f"0.{frac[:9]}") if frac else 0.0)
 
 
+def healthcheck_argv(test: Sequence[str] | None) -> tuple[str, ...]:
+    """The container's healthcheck ``Test`` as a command to exec, or ``()`` if it has none:
+    ``["CMD", "kong", "health"]`` runs as is, ``["CMD-SHELL", "…"]`` through ``/bin/sh -c``."""
+    if not test:
+        return ()
+    kind, *rest = test
+    if kind == "CMD" and rest:
+        return tuple(rest)
+    if kind == "CMD-SHELL" and rest:
+        return ("/bin/sh", "-c", rest[0])
+    return ()  # ["NONE"], or a form Docker would not run either
+
+
 def state_from_inspect(name: str, data: Mapping[str, Any]) -> ContainerState:
     """Build a :class:`ContainerState` from ``GET /containers/{name}/json``."""
     state = data.get("State") or {}
@@ -72,6 +87,7 @@ def state_from_inspect(name: str, data: Mapping[str, Any]) -> ContainerState:
         image=config.get("Image", ""),
         env=env,
         mounts=mounts,
+        healthcheck=healthcheck_argv((config.get("Healthcheck") or {}).get("Test")),
     )
 
 
@@ -120,6 +136,29 @@ def is_crash_looping(state: ContainerState, *, restarts_before: int, since: floa
     )
 
 
+def probe_health(api: Any, state: ContainerState) -> bool:
+    """Run the container's own healthcheck command now (``docker exec``), instead of
+    waiting up to a whole healthcheck ``interval`` for Docker's next probe. It is the test
+    Docker itself would run; exit 0 is what Docker would record as healthy."""
+    if not state.healthcheck:
+        return False
+    try:
+        code, _ = exec_in_container(api, state.name, list(state.healthcheck))
+    except TransportError:
+        return False  # e.g. the container stopped between inspect and exec
+    return code == 0
+
+
+def _probed(api: Any, state: ContainerState) -> ContainerState | None:
+    """``state`` marked healthy if its healthcheck passes now and it is still the same
+    incarnation afterwards; None otherwise."""
+    if not (state.health == "starting" and probe_health(api, state)):
+        return None
+    again = inspect_container(api, state.name)
+    same = again.running and again.started_at == state.started_at and again.restart_count == state.restart_count
+    return dataclasses.replace(again, health="healthy") if same and again.health != "unhealthy" else None
+
+
 def wait_until_running(
     api: Any,
     name: str,
@@ -129,8 +168,13 @@ def wait_until_running(
     timeout: float = 60.0,
     settle: float = 2.0,
 ) -> ContainerState:
-    """Poll with growing sleeps until :func:`is_up`; raise :class:`RestartError` with the
-    last state seen on a crash loop or at the deadline.
+    """Poll with growing sleeps until the restarted container is up; raise
+    :class:`RestartError` with the last state seen on a crash loop or at the deadline.
+
+    "Up" is the container's own definition where it has one: its healthcheck passes,
+    either by Docker's probe or by running the same command ourselves right away (Kong's
+    ``kong health`` only passes once nginx runs, i.e. once the declarative config loaded).
+    Without a healthcheck: running for ``settle`` seconds without a crash.
 
     ``since`` is the container's previous StartedAt (engine clock). "Up for ``settle``
     seconds" is measured as StartedAt plus the time we have watched this incarnation run,
@@ -144,8 +188,12 @@ def wait_until_running(
         if is_crash_looping(state, restarts_before=restarts_before, since=since):
             raise RestartError(f"{name} is crash-looping after the restart: {state.describe()}")
         if state.running and state.started_at > since:
+            if state.healthcheck and state.health == "healthy":
+                return state
+            if probed := _probed(api, state):
+                return probed
             watched = time.monotonic() - first_seen.setdefault(state.started_at, time.monotonic())
-            if is_up(state, since=since, settle=settle, now=state.started_at + watched):
+            if not state.healthcheck and is_up(state, since=since, settle=settle, now=state.started_at + watched):
                 return state
         if time.monotonic() >= deadline:
             raise RestartError(f"{name} did not come up within {timeout:.0f}s: {state.describe()}")
@@ -155,12 +203,15 @@ def wait_until_running(
 
 
 def wait_until_healthy(api: Any, name: str, *, timeout: float = 60.0) -> ContainerState:
-    """Wait (growing sleeps, deadline) until a running container's healthcheck passes."""
+    """Wait (growing sleeps, deadline) until a running container's healthcheck passes,
+    probing it ourselves as :func:`wait_until_running` does."""
     deadline, delay = time.monotonic() + timeout, 0.1
     while True:
         state = inspect_container(api, name)
         if state.running and state.health in (None, "healthy"):
             return state
+        if state.running and (probed := _probed(api, state)):
+            return probed
         if not state.running or state.health == "unhealthy" or time.monotonic() >= deadline:
             raise RestartError(f"{name} did not become healthy within {timeout:.0f}s: {state.describe()}")
         time.sleep(min(delay, max(deadline - time.monotonic(), 0.01)))

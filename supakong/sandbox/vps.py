@@ -42,7 +42,8 @@ def check_prerequisites() -> None:
 
 def ensure_network(spec: SandboxSpec) -> None:
     """Create the namespace and the veth link with the host and VPS addresses (idempotent)."""
-    if spec.netns not in sh(["ip", "netns", "list"]).stdout.decode():
+    listed = sh(["ip", "netns", "list"]).stdout.decode().splitlines()
+    if spec.netns not in {line.split()[0] for line in listed if line.strip()}:  # "sk-sandbox" ≠ "sk-sandbox-b01"
         sh(["ip", "netns", "add", spec.netns])
     if sh(["ip", "link", "show", spec.host_if], check=False).returncode != 0:
         sh(["ip", "link", "add", spec.host_if, "type", "veth", "peer", "name", "eth0", "netns", spec.netns])

@@ -171,3 +171,20 @@ def test_exit_code_and_recap_follow_the_worst_host():
     assert exit_code({"a": HostResult("a", "changed")}) == 0
     assert any(line.strip().startswith("c  rolled_back") for line in recap_lines(results))
     assert json.loads(report_json("deploy-kong", results))["status"] == "rolled_back"
+
+
+def test_the_healthcheck_docker_would_run_is_the_command_supakong_probes_with():
+    from supakong.container import healthcheck_argv
+
+    assert healthcheck_argv(["CMD", "kong", "health"]) == ("kong", "health")
+    assert healthcheck_argv(["CMD-SHELL", "nc -w 1 127.0.0.1 8000"]) == ("/bin/sh", "-c", "nc -w 1 127.0.0.1 8000")
+    assert healthcheck_argv(["NONE"]) == ()
+    assert healthcheck_argv(None) == ()
+    assert healthcheck_argv(["CMD"]) == ()
+
+
+def test_inspect_carries_the_healthcheck_command():
+    data = {"State": {"Running": True, "Health": {"Status": "starting"}},
+            "Config": {"Healthcheck": {"Test": ["CMD", "kong", "health"], "Interval": 30_000_000_000}}}  # fmt: skip
+    assert state_from_inspect("kong", data).healthcheck == ("kong", "health")
+    assert state_from_inspect("kong", {"State": {}, "Config": {}}).healthcheck == ()
