@@ -40,6 +40,7 @@ from latency import added_rtt, measure_rtt, remove_stale_rules  # noqa: E402
 from sandboxes import busy_cores, quiet_healthchecks  # noqa: E402
 from tools import TOOLS, WORK, Inputs, close_ansible_masters, commands, ensure_venvs, write_inputs  # noqa: E402
 
+from supakong.container import inspect_container, wait_until_healthy  # noqa: E402
 from supakong.render import sha256_text  # noqa: E402
 from supakong.sandbox.multi import fleet_specs, fleet_up  # noqa: E402
 from supakong.sandbox.stack import docker_client  # noqa: E402
@@ -74,25 +75,32 @@ def kong_starts(inputs: Inputs, names: Sequence[str]) -> dict[str, str]:
 
 
 def wait_healthy(inputs: Inputs, names: Sequence[str], timeout: float = 60) -> None:
-    """Until every Kong is running and healthy (a restart's CPU must not leak into the next run)."""
+    """Until every Kong is running and its healthcheck passes (probed now, as supakong does):
+    a restart's CPU must not leak into the next run."""
+    for name in names:
+        spec = inputs.specs[name]
+        client = docker_client(spec)
+        try:
+            wait_until_healthy(client, spec.kong_container, timeout=timeout)
+        finally:
+            client.close()
+
+
+def wait_docker_healthy(inputs: Inputs, names: Sequence[str], timeout: float = 90) -> None:
+    """Until Docker itself reports every Kong healthy (its own probe, up to one healthcheck
+    interval after a restart): the steady state a no-op converge normally finds. A Kong
+    still "starting" would make supakong probe its health first, and that is not a no-op."""
     deadline = time.monotonic() + timeout
-    pending = list(names)
-    while pending and time.monotonic() < deadline:
-        still = []
-        for name in pending:
-            spec = inputs.specs[name]
-            client = docker_client(spec)
-            try:
-                state = client.inspect_container(spec.kong_container)["State"]
-            finally:
-                client.close()
-            if not (state.get("Running") and (state.get("Health") or {}).get("Status") == "healthy"):
-                still.append(name)
-        pending = still
-        if pending:
-            time.sleep(0.2)
-    if pending:
-        raise SystemExit(f"Kong did not become healthy on {pending[:3]}…")
+    for name in names:
+        spec = inputs.specs[name]
+        client = docker_client(spec)
+        try:
+            while inspect_container(client, spec.kong_container).health != "healthy":
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"{spec.kong_container}: Docker did not report it healthy")
+                time.sleep(0.5)
+        finally:
+            client.close()
 
 
 def drift(inputs: Inputs, names: Sequence[str], tag: str) -> None:
@@ -156,7 +164,7 @@ def bench_size(
     # Converge with supakong first (untimed), so that the no-op runs start from the desired state.
     prep = commands(inputs, names, parallel, "prep")["supakong"]
     subprocess.run(prep.argv, env=prep.env, cwd=prep.cwd, capture_output=True, check=False)
-    wait_healthy(inputs, names)
+    wait_docker_healthy(inputs, names)
     for scenario in ("no-op", "change"):
         # Waiting for health only differs from the plain loop when something restarts.
         tools_here = [t for t in tools if not (scenario == "no-op" and t == "paramiko+health")]

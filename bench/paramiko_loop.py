@@ -6,8 +6,10 @@ and prints ``same`` or ``need``; on ``need`` the client streams the content on t
 exec's stdin, and the script writes a temp file, renames it into place and runs
 ``docker restart``. No validation, no backup, no lock, no health wait, no audit.
 
-With ``health`` the same exec then polls ``docker inspect`` until Kong is healthy (60 s at
-most): the floor for a loop that, like supakong, does not return before Kong serves again.
+With ``health`` the same exec then runs Kong's healthcheck command in the container
+(``docker exec``) every 0.1 s until it passes (30 s at most), as supakong does instead of
+waiting for Docker's next probe: the floor for a loop that, like supakong, does not return
+before Kong serves again.
 
 Usage: python bench/paramiko_loop.py HOSTS.json PARALLEL [health]   (a list of host dicts)
 """
@@ -33,8 +35,8 @@ t="$f.bench-tmp"
 cat > "$t" && chmod 640 "$t" && mv -f "$t" "$f" && docker restart "$kong" >/dev/null || exit 1
 if [ "$4" = health ]; then
   i=0
-  until [ "$(docker inspect -f '{{.State.Health.Status}}' "$kong")" = healthy ]; do
-    i=$((i + 1)); [ $i -gt 300 ] && exit 2; sleep 0.2
+  until docker exec "$kong" /bin/sh -c "$5" >/dev/null 2>&1; do
+    i=$((i + 1)); [ $i -gt 300 ] && exit 2; sleep 0.1
   done
 fi
 echo changed
@@ -57,7 +59,7 @@ def converge(host: dict[str, Any]) -> str:
     try:
         channel = client.get_transport().open_session()  # type: ignore[union-attr]
         want = hashlib.sha256(content).hexdigest()
-        argv = ["sh", "-c", SCRIPT, "sh", host["path"], want, host["container"], WAIT]
+        argv = ["sh", "-c", SCRIPT, "sh", host["path"], want, host["container"], WAIT, host["healthcheck"]]
         channel.exec_command(shlex.join(argv))
         stream = channel.makefile("rb")
         first = stream.readline().strip()

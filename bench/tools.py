@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from sandboxes import CHEAP_HEALTHCHECK
+
 from supakong.inventory import HostConfig, load_inventory
 from supakong.render import render_kong_config, template_context
 from supakong.sandbox.inventory import TEMPLATE, write_sandbox_inventory
@@ -168,6 +170,7 @@ def commands(inputs: Inputs, names: Sequence[str], parallel: int, run_id: str) -
             "path": inputs.hosts[name].kong_config_path,
             "container": inputs.hosts[name].kong_container,
             "content": str(WORK / "rendered" / f"{name}.yml"),
+            "healthcheck": CHEAP_HEALTHCHECK["test"][1],
         }
         for name in names
     ]

@@ -22,6 +22,7 @@ from typing import Any
 import docker
 import jwt
 
+from ..container import probe_health, state_from_inspect
 from ..errors import DeployError
 from .spec import SSH_USER, STANDINS_DIR, SUPABASE_PLUGINS, SandboxSpec
 
@@ -221,14 +222,20 @@ def wait_running(
     log_marker: bytes | None = None,
     timeout: float = 30.0,
 ) -> dict[str, Any]:
-    """Wait until a container runs (and is healthy / has logged ``log_marker``)."""
+    """Wait until a container runs (and is healthy / has logged ``log_marker``). Healthy
+    means Docker says so, or the container's healthcheck command passes when we run it now
+    (Docker's own first probe comes only an ``interval`` after the start)."""
     deadline, delay = time.monotonic() + timeout, 0.05
     state: dict[str, Any] = {}
     while time.monotonic() < deadline:
-        state = client.inspect_container(name)["State"]
+        data = client.inspect_container(name)
+        state = data["State"]
         ready = state.get("Running") and not state.get("Restarting")
         if ready and healthy:
-            ready = (state.get("Health") or {}).get("Status") == "healthy"
+            status = (state.get("Health") or {}).get("Status")
+            ready = status in (None, "healthy") or (
+                status == "starting" and probe_health(client, state_from_inspect(name, data))
+            )
         if ready and log_marker:
             ready = log_marker in client.logs(name, stdout=True, stderr=True)
         if ready:
