@@ -19,8 +19,11 @@ _APPEND_AND_RELEASE_SCRIPT = r"""
 log=$1 line=$2 lock=$3 token=$4
 # Only beside a config directory that exists: a wrong path in the inventory must not
 # create directories on the host.
-if [ -d "$(dirname "$(dirname "$log")")" ]; then
-  mkdir -p "$(dirname "$log")" && printf '%s\n' "$line" >> "$log"
+# (Parameter expansion, not dirname: a no-op's audit line starts no process but the shell.)
+state=${log%/*}
+case $state in */*) parent=${state%/*}; parent=${parent:-/} ;; *) parent=. ;; esac
+if [ -d "$parent" ]; then
+  { [ -d "$state" ] || mkdir -p "$state"; } && printf '%s\n' "$line" >> "$log"
 fi
 if [ -n "$token" ] && grep -qF "$token" "$lock/details" 2>/dev/null; then rm -rf "$lock"; fi
 """

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from .engine import EngineReader
 from .errors import RestartError, TransportError
 
 
@@ -92,7 +93,11 @@ def state_from_inspect(name: str, data: Mapping[str, Any]) -> ContainerState:
 
 
 def inspect_container(api: Any, name: str) -> ContainerState:
-    """Inspect ``name``; a missing container is a state, not an error."""
+    """Inspect ``name`` with docker-py's client or the look's :class:`EngineReader`; a
+    missing container is a state, not an error."""
+    if isinstance(api, EngineReader):
+        data = api.inspect_container(name)
+        return state_from_inspect(name, data) if data is not None else ContainerState(name=name, exists=False)
     import docker.errors  # lazy: keeps `fab` start-up fast
 
     try:

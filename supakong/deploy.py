@@ -28,9 +28,6 @@ from .errors import DeployError, InventoryError, RestartError, ValidationError, 
 from .faults import checkpoint
 from .hostlock import LockOwner, acquire, break_if_stale, lock_path
 from .inventory import HostConfig
-from .kong.findings import Finding, has_errors
-from .kong.target import KongTarget
-from .kong.validate import validate_kong_config
 from .logs import fetch_logs, format_log_lines, interleave
 from .look import look
 from .plan import HostState, Plan, plan_deploy, unified_diff
@@ -42,6 +39,8 @@ from .secrets import Secrets, load_secrets
 from .transport import HostConnection
 
 if TYPE_CHECKING:
+    from .kong.findings import Finding
+    from .kong.target import KongTarget
     from .verify import VerifyReport
 
 
@@ -84,6 +83,8 @@ def look_at_host(conn: HostConnection, host: HostConfig) -> HostState:
 def kong_target(host: HostConfig, kong: ContainerState, realtime: ContainerState) -> KongTarget:
     """The Kong version/edition/plugins and Realtime tenant to validate against: pinned in the
     inventory, else read from the containers (image tag, KONG_PLUGINS, SELF_HOST_TENANT_NAME)."""
+    from .kong.target import KongTarget  # the validator loads only when a file is validated
+
     tenant = host.realtime_tenant or realtime.env.get("SELF_HOST_TENANT_NAME") or "realtime-dev"
     plugins = host.kong_plugins or kong.env.get("KONG_PLUGINS")
     if host.kong_version:
@@ -107,6 +108,9 @@ def kong_target(host: HostConfig, kong: ContainerState, realtime: ContainerState
 
 def validate_or_raise(text: str, target: KongTarget, source: str, out: Output, host: str) -> list[Finding]:
     """Validate; print every finding; raise :class:`ValidationError` on any error."""
+    from .kong.findings import has_errors
+    from .kong.validate import validate_kong_config
+
     findings = validate_kong_config(text, target, source=source)
     out.lines([f"  {f.as_line()}" for f in findings], host)
     if has_errors(findings):

@@ -19,70 +19,22 @@ sent without an API version prefix, which the engine serves with its own current
 
 from __future__ import annotations
 
-import threading
-import time
 from typing import Any
 
 import docker
-import paramiko
 import requests.adapters
 import urllib3
 import urllib3.connection
 import urllib3.connectionpool
-from paramiko.common import cMSG_CHANNEL_OPEN
-from paramiko.message import Message
 
-from .errors import TransportError
+from .engine import DEFAULT_SOCKET, DIAL_STDIO, EngineRoute, open_streamlocal
+
+__all__ = ["DEFAULT_SOCKET", "DIAL_STDIO", "SSHDockerClient", "docker_api_over_ssh", "open_streamlocal"]
 
 _BASE_URL = "http+docker://ssh"
-DIAL_STDIO = "docker system dial-stdio"
-DEFAULT_SOCKET = "/var/run/docker.sock"
 #: docker-py decides some request parameters from the client API version; requests go out
 #: unversioned (the engine's own version), so claim a version every supported engine speaks.
 CLIENT_API_VERSION = "1.41"
-
-
-def open_streamlocal(transport: paramiko.Transport, socket_path: str, timeout: float) -> paramiko.Channel:
-    """Open a ``direct-streamlocal@openssh.com`` channel to ``socket_path`` on the server.
-
-    paramiko has no public call for this channel type (only tcpip and x11), so this mirrors
-    :meth:`paramiko.Transport.open_channel` with the streamlocal payload (RFC 4254 channel
-    open + OpenSSH PROTOCOL §2.4: socket path, reserved string, reserved uint32).
-    """
-    if not transport.is_active():
-        raise paramiko.SSHException("SSH session not active")
-    t: Any = transport  # paramiko's private channel bookkeeping (not in its type stubs)
-    with t.lock:
-        window_size = t._sanitize_window_size(None)
-        max_packet_size = t._sanitize_packet_size(None)
-        chanid = t._next_channel()
-        m = Message()
-        m.add_byte(cMSG_CHANNEL_OPEN)
-        m.add_string("direct-streamlocal@openssh.com")
-        m.add_int(chanid)
-        m.add_int(window_size)
-        m.add_int(max_packet_size)
-        m.add_string(socket_path)
-        m.add_string("")
-        m.add_int(0)
-        chan = paramiko.Channel(chanid)
-        t._channels.put(chanid, chan)
-        t.channel_events[chanid] = event = threading.Event()
-        t.channels_seen[chanid] = True
-        c: Any = chan
-        c._set_transport(transport)
-        c._set_window(window_size, max_packet_size)
-    t._send_user_message(m)
-    deadline = time.monotonic() + timeout
-    while not event.wait(0.1):
-        if not t.active:
-            raise t.get_exception() or paramiko.SSHException("SSH session ended")
-        if time.monotonic() > deadline:
-            raise paramiko.SSHException("timeout opening a streamlocal channel")
-    opened = t._channels.get(chanid)
-    if opened is None:
-        raise t.get_exception() or paramiko.ChannelException(1, f"cannot open {socket_path}")
-    return opened
 
 
 class _ChannelConnection(urllib3.connection.HTTPConnection):
@@ -136,6 +88,9 @@ class SSHDockerClient(docker.APIClient):
     def __init__(self, opener: Any, *, timeout: float = 60.0, mode: str = "") -> None:
         # Start as a TCP client (no connection is made), then swap in our adapter.
         super().__init__(base_url="tcp://127.0.0.1:2375", version=CLIENT_API_VERSION, timeout=timeout)
+        # No proxies, netrc or CA bundles from the environment for an SSH channel: with
+        # trust_env requests scanned all of os.environ on every call (a third of each call's CPU).
+        self.trust_env = False
         adapter = _ChannelAdapter(opener, timeout)
         self.mount("http+docker://", adapter)
         self._unmount("http://", "https://")
@@ -149,34 +104,6 @@ class SSHDockerClient(docker.APIClient):
         return versioned.replace(f"{_BASE_URL}/v{self._version}", _BASE_URL, 1)
 
 
-def docker_api_over_ssh(
-    transport: paramiko.Transport, *, host_name: str, socket_path: str = DEFAULT_SOCKET, timeout: float = 60.0
-) -> SSHDockerClient:
-    """An API client for the engine on the other end of ``transport``: a streamlocal channel
-    to ``socket_path`` if the server allows it, else ``docker system dial-stdio``."""
-    try:
-        first = [open_streamlocal(transport, socket_path, timeout)]  # proves it works; used first
-
-        def streamlocal() -> paramiko.Channel:
-            return first.pop() if first else open_streamlocal(transport, socket_path, timeout)
-
-        return SSHDockerClient(streamlocal, timeout=timeout, mode=f"streamlocal {socket_path}")
-    except (paramiko.ChannelException, paramiko.SSHException, AttributeError):
-        pass  # refused (AllowStreamLocalForwarding no, no such socket, permissions): use the CLI
-
-    def dial_stdio() -> paramiko.Channel:
-        channel = transport.open_session(timeout=timeout)
-        channel.exec_command(DIAL_STDIO)
-        return channel
-
-    client = SSHDockerClient(dial_stdio, timeout=timeout, mode="dial-stdio")
-    try:
-        client.ping()
-    except docker.errors.DockerException as exc:
-        raise TransportError(
-            f"{host_name}: cannot reach the Docker Engine through SSH (streamlocal {socket_path} was refused,"
-            f" `{DIAL_STDIO}` failed: {exc}). Is Docker running, and is the SSH user root or in the docker group?"
-        ) from None
-    except (paramiko.SSHException, OSError, urllib3.exceptions.HTTPError) as exc:
-        raise TransportError(f"{host_name}: Docker API over SSH failed: {exc}") from None
-    return client
+def docker_api_over_ssh(route: EngineRoute) -> SSHDockerClient:
+    """docker-py's API client on the channels of ``route`` (see :func:`supakong.engine.engine_opener`)."""
+    return SSHDockerClient(route.opener, timeout=route.timeout, mode=route.mode)

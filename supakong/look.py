@@ -19,7 +19,7 @@ _LOOK_SCRIPT = r"""
 path=$1 lock=$2 details=$3
 echo '### file'
 if [ -e "$path" ]; then
-  set -- $(sha256sum "$path"); printf '%s\n' "$1"; stat -c '%s %a %u %g %Y' "$path"
+  sha256sum "$path" && stat -c '%s %a %u %g %Y' "$path"
 else
   echo absent
 fi
@@ -91,7 +91,7 @@ def look(
     the file/lock command and the two container inspections run concurrently."""
     with ThreadPoolExecutor(max_workers=3) as pool:
         command = pool.submit(conn.run, look_argv(path, lock, details))
-        api = conn.docker()
+        api = conn.engine()
         containers = pool.map(lambda name: inspect_container(api, name), (kong, realtime))
         kong_state, realtime_state = list(containers)
         sections = split_sections(command.result().text)

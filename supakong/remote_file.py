@@ -95,7 +95,9 @@ def parse_stat(path: str, text: str) -> RemoteFile:
     if not lines or lines[0] == ABSENT:
         return RemoteFile(path=path, exists=False)
     size, mode, uid, gid, mtime = lines[1].split()
-    return RemoteFile(path, True, lines[0], int(size), int(mode, 8), int(uid), int(gid), int(mtime))
+    # The hash alone, or sha256sum's "HASH  PATH" ("\\HASH  PATH" for a name with a newline).
+    digest = lines[0].split()[0].lstrip("\\")
+    return RemoteFile(path, True, digest, int(size), int(mode, 8), int(uid), int(gid), int(mtime))
 
 
 def backup_path(path: str, stamp: str) -> str:

@@ -108,23 +108,6 @@ def render_kong_config(host: HostConfig, secrets: Secrets, template: Path | None
         raise RenderError(f"{path}:{line}: {type(exc).__name__}: {_one_line(str(exc)) or 'failed'}") from None
 
 
-@functools.lru_cache(maxsize=16)
-def _environment(directory: str) -> jinja2.Environment:
-    """One Jinja2 environment per template directory: a template is compiled once per run,
-    not once per host (its cache re-checks the file's mtime)."""
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(directory),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        autoescape=False,
-        finalize=refuse_shell_commands,
-    )
-    env.filters["yaml_str"] = yaml_single_quoted
-    return env
-
-
 def sha256_text(text: str) -> str:
     """The sha256 hex digest of ``text`` encoded as UTF-8 (what lands on the host)."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()

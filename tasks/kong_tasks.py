@@ -5,18 +5,19 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fabric import task
 from invoke import Context
 
 from supakong.deploy import kong_target, look_at_host
-from supakong.kong.findings import findings_to_json, has_errors
-from supakong.kong.target import KongTarget
-from supakong.kong.validate import validate_kong_config
 from supakong.render import render_kong_config
 from supakong.runner import exits_cleanly, fail, select_hosts
 from supakong.secrets import load_secrets, mask
 from supakong.transport import HostConnection
+
+if TYPE_CHECKING:
+    from supakong.kong.target import KongTarget
 
 
 @task(
@@ -59,6 +60,9 @@ def check_kong(
             with HostConnection(host) as conn:
                 state = look_at_host(conn, host)
             target = kong_target(host, state.kong, state.realtime)
+    from supakong.kong.findings import findings_to_json, has_errors  # loaded when a task validates
+    from supakong.kong.validate import validate_kong_config
+
     findings = validate_kong_config(text, target, source=source)
     if json:
         print(mask(findings_to_json(findings)))
@@ -97,6 +101,8 @@ def _read(file: str) -> str:
 
 
 def _target(version: str, edition: str | None, plugins: str | None, tenant: str | None) -> KongTarget:
+    from supakong.kong.target import KongTarget
+
     try:
         base = KongTarget.from_image(f"kong:{version}", plugins, tenant or "realtime-dev")
     except ValueError as exc:

@@ -192,6 +192,30 @@ def test_a_fleet_no_op_is_one_connection_and_two_commands_per_host(fleet):
     assert delta(sessions(), before_sessions) == {F1: 2, F2: 2, F3: 2}
 
 
+def test_a_no_op_never_loads_docker_py_or_the_validator(fleet):
+    # Speed: the look reads the containers with the standard library's HTTP client, and
+    # nothing is validated when nothing changes (docker-py + requests + urllib3 and the Kong
+    # validator cost ~120 ms of start-up that a scheduled no-op run would pay every time).
+    converge(fleet, F1)
+    client = docker_client(spec(F1))
+    try:  # the steady state: Docker's own healthcheck has passed since the restart
+        deadline = time.monotonic() + 30
+        while client.inspect_container(spec(F1).kong_container)["State"]["Health"]["Status"] != "healthy":
+            assert time.monotonic() < deadline, "Kong never became healthy"
+            time.sleep(0.2)
+    finally:
+        client.close()
+    env = {**os.environ, "SUPAKONG_HOST_ALLOWLIST": "sandbox*", "SUPAKONG_INVENTORY": str(fleet["inventory"])}
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", str(BIN / "fab"), "deploy-kong", "-H", F1, "--no-verify"],
+        capture_output=True, text=True, cwd=REPO, env=env, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0 and "no change" in proc.stdout, proc.stdout + proc.stderr[-2000:]
+    imported = {line.rsplit("|", 1)[1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert "supakong.deploy" in imported and "paramiko" in imported
+    assert not {"docker", "requests", "urllib3", "supakong.kong"} & imported
+
+
 def test_a_no_op_converge_runs_two_remote_commands_and_no_sftp(fleet, monkeypatch):
     converge(fleet, F1)
     opened: list[HostConnection] = []

@@ -81,3 +81,12 @@ def test_docker_api_falls_back_to_dial_stdio_when_the_socket_is_refused(host, sa
         api = conn.docker()
         assert api.mode == "dial-stdio"
         assert api.inspect_container(host.kong_container)["State"]["Running"]
+
+
+def test_the_look_reads_containers_over_the_same_route_without_docker_py(host, sandbox_spec):
+    with HostConnection(host) as conn:
+        engine = conn.engine()
+        kong = engine.inspect_container(sandbox_spec.kong_container)
+        assert kong is not None and kong["State"]["Running"]
+        assert engine.inspect_container("no-such-container") is None
+        assert conn.docker().mode == engine.route.mode == f"streamlocal {sandbox_spec.docker_socket}"
