@@ -154,9 +154,9 @@ def probe_health(api: Any, state: ContainerState) -> bool:
     return code == 0
 
 
-def _probed(api: Any, state: ContainerState) -> ContainerState | None:
-    """``state`` marked healthy if its healthcheck passes now and it is still the same
-    incarnation afterwards; None otherwise."""
+def probed_healthy(api: Any, state: ContainerState) -> ContainerState | None:
+    """For a container Docker still reports "starting": its state marked healthy if its
+    healthcheck passes now and it is still the same incarnation afterwards; else None."""
     if not (state.health == "starting" and probe_health(api, state)):
         return None
     again = inspect_container(api, state.name)
@@ -195,7 +195,7 @@ def wait_until_running(
         if state.running and state.started_at > since:
             if state.healthcheck and state.health == "healthy":
                 return state
-            if probed := _probed(api, state):
+            if probed := probed_healthy(api, state):
                 return probed
             watched = time.monotonic() - first_seen.setdefault(state.started_at, time.monotonic())
             if not state.healthcheck and is_up(state, since=since, settle=settle, now=state.started_at + watched):
@@ -215,7 +215,7 @@ def wait_until_healthy(api: Any, name: str, *, timeout: float = 60.0) -> Contain
         state = inspect_container(api, name)
         if state.running and state.health in (None, "healthy"):
             return state
-        if state.running and (probed := _probed(api, state)):
+        if state.running and (probed := probed_healthy(api, state)):
             return probed
         if not state.running or state.health == "unhealthy" or time.monotonic() >= deadline:
             raise RestartError(f"{name} did not become healthy within {timeout:.0f}s: {state.describe()}")

@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 import jwt
 from invoke import Exit
 
-from .container import ContainerState, exec_in_container
+from .container import ContainerState, exec_in_container, probed_healthy
 from .deploy import kong_target
 from .errors import DeployError, InventoryError, VerifyError
 from .fleet import HostAction
@@ -809,11 +809,15 @@ def read_host(conn: HostConnection, host: HostConfig, base: DoctorFacts) -> Doct
     api = conn.docker()
     effective, source, note = _effective_config(api, host, state.kong)
     mount_sha = _mount_sha256(api, host, state.kong)
+    # "starting" only means Docker's first probe is still an interval away: run the
+    # container's healthcheck now (read-only, the command Docker itself would run).
+    kong = probed_healthy(api, state.kong) or state.kong
+    realtime = probed_healthy(api, state.realtime) or state.realtime
     return replace(
         base,
         file=state.file,
-        kong=state.kong,
-        realtime=state.realtime,
+        kong=kong,
+        realtime=realtime,
         live_text=live_text,
         effective_text=effective,
         effective_source=source,
