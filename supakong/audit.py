@@ -10,23 +10,17 @@ import socket
 from datetime import UTC, datetime
 from typing import Any
 
+from .audit_append import APPEND_LINE_SH
 from .hostlock import state_dir
 from .report import HostResult
 from .secrets import mask
 from .transport import HostConnection
 
-_APPEND_AND_RELEASE_SCRIPT = r"""
-log=$1 line=$2 lock=$3 token=$4
-# Only beside a config directory that exists: a wrong path in the inventory must not
-# create directories on the host.
-# (Parameter expansion, not dirname: a no-op's audit line starts no process but the shell.)
-state=${log%/*}
-case $state in */*) parent=${state%/*}; parent=${parent:-/} ;; *) parent=. ;; esac
-if [ -d "$parent" ]; then
-  { [ -d "$state" ] || mkdir -p "$state"; } && printf '%s\n' "$line" >> "$log"
-fi
-if [ -n "$token" ] && grep -qF "$token" "$lock/details" 2>/dev/null; then rm -rf "$lock"; fi
-"""
+_APPEND_AND_RELEASE_SCRIPT = (
+    "log=$1 line=$2 lock=$3 token=$4\n"
+    + APPEND_LINE_SH
+    + 'if [ -n "$token" ] && grep -qF "$token" "$lock/details" 2>/dev/null; then rm -rf "$lock"; fi\n'
+)
 
 
 def audit_path(config_path: str) -> str:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .audit import append_argv, audit_line
+from .audit import append_argv, audit_line, audit_path
 from .container import (
     ContainerState,
     exec_in_container,
@@ -29,14 +29,14 @@ from .faults import checkpoint
 from .hostlock import LockOwner, acquire, break_if_stale, lock_path
 from .inventory import HostConfig
 from .logs import fetch_logs, format_log_lines, interleave
-from .look import look
+from .look import look, look_held
 from .plan import HostState, Plan, plan_deploy, unified_diff
 from .preflight import preflight_parse
 from .remote_file import read_remote_file, read_remote_text, replace_file_atomically, restore_backup
 from .render import render_kong_config, sha256_text
 from .report import HostResult, Output
 from .secrets import Secrets, load_secrets
-from .transport import HostConnection
+from .transport import HeldCommand, HostConnection
 
 if TYPE_CHECKING:
     from .kong.findings import Finding
@@ -155,13 +155,16 @@ def deploy_host(host: HostConfig, options: DeployOptions, out: Output, task: str
     desired_sha = sha256_text(text)
     with HostConnection(host, accept_new=options.accept_new) as conn:
         owner: LockOwner | None = None
+        held: HeldCommand | None = None
         try:
-            state, lock_status = look(
+            # The look's command stays open for the audit line: a no-op is one SSH session.
+            state, lock_status, held = look_held(
                 conn,
                 host.kong_config_path,
                 host.kong_container,
                 host.realtime_container,
                 lock=lock_path(host.kong_config_path),
+                audit_log="" if options.check else audit_path(host.kong_config_path),
             )
             result.timings["look"] = time.monotonic() - started
             result.old_sha256, result.new_sha256 = state.file.sha256, desired_sha
@@ -178,6 +181,9 @@ def deploy_host(host: HostConfig, options: DeployOptions, out: Output, task: str
                 result.status = "pending" if plan.changes else "ok"
                 return _finish(result, started)
             if plan.changes:
+                if held is not None:  # a change is audited with the lock's release instead
+                    held.release()
+                    held = None
                 owner = LockOwner.current(task)
                 state = acquire(
                     conn,
@@ -212,7 +218,9 @@ def deploy_host(host: HostConfig, options: DeployOptions, out: Output, task: str
             # as it was: no audit line either. Every other run but --check is audited.
             if not options.check and not (result.status == "failed" and owner is None):
                 _finish(result, started)
-                _audit_and_release(conn, host, task, result, owner, out)
+                _audit_and_release(conn, host, task, result, owner, out, held)
+            elif held is not None:
+                held.release()
     return result
 
 
@@ -242,14 +250,28 @@ def _print_diff(conn: HostConnection, host: HostConfig, state: HostState, text: 
 
 
 def _audit_and_release(
-    conn: HostConnection, host: HostConfig, task: str, result: HostResult, owner: LockOwner | None, out: Output
+    conn: HostConnection,
+    host: HostConfig,
+    task: str,
+    result: HostResult,
+    owner: LockOwner | None,
+    out: Output,
+    held: HeldCommand | None = None,
 ) -> None:
-    """Append the audit line and release our lock, in one command; never raises."""
+    """Append the audit line and release our lock, in one command (for a run without the
+    lock: on the look's held session when it is still there); never raises."""
+    line = audit_line(task, result)
+    if held is not None:
+        try:
+            held.finish(line)
+            return
+        except DeployError:
+            pass  # e.g. the connection was lost and opened again: a command of its own
     try:
         conn.run(
             append_argv(
                 host.kong_config_path,
-                audit_line(task, result),
+                line,
                 lock_path(host.kong_config_path),
                 owner.token if owner else "",
             )

@@ -2,7 +2,8 @@
 resolved path) and the host lock (optionally taking it), while both containers are inspected
 through the Docker Engine API at the same time, on other channels of the same connection.
 
-A no-op converge is this look plus the audit line: two round trips after the handshake.
+A no-op converge is this look plus the audit line, sent to the look's command, which waits
+for it (:func:`look_held`): two round trips after the handshake, one SSH session.
 """
 
 from __future__ import annotations
@@ -10,13 +11,14 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from .audit_append import APPEND_LINE_SH
 from .container import inspect_container
 from .plan import HostState
 from .remote_file import parse_stat
-from .transport import HostConnection
+from .transport import HeldCommand, HostConnection
 
-_LOOK_SCRIPT = r"""
-path=$1 lock=$2 details=$3
+_SECTIONS_SCRIPT = r"""
+path=$1 lock=$2 details=$3 hold=$4 log=$5
 echo '### file'
 if [ -e "$path" ]; then
   sha256sum "$path" && stat -c '%s %a %u %g %Y' "$path"
@@ -45,6 +47,20 @@ else
 fi
 """
 
+#: With ``hold``: the look then waits for one line on stdin, the run's audit line (empty or
+#: EOF: nothing), and appends it to ``log``. A no-op converge is then one SSH session.
+_HOLD_SCRIPT = (
+    """
+[ "$hold" = 1 ] || exit 0
+echo '### end'
+IFS= read -r line || exit 0
+[ -n "$line" ] || exit 0
+"""
+    + APPEND_LINE_SH
+)
+END_MARKER = b"### end"
+_LOOK_SCRIPT = _SECTIONS_SCRIPT + _HOLD_SCRIPT
+
 
 @dataclass(frozen=True)
 class LockStatus:
@@ -55,9 +71,11 @@ class LockStatus:
     details: str = ""
 
 
-def look_argv(path: str, lock: str = "", details: str = "") -> list[str]:
-    """The command that prints the file, realpath and lock sections."""
-    return ["sh", "-c", _LOOK_SCRIPT, "sh", path, lock, details]
+def look_argv(path: str, lock: str = "", details: str = "", audit_log: str = "") -> list[str]:
+    """The command that prints the file, realpath and lock sections; with ``audit_log`` it
+    then holds (see :data:`END_MARKER`) for the audit line to append there."""
+    hold = ["1", audit_log] if audit_log else []
+    return ["sh", "-c", _LOOK_SCRIPT, "sh", path, lock, details, *hold]
 
 
 def split_sections(text: str) -> dict[str, str]:
@@ -89,16 +107,36 @@ def look(
 ) -> tuple[HostState, LockStatus]:
     """Read the host's state (and try the lock when ``details`` is given) in one round trip:
     the file/lock command and the two container inspections run concurrently."""
+    state, status, _ = _look(conn, path, kong, realtime, lock, details, "")
+    return state, status
+
+
+def look_held(
+    conn: HostConnection, path: str, kong: str, realtime: str, *, lock: str, audit_log: str
+) -> tuple[HostState, LockStatus, HeldCommand | None]:
+    """:func:`look`, whose command then stays open for the run's audit line: finish it with
+    the line (a no-op: one SSH session in all), or release it and audit with its own command."""
+    return _look(conn, path, kong, realtime, lock, "", audit_log)
+
+
+def _look(
+    conn: HostConnection, path: str, kong: str, realtime: str, lock: str, details: str, audit_log: str
+) -> tuple[HostState, LockStatus, HeldCommand | None]:
+    argv = look_argv(path, lock, details, audit_log)
     with ThreadPoolExecutor(max_workers=3) as pool:
-        command = pool.submit(conn.run, look_argv(path, lock, details))
+        if audit_log:
+            command = pool.submit(conn.start, argv, until=END_MARKER)
+        else:
+            command = pool.submit(lambda: (conn.run(argv).stdout, None))
         api = conn.engine()
         containers = pool.map(lambda name: inspect_container(api, name), (kong, realtime))
         kong_state, realtime_state = list(containers)
-        sections = split_sections(command.result().text)
+        output, held = command.result()
+    sections = split_sections(output.decode("utf-8", "replace"))
     state = HostState(
         file=parse_stat(path, sections.get("file", "absent")),
         kong=kong_state,
         realtime=realtime_state,
         realpath=sections.get("realpath", "").strip() or path,
     )
-    return state, parse_lock(sections.get("lock", "none"))
+    return state, parse_lock(sections.get("lock", "none")), held

@@ -252,6 +252,38 @@ class HostConnection:
             )
         return result
 
+    def start(self, argv: Sequence[str], *, until: bytes, timeout: float = 120.0) -> tuple[bytes, HeldCommand | None]:
+        """Start ``argv`` and read its stdout up to the line ``until``; the command then
+        waits for one line on stdin (see :class:`HeldCommand`). Returns the output before
+        that line and the held command, or all the output and None if it ended first."""
+        command = shlex.join(argv)
+        marker = until + b"\n"
+        try:
+            channel = self.transport.open_session(timeout=self.connect_timeout)
+            channel.settimeout(timeout)
+            channel.exec_command(command)
+            out = bytearray()
+            deadline = time.monotonic() + timeout
+            while marker not in out:
+                while channel.recv_ready():
+                    out += channel.recv(65536)
+                if marker in out or (channel.eof_received and not channel.recv_ready()):
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"no {until.decode()!r} after {timeout:.0f}s")
+                select.select([channel], [], [], min(remaining, 1.0))
+        except (TimeoutError, paramiko.SSHException, OSError) as exc:
+            raise TransportError(
+                f"{self.host.name}: `{mask(command)}` failed: {mask(str(exc)) or 'timed out'}"
+            ) from None
+        self.commands_run += 1
+        head, found, _ = bytes(out).partition(marker)
+        if not found:
+            channel.close()
+            return head, None
+        return head, HeldCommand(self, channel, command)
+
     def sftp(self) -> paramiko.SFTPClient:
         """The SFTP client on this connection (opened once, then reused)."""
         transport = self.transport
@@ -290,6 +322,41 @@ class HostConnection:
 
             self._docker = docker_api_over_ssh(route)
         return self._docker
+
+
+class HeldCommand:
+    """A command that printed its answer and now waits for one line on stdin: the rest of
+    its work (a no-op's audit line) costs a write on the same session instead of a second
+    session (sshd fork, shell) and channel."""
+
+    def __init__(self, conn: HostConnection, channel: paramiko.Channel, command: str) -> None:
+        self.conn, self.channel, self.command = conn, channel, command
+
+    def finish(self, line: str, timeout: float = 60.0) -> None:
+        """Send ``line`` (one line, no newline in it) and wait for the command to end;
+        :class:`TransportError` if it fails or the session is gone."""
+        try:
+            self.channel.sendall(line.encode("utf-8") + b"\n")
+            self.channel.shutdown_write()
+            _, stderr = _drain(self.channel, timeout)
+            code = self.channel.recv_exit_status()
+        except (TimeoutError, paramiko.SSHException, OSError) as exc:
+            raise TransportError(
+                f"{self.conn.host.name}: `{mask(self.command)}` failed: {mask(str(exc)) or 'timed out'}"
+            ) from None
+        finally:
+            self.channel.close()
+        if code != 0:
+            tail = mask(stderr.decode("utf-8", "replace").strip())[-300:] or "no output"
+            raise TransportError(f"{self.conn.host.name}: `{mask(self.command)}` exited {code}: {tail}")
+
+    def release(self) -> None:
+        """End the command without its last line (it reads EOF and exits); never raises."""
+        try:
+            self.channel.shutdown_write()
+            self.channel.close()
+        except (paramiko.SSHException, OSError):
+            pass
 
 
 def _split_paths(value: str | list[str]) -> list[str]:

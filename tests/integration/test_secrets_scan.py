@@ -153,7 +153,7 @@ def run_every_task(s: Scan) -> None:
     s.fab("schedule-redeploy --print", "schedule-redeploy", "--print", "--log", str(tmp / "redeploy.log"))
     s.fab("audit", "audit", "-H", h)
     s.fab("audit --json", "audit", "-H", h, "--json")
-    induced = induce_error(tmp / "site", tmp / "scan.env", "supakong.deploy", "look")
+    induced = induce_error(tmp / "site", tmp / "scan.env", "supakong.deploy", "look_held")
     s.fab("deploy-kong, internal error, SUPAKONG_DEBUG=1", "deploy-kong", "-H", h, code=1, env=induced)
 
 
