@@ -27,9 +27,7 @@ import urllib3
 import urllib3.connection
 import urllib3.connectionpool
 
-from .engine import DEFAULT_SOCKET, DIAL_STDIO, EngineRoute, open_streamlocal
-
-__all__ = ["DEFAULT_SOCKET", "DIAL_STDIO", "SSHDockerClient", "docker_api_over_ssh", "open_streamlocal"]
+from .engine import EngineRoute
 
 _BASE_URL = "http+docker://ssh"
 #: docker-py decides some request parameters from the client API version; requests go out

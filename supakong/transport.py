@@ -230,27 +230,9 @@ class HostConnection:
         the exit code and the tail of stderr.
         """
         command = shlex.join(argv)
-        try:
-            channel = self.transport.open_session(timeout=self.connect_timeout)
-            channel.settimeout(timeout)
-            channel.exec_command(command)
-            if stdin:
-                channel.sendall(stdin)
-            channel.shutdown_write()
-            stdout, stderr = _drain(channel, timeout)
-            code = channel.recv_exit_status()
-            channel.close()
-        except (TimeoutError, paramiko.SSHException, OSError) as exc:
-            raise TransportError(
-                f"{self.host.name}: `{mask(command)}` failed: {mask(str(exc)) or 'timed out'}"
-            ) from None
+        result = self._complete(self._exec(command, timeout), argv, stdin, timeout)
         self.commands_run += 1
-        result = CommandResult(tuple(argv), code, stdout, stderr)
-        if check and code != 0:
-            raise TransportError(
-                f"{self.host.name}: `{mask(command)}` exited {code}: {result.stderr_tail() or 'no output'}"
-            )
-        return result
+        return self._checked(result) if check else result
 
     def start(self, argv: Sequence[str], *, until: bytes, timeout: float = 120.0) -> tuple[bytes, HeldCommand | None]:
         """Start ``argv`` and read its stdout up to the line ``until``; the command then
@@ -258,10 +240,8 @@ class HostConnection:
         that line and the held command, or all the output and None if it ended first."""
         command = shlex.join(argv)
         marker = until + b"\n"
+        channel = self._exec(command, timeout)
         try:
-            channel = self.transport.open_session(timeout=self.connect_timeout)
-            channel.settimeout(timeout)
-            channel.exec_command(command)
             out = bytearray()
             deadline = time.monotonic() + timeout
             while marker not in out:
@@ -274,15 +254,52 @@ class HostConnection:
                     raise TimeoutError(f"no {until.decode()!r} after {timeout:.0f}s")
                 select.select([channel], [], [], min(remaining, 1.0))
         except (TimeoutError, paramiko.SSHException, OSError) as exc:
-            raise TransportError(
-                f"{self.host.name}: `{mask(command)}` failed: {mask(str(exc)) or 'timed out'}"
-            ) from None
+            channel.close()
+            raise self._failed(command, exc) from None
         self.commands_run += 1
         head, found, _ = bytes(out).partition(marker)
         if not found:
             channel.close()
             return head, None
-        return head, HeldCommand(self, channel, command)
+        return head, HeldCommand(self, channel, tuple(argv))
+
+    def _exec(self, command: str, timeout: float) -> paramiko.Channel:
+        """A new session running ``command``."""
+        try:
+            channel = self.transport.open_session(timeout=self.connect_timeout)
+            channel.settimeout(timeout)
+            channel.exec_command(command)
+        except (paramiko.SSHException, OSError) as exc:
+            raise self._failed(command, exc) from None
+        return channel
+
+    def _complete(
+        self, channel: paramiko.Channel, argv: Sequence[str], stdin: bytes | None, timeout: float
+    ) -> CommandResult:
+        """Send ``stdin`` and EOF to a started command, read all its output and its exit code."""
+        try:
+            if stdin:
+                channel.sendall(stdin)
+            channel.shutdown_write()
+            stdout, stderr = _drain(channel, timeout)
+            code = channel.recv_exit_status()
+        except (TimeoutError, paramiko.SSHException, OSError) as exc:
+            raise self._failed(shlex.join(argv), exc) from None
+        finally:
+            channel.close()
+        return CommandResult(tuple(argv), code, stdout, stderr)
+
+    def _checked(self, result: CommandResult) -> CommandResult:
+        """``result``, or a :class:`TransportError` naming the command, exit code and stderr."""
+        if result.exit_code != 0:
+            command = mask(shlex.join(result.argv))
+            raise TransportError(
+                f"{self.host.name}: `{command}` exited {result.exit_code}: {result.stderr_tail() or 'no output'}"
+            )
+        return result
+
+    def _failed(self, command: str, exc: BaseException) -> TransportError:
+        return TransportError(f"{self.host.name}: `{mask(command)}` failed: {mask(str(exc)) or 'timed out'}")
 
     def sftp(self) -> paramiko.SFTPClient:
         """The SFTP client on this connection (opened once, then reused)."""
@@ -329,26 +346,13 @@ class HeldCommand:
     its work (a no-op's audit line) costs a write on the same session instead of a second
     session (sshd fork, shell) and channel."""
 
-    def __init__(self, conn: HostConnection, channel: paramiko.Channel, command: str) -> None:
-        self.conn, self.channel, self.command = conn, channel, command
+    def __init__(self, conn: HostConnection, channel: paramiko.Channel, argv: tuple[str, ...]) -> None:
+        self.conn, self.channel, self.argv = conn, channel, argv
 
     def finish(self, line: str, timeout: float = 60.0) -> None:
         """Send ``line`` (one line, no newline in it) and wait for the command to end;
         :class:`TransportError` if it fails or the session is gone."""
-        try:
-            self.channel.sendall(line.encode("utf-8") + b"\n")
-            self.channel.shutdown_write()
-            _, stderr = _drain(self.channel, timeout)
-            code = self.channel.recv_exit_status()
-        except (TimeoutError, paramiko.SSHException, OSError) as exc:
-            raise TransportError(
-                f"{self.conn.host.name}: `{mask(self.command)}` failed: {mask(str(exc)) or 'timed out'}"
-            ) from None
-        finally:
-            self.channel.close()
-        if code != 0:
-            tail = mask(stderr.decode("utf-8", "replace").strip())[-300:] or "no output"
-            raise TransportError(f"{self.conn.host.name}: `{mask(self.command)}` exited {code}: {tail}")
+        self.conn._checked(self.conn._complete(self.channel, self.argv, line.encode("utf-8") + b"\n", timeout))
 
     def release(self) -> None:
         """End the command without its last line (it reads EOF and exits); never raises."""

@@ -60,8 +60,7 @@ _FAST_LOADER: type[Any] | None = getattr(yaml, "CSafeLoader", None)
 def _load(text: str) -> tuple[Node | None, object]:
     # The pure-Python loader's marks count characters: it reads any text. For ASCII text
     # (nearly every kong.yml) bytes are characters, and libyaml gives the same marks faster.
-    fast = _FAST_LOADER is not None and text.isascii()
-    loader: Any = _FAST_LOADER(text) if _FAST_LOADER is not None and fast else yaml.SafeLoader(text)
+    loader: Any = _FAST_LOADER(text) if _FAST_LOADER is not None and text.isascii() else yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
         return node, loader.construct_document(node) if node is not None else None

@@ -22,7 +22,7 @@ from typing import Any
 import docker
 import jwt
 
-from ..container import probe_health, state_from_inspect
+from ..container import probed_healthy, state_from_inspect
 from ..errors import DeployError
 from .spec import SSH_USER, STANDINS_DIR, SUPABASE_PLUGINS, SandboxSpec
 
@@ -233,9 +233,7 @@ def wait_running(
         ready = state.get("Running") and not state.get("Restarting")
         if ready and healthy:
             status = (state.get("Health") or {}).get("Status")
-            ready = status in (None, "healthy") or (
-                status == "starting" and probe_health(client, state_from_inspect(name, data))
-            )
+            ready = status in (None, "healthy") or probed_healthy(client, state_from_inspect(name, data)) is not None
         if ready and log_marker:
             ready = log_marker in client.logs(name, stdout=True, stderr=True)
         if ready:
