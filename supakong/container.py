@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from .engine import EngineReader
+from .engine import EngineClient
 from .errors import RestartError, TransportError
 
 
@@ -35,6 +35,10 @@ class ContainerState:
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
     mounts: tuple[tuple[str, str], ...] = ()
     healthcheck: tuple[str, ...] = ()
+    command: tuple[str, ...] = ()  # entrypoint + command
+    network_mode: str = ""
+    published: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict, repr=False)
+    addresses: tuple[str, ...] = ()  # the container's own IPs on its networks
 
     def describe(self) -> str:
         """A short human description, e.g. ``running (healthy), 0 restarts``."""
@@ -75,6 +79,13 @@ def state_from_inspect(name: str, data: Mapping[str, Any]) -> ContainerState:
     config = data.get("Config") or {}
     env = dict(item.split("=", 1) for item in config.get("Env") or [] if "=" in item)
     mounts = tuple((m.get("Source", ""), m.get("Destination", "")) for m in data.get("Mounts") or [])
+    network = data.get("NetworkSettings") or {}
+    published = {
+        port: tuple((b.get("HostIp", ""), b.get("HostPort", "")) for b in bindings)
+        for port, bindings in (network.get("Ports") or {}).items()
+        if bindings
+    }
+    addresses = tuple(n["IPAddress"] for n in (network.get("Networks") or {}).values() if n and n.get("IPAddress"))
     return ContainerState(
         name=name,
         exists=True,
@@ -89,13 +100,17 @@ def state_from_inspect(name: str, data: Mapping[str, Any]) -> ContainerState:
         env=env,
         mounts=mounts,
         healthcheck=healthcheck_argv((config.get("Healthcheck") or {}).get("Test")),
+        command=(*(config.get("Entrypoint") or []), *(config.get("Cmd") or [])),
+        network_mode=(data.get("HostConfig") or {}).get("NetworkMode", ""),
+        published=published,
+        addresses=addresses,
     )
 
 
 def inspect_container(api: Any, name: str) -> ContainerState:
-    """Inspect ``name`` with docker-py's client or the look's :class:`EngineReader`; a
+    """Inspect ``name`` with docker-py's client or the look's :class:`EngineClient`; a
     missing container is a state, not an error."""
-    if isinstance(api, EngineReader):
+    if isinstance(api, EngineClient):
         data = api.inspect_container(name)
         return state_from_inspect(name, data) if data is not None else ContainerState(name=name, exists=False)
     import docker.errors  # lazy: keeps `fab` start-up fast
@@ -164,6 +179,11 @@ def probed_healthy(api: Any, state: ContainerState) -> ContainerState | None:
     return dataclasses.replace(again, health="healthy") if same and again.health != "unhealthy" else None
 
 
+#: Without an answer on Kong's port, the healthcheck still runs after these many seconds
+#: (doubling, at most the last): the safety net for an address the gate could not guess.
+UNGATED_PROBE_AFTER = (1.0, 8.0)
+
+
 def wait_until_running(
     api: Any,
     name: str,
@@ -172,6 +192,7 @@ def wait_until_running(
     restarts_before: int,
     timeout: float = 60.0,
     settle: float = 2.0,
+    listening: Callable[[ContainerState], bool | None] | None = None,
 ) -> ContainerState:
     """Poll with growing sleeps until the restarted container is up; raise
     :class:`RestartError` with the last state seen on a crash loop or at the deadline.
@@ -181,6 +202,10 @@ def wait_until_running(
     ``kong health`` only passes once nginx runs, i.e. once the declarative config loaded).
     Without a healthcheck: running for ``settle`` seconds without a crash.
 
+    ``listening`` (see :mod:`supakong.listen_probe`) is a cheap gate in front of our own
+    healthcheck runs: while it says False, the healthcheck runs only on a slow doubling
+    schedule; True or None (no gate) runs it at every poll.
+
     ``since`` is the container's previous StartedAt (engine clock). "Up for ``settle``
     seconds" is measured as StartedAt plus the time we have watched this incarnation run,
     so clock skew between this machine and the host does not matter.
@@ -188,6 +213,7 @@ def wait_until_running(
     deadline = time.monotonic() + timeout
     delay = 0.1
     first_seen: dict[float, float] = {}
+    ungated_after, next_ungated = UNGATED_PROBE_AFTER[0], time.monotonic() + UNGATED_PROBE_AFTER[0]
     state = inspect_container(api, name)
     while True:
         if is_crash_looping(state, restarts_before=restarts_before, since=since):
@@ -195,8 +221,13 @@ def wait_until_running(
         if state.running and state.started_at > since:
             if state.healthcheck and state.health == "healthy":
                 return state
-            if probed := probed_healthy(api, state):
-                return probed
+            gate = listening(state) if listening and state.health == "starting" else None
+            if gate is not False or time.monotonic() >= next_ungated:
+                if gate is False:
+                    ungated_after = min(ungated_after * 2, UNGATED_PROBE_AFTER[1])
+                    next_ungated = time.monotonic() + ungated_after
+                if probed := probed_healthy(api, state):
+                    return probed
             watched = time.monotonic() - first_seen.setdefault(state.started_at, time.monotonic())
             if not state.healthcheck and is_up(state, since=since, settle=settle, now=state.started_at + watched):
                 return state
@@ -223,8 +254,16 @@ def wait_until_healthy(api: Any, name: str, *, timeout: float = 60.0) -> Contain
         delay = min(delay * 1.5, 1.0)
 
 
-def exec_in_container(api: Any, name: str, argv: list[str]) -> tuple[int, str]:
-    """Run ``argv`` inside the container (``docker exec``); return (exit code, output)."""
+def exec_in_container(api: Any, name: str, argv: list[str], stdin: bytes | None = None) -> tuple[int, str]:
+    """Run ``argv`` inside the container (``docker exec``); return (exit code, output).
+
+    ``stdin`` (fed to the command, then end-of-file) needs the :class:`EngineClient`.
+    """
+    if isinstance(api, EngineClient):
+        code, raw = api.exec(name, argv, stdin)
+        return code, raw.decode("utf-8", "replace")
+    if stdin is not None:
+        raise TypeError("exec_in_container: stdin needs the EngineClient (HostConnection.engine())")
     import docker.errors  # lazy: keeps `fab` start-up fast
 
     try:

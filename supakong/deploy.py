@@ -174,7 +174,9 @@ def deploy_host(host: HostConfig, options: DeployOptions, out: Output, task: str
             if plan.replace or options.check:
                 # Like Ansible's validate=: only a file that is going to be written is checked
                 # (a no-op keeps what is already deployed; `fab check-kong` checks on demand).
+                t0 = time.monotonic()
                 _validate(host, state, text, source, options, out)
+                result.timings["validate"] = time.monotonic() - t0
             if plan.replace and (options.check or options.diff):
                 _print_diff(conn, host, state, text, out)
             if options.check:
@@ -185,6 +187,7 @@ def deploy_host(host: HostConfig, options: DeployOptions, out: Output, task: str
                     held.release()
                     held = None
                 owner = LockOwner.current(task)
+                t0 = time.monotonic()
                 state = acquire(
                     conn,
                     host.kong_config_path,
@@ -195,6 +198,7 @@ def deploy_host(host: HostConfig, options: DeployOptions, out: Output, task: str
                     notify=lambda msg: out.line(f"  {msg}", host.name),
                 )
                 checkpoint("locked")
+                result.timings["lock"] = time.monotonic() - t0
                 plan = _plan(desired_sha, state, result, out, host, again=True)
             if not plan.changes:
                 result.message = "no change"
@@ -296,12 +300,15 @@ def _apply(
         raise RestartError(f"{host.name}: container {host.kong_container} does not exist; nothing to restart")
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     if plan.replace and not options.skip_validate:
-        check = preflight_parse(conn.docker(), state.kong, text.encode("utf-8"))
+        t0 = time.monotonic()
+        check = preflight_parse(conn.engine(), state.kong, text.encode("utf-8"))
+        result.timings["preflight"] = time.monotonic() - t0
         out.line(
             f"  preflight: {check.detail}" if check.status == "ok" else f"  ! preflight skipped: {check.detail}",
             host.name,
         )
     if plan.replace:
+        t0 = time.monotonic()
         result.backup = replace_file_atomically(
             conn,
             host.kong_config_path,
@@ -312,6 +319,7 @@ def _apply(
             stamp=stamp,
         )
         out.line(f"  replaced {host.kong_config_path} (backup: {result.backup or 'none, file was new'})", host.name)
+        result.timings["replace"] = time.monotonic() - t0
         checkpoint("committed")
     result.status = "changed"
     try:
@@ -332,19 +340,20 @@ def _restart_and_verify(
     result: HostResult,
     secrets: Secrets,
 ) -> None:
-    api = conn.docker()
     t0 = time.monotonic()
-    restart_container(api, host.kong_container)
+    restart_container(conn.docker(), host.kong_container)
     out.line(f"  restarted {host.kong_container}", host.name)
     checkpoint("restarted")
+    engine = conn.engine()  # the waits' inspects and probes: light requests, no docker-py
     try:
         after = wait_until_running(
-            api,
+            engine,
             host.kong_container,
             since=before.started_at,
             restarts_before=before.restart_count,
             timeout=options.wait_timeout,
             settle=options.settle,
+            listening=kong_listening(conn),
         )
     except RestartError:
         _print_logs(conn, host, before.started_at, options, out)
@@ -352,8 +361,10 @@ def _restart_and_verify(
     result.timings["restart"] = time.monotonic() - t0
     out.line(f"  {host.kong_container} is up: {after.describe()}", host.name)
     checkpoint("up")
-    _confirm_content(api, host, expected_sha)
+    t0 = time.monotonic()
+    _confirm_content(engine, host, expected_sha)
     _print_logs(conn, host, after.started_at - 1, options, out)
+    result.timings["logs"] = time.monotonic() - t0
     if options.verify:
         report = run_verification(host, secrets, out)
         result.verify_state = report.state
@@ -362,6 +373,25 @@ def _restart_and_verify(
             _print_logs(conn, host, after.started_at - 1, options, out, title="logs around the failed verification")
             cause = report.diagnosis.cause if report.diagnosis else "a probe failed"
             raise VerifyError(f"{host.name}: Realtime verification failed ({report.state}): {cause}")
+
+
+def kong_listening(conn: HostConnection) -> Callable[[ContainerState], bool | None]:
+    """The gate of :func:`wait_until_running`: does Kong answer HTTP on its proxy port
+    (asked through this connection)? None once the server refuses such channels."""
+    from .listen_probe import answers_http, proxy_address
+
+    refused: list[bool] = []
+
+    def listening(state: ContainerState) -> bool | None:
+        address = proxy_address(state)
+        if address is None or refused:
+            return None
+        answer = answers_http(conn.transport, address)
+        if answer is None:
+            refused.append(True)
+        return answer
+
+    return listening
 
 
 def _confirm_content(api: object, host: HostConfig, expected_sha: str) -> None:

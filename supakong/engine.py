@@ -1,13 +1,16 @@
-"""Reaching the Docker Engine over the host's SSH connection, and the reads every run makes.
+"""Reaching the Docker Engine over the host's SSH connection: the inspections and execs
+every run makes.
 
 :func:`engine_opener` finds how to reach the engine's socket (see :mod:`supakong.dockerssh`
 for the two ways) and returns a function that opens one HTTP-ready channel.
-:class:`EngineReader` then makes the plain ``GET`` requests of the look (container
-inspections) with the standard library's :mod:`http.client`, one channel per request so
+:class:`EngineClient` then makes the look's container inspections and the runs' ``docker
+exec`` calls with the standard library's :mod:`http.client`, one channel per request so
 that requests run concurrently. A no-op converge therefore never imports docker-py,
-requests and urllib3 (~100 ms of start-up) nor pays their per-request overhead; docker-py
-(:func:`supakong.dockerssh.docker_api_over_ssh`) is built on the same opener only when a
-run restarts, execs into or reads the logs of a container.
+requests and urllib3 (~100 ms of start-up) nor pays their per-request overhead. An exec can
+be fed standard input on the same channel (the preflight sends the new file that way: no
+``mkdir`` exec and no ``PUT /archive``, each ~75 ms of the host's CPU), which docker-py
+only offers on its own transports. docker-py (:func:`supakong.dockerssh.docker_api_over_ssh`)
+is built on the same opener when a run restarts a container or reads its logs.
 """
 
 from __future__ import annotations
@@ -154,12 +157,25 @@ class _ChannelHTTPConnection(http.client.HTTPConnection):
         self.sock = _Unclosable(self.channel)
 
 
-def _request(route: EngineRoute, method: str, path: str) -> tuple[int, bytes]:
-    """One request on its own channel; the channel is closed once the body is read."""
+def _request(
+    route: EngineRoute, method: str, path: str, body: dict[str, Any] | None = None, stdin: bytes | None = None
+) -> tuple[int, bytes]:
+    """One request on its own channel; the channel is closed once the body is read.
+
+    With ``stdin`` (an exec start), the bytes are sent on the channel once the engine has
+    answered the request (it hijacks the connection: bytes sent earlier could be lost in its
+    HTTP reader), followed by end-of-file, and the response is read to the end.
+    """
     conn = _ChannelHTTPConnection(route)
     try:
-        conn.request(method, path)
+        if body is None:
+            conn.request(method, path)
+        else:
+            conn.request(method, path, json.dumps(body).encode(), {"Content-Type": "application/json"})
         response = conn.getresponse()
+        if stdin is not None and conn.channel is not None and response.status == 200:
+            conn.channel.sendall(stdin)
+            conn.channel.shutdown_write()
         return response.status, response.read()
     finally:
         conn.close()
@@ -167,25 +183,60 @@ def _request(route: EngineRoute, method: str, path: str) -> tuple[int, bytes]:
             conn.channel.close()
 
 
-class EngineReader:
-    """The engine's read-only endpoints the look needs, over one SSH connection."""
+def demux_stream(raw: bytes) -> bytes:
+    """stdout and stderr of a non-TTY exec, in order, from the engine's multiplexed stream
+    (frames of an 8-byte header: stream, 3 zero bytes, big-endian payload size)."""
+    out, pos = bytearray(), 0
+    while pos + 8 <= len(raw):
+        size = int.from_bytes(raw[pos + 4 : pos + 8], "big")
+        out += raw[pos + 8 : pos + 8 + size]
+        pos += 8 + size
+    return bytes(out)
+
+
+class EngineClient:
+    """The engine endpoints every run needs (inspect, exec), over one SSH connection."""
 
     def __init__(self, route: EngineRoute, host_name: str) -> None:
         self.route = route
         self.host_name = host_name
 
+    def _call(
+        self, what: str, method: str, path: str, body: dict[str, Any] | None = None, stdin: bytes | None = None
+    ) -> tuple[int, bytes]:
+        try:
+            return _request(self.route, method, path, body, stdin)
+        except (paramiko.SSHException, OSError, http.client.HTTPException) as exc:
+            raise TransportError(f"{self.host_name}: {what}: {exc}") from None
+
     def inspect_container(self, name: str) -> dict[str, Any] | None:
         """``GET /containers/{name}/json``: the container's details, None if it does not exist."""
-        try:
-            status, body = _request(self.route, "GET", f"/containers/{quote(name, safe='')}/json")
-        except (paramiko.SSHException, OSError, http.client.HTTPException) as exc:
-            raise TransportError(f"{self.host_name}: docker inspect {name}: {exc}") from None
+        status, body = self._call(f"docker inspect {name}", "GET", f"/containers/{quote(name, safe='')}/json")
         if status == 404:
             return None
         if status != 200:
             raise TransportError(f"{self.host_name}: docker inspect {name}: {_engine_message(body, status)}")
         data: dict[str, Any] = json.loads(body)
         return data
+
+    def exec(self, name: str, argv: list[str], stdin: bytes | None = None) -> tuple[int, bytes]:
+        """``docker exec [-i] name argv…``: (exit code, stdout and stderr interleaved).
+
+        ``stdin`` is fed to the command followed by end-of-file. Raises
+        :class:`TransportError` when the engine refuses (no such container, not running).
+        """
+        what = f"docker exec {name} {argv[0] if argv else ''}".rstrip()
+        spec = {"AttachStdin": stdin is not None, "AttachStdout": True, "AttachStderr": True, "Cmd": argv}
+        status, body = self._call(what, "POST", f"/containers/{quote(name, safe='')}/exec", spec)
+        if status != 201:
+            raise TransportError(f"{self.host_name}: {what}: {_engine_message(body, status)}")
+        exec_id = quote(str(json.loads(body)["Id"]), safe="")
+        status, raw = self._call(what, "POST", f"/exec/{exec_id}/start", {"Detach": False, "Tty": False}, stdin)
+        if status != 200:
+            raise TransportError(f"{self.host_name}: {what}: {_engine_message(raw, status)}")
+        status, body = self._call(what, "GET", f"/exec/{exec_id}/json")
+        code = json.loads(body).get("ExitCode") if status == 200 else None
+        return (int(code) if code is not None else -1), demux_stream(raw)
 
 
 def _engine_message(body: bytes, status: int) -> str:

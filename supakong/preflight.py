@@ -2,30 +2,33 @@
 
 The offline validator knows Kong's schema from its source; the running Kong knows it for
 sure (its exact version, edition and ``KONG_PLUGINS``). Before the file is replaced, the new
-content is copied into the running Kong container and checked with ``kong config parse``,
-after the same ``$VAR`` expansion the Supabase entrypoint applies (a shell ``eval`` with the
-container's own environment), so what Kong parses here is what it would load at start.
+content is sent into the running Kong container on the standard input of one ``docker
+exec`` and checked with ``kong config parse``, after the same ``$VAR`` expansion the Supabase
+entrypoint applies (a shell ``eval`` with the container's own environment), so what Kong
+parses here is what it would load at start. The file never appears in a command line or
+the exec's recorded arguments (it holds the keys), and it is removed inside the container
+whatever the outcome.
 """
 
 from __future__ import annotations
 
-import io
-import tarfile
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from .container import ContainerState, exec_in_container
+from .engine import EngineClient
 from .errors import TransportError, ValidationError
 from .secrets import mask
 
 WORKDIR = "/tmp/supakong-preflight"
+#: Both scripts take the new file on stdin; a failure to write it exits 100.
+_RECEIVE = 'umask 077 && mkdir -p "$1" && cd "$1" && cat > temp.yml || { rm -rf "$1"; exit 100; }; '
 # The Supabase compose entrypoint expands the mounted file with `eval "echo \"$(cat …)\""`.
 _EXPAND_AND_PARSE = (
-    'cd "$1" && eval "echo \\"$(cat temp.yml)\\"" > kong.yml && kong config parse kong.yml; '
+    _RECEIVE + 'eval "echo \\"$(cat temp.yml)\\"" > kong.yml && kong config parse kong.yml; '
     'code=$?; rm -rf "$1"; exit $code'
 )
-_PARSE_ONLY = 'cd "$1" && kong config parse temp.yml; code=$?; rm -rf "$1"; exit $code'
+_PARSE_ONLY = _RECEIVE + 'kong config parse temp.yml; code=$?; rm -rf "$1"; exit $code'
 
 
 @dataclass(frozen=True)
@@ -41,42 +44,25 @@ def expands_with_eval(command: list[str]) -> bool:
     return any("eval" in part for part in command)
 
 
-def tar_one_file(name: str, content: bytes) -> bytes:
-    """A tar archive with one file (what ``PUT /containers/{id}/archive`` takes)."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        info = tarfile.TarInfo(name)
-        info.size, info.mode, info.mtime = len(content), 0o600, int(time.time())
-        tar.addfile(info, io.BytesIO(content))
-    return buf.getvalue()
-
-
-def container_command(api: Any, name: str) -> list[str]:
-    """The container's entrypoint + command, as one list."""
-    config = api.inspect_container(name).get("Config") or {}
-    return [*(config.get("Entrypoint") or []), *(config.get("Cmd") or [])]
-
-
-def preflight_parse(api: Any, kong: ContainerState, content: bytes) -> PreflightResult:
-    """Run ``kong config parse`` on ``content`` inside the running Kong container.
+def preflight_parse(engine: EngineClient, kong: ContainerState, content: bytes) -> PreflightResult:
+    """Run ``kong config parse`` on ``content`` inside the running Kong container (one exec,
+    the file on its standard input).
 
     Raises :class:`ValidationError` when Kong refuses the file; returns ``skipped`` when
-    Kong is not running (nothing to exec into).
+    Kong is not running (nothing to exec into) or the file cannot be put into it.
     """
-    import docker.errors  # lazy: keeps `fab` start-up fast
-
     if not (kong.running and not kong.restarting):
         return PreflightResult("skipped", f"{kong.name} is {kong.status}: cannot run kong config parse in it")
-    workdir = f"{WORKDIR}-{int(time.time() * 1000)}"
+    workdir = f"{WORKDIR}-{time.time_ns()}"
+    script = _EXPAND_AND_PARSE if expands_with_eval(list(kong.command)) else _PARSE_ONLY
     try:
-        exec_in_container(api, kong.name, ["mkdir", "-p", workdir])
-        api.put_archive(kong.name, workdir, tar_one_file("temp.yml", content))
-    except (docker.errors.APIError, TransportError) as exc:
-        return PreflightResult("skipped", f"cannot copy the file into {kong.name}: {mask(str(exc))[:200]}")
-    script = _EXPAND_AND_PARSE if expands_with_eval(container_command(api, kong.name)) else _PARSE_ONLY
-    code, output = exec_in_container(api, kong.name, ["sh", "-c", script, "sh", workdir])
+        code, output = exec_in_container(engine, kong.name, ["sh", "-c", script, "sh", workdir], stdin=content)
+    except TransportError as exc:
+        return PreflightResult("skipped", f"cannot exec into {kong.name}: {mask(str(exc))[:200]}")
     if code == 0 and "parse successful" in output:
         return PreflightResult("ok", "kong config parse: parse successful")
+    if code == 100:
+        return PreflightResult("skipped", f"cannot write the file into {kong.name}: {mask(output.strip())[:200]}")
     if code == 127:
         return PreflightResult("skipped", f"no kong CLI in {kong.name}")
     lines = [line.strip() for line in mask(output).splitlines() if line.strip()]

@@ -25,7 +25,7 @@ from typing import Any
 import fabric
 import paramiko
 
-from .engine import EngineReader, EngineRoute, engine_opener
+from .engine import EngineClient, EngineRoute, engine_opener
 from .errors import TransportError
 from .inventory import HostConfig
 from .secrets import mask
@@ -96,7 +96,7 @@ class HostConnection:
         self.connect_timeout = connect_timeout
         self._fabric = self._make_fabric_connection()
         self._docker: Any = None
-        self._engine: EngineReader | None = None
+        self._engine: EngineClient | None = None
         self._route: EngineRoute | None = None
         self._route_transport: paramiko.Transport | None = None
         self.commands_run = 0
@@ -323,11 +323,11 @@ class HostConnection:
             self._engine = self._docker = None
         return self._route
 
-    def engine(self) -> EngineReader:
+    def engine(self) -> EngineClient:
         """The light, read-only Engine API client of the look (standard library HTTP)."""
         route = self.engine_route()
         if self._engine is None:
-            self._engine = EngineReader(route, self.host.name)
+            self._engine = EngineClient(route, self.host.name)
         return self._engine
 
     def docker(self) -> Any:

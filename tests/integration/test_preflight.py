@@ -11,6 +11,7 @@ import pytest
 from supakong.deploy import DeployOptions, deploy_host
 from supakong.errors import ValidationError
 from supakong.render import render_kong_config
+from supakong.transport import HostConnection
 
 
 def test_a_file_the_offline_rules_accept_but_this_kong_refuses_is_stopped_by_preflight(
@@ -50,3 +51,19 @@ def test_preflight_expands_placeholders_like_the_entrypoint(fresh_sandbox, host,
     result = deploy_host(host, DeployOptions(file=candidate), out)
     assert "preflight: kong config parse: parse successful" in out.text
     assert result.verify_state == "SUBSCRIBED"
+
+
+def test_preflight_leaves_no_copy_of_the_file_in_the_container_whether_kong_accepts_it_or_not(
+    fresh_sandbox, host, secrets, out, tmp_path
+):
+    refused = tmp_path / "refused.yml"
+    refused.write_text(render_kong_config(host, secrets).replace("- name: cors\n", "- name: rate-limiting\n", 1))
+    with pytest.raises(ValidationError, match="kong config parse"):
+        deploy_host(dataclasses.replace(host, kong_plugins="bundled"), DeployOptions(file=refused), out)
+    deploy_host(host, DeployOptions(verify=False), out)
+    assert "preflight: kong config parse: parse successful" in out.text
+
+    with HostConnection(host) as conn:
+        code, listing = conn.engine().exec(host.kong_container, ["ls", "-a", "/tmp"])
+    assert code == 0
+    assert "supakong-preflight" not in listing.decode()

@@ -4,11 +4,14 @@ for commands, SFTP and the Docker API, argv quoting."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
 
 import pytest
 
+from supakong.container import inspect_container
 from supakong.errors import TransportError
+from supakong.listen_probe import answers_http, proxy_address
 from supakong.transport import HostConnection
 
 
@@ -90,3 +93,30 @@ def test_the_look_reads_containers_over_the_same_route_without_docker_py(host, s
         assert kong is not None and kong["State"]["Running"]
         assert engine.inspect_container("no-such-container") is None
         assert conn.docker().mode == engine.route.mode == f"streamlocal {sandbox_spec.docker_socket}"
+
+
+@pytest.mark.parametrize("socket_path", ["default", "/nonexistent/docker.sock"], ids=["streamlocal", "dial-stdio"])
+def test_an_exec_gets_its_stdin_and_returns_code_and_both_streams(host, sandbox_spec, socket_path):
+    target = host if socket_path == "default" else dataclasses.replace(host, docker_socket=socket_path)
+    payload = bytes(range(256)) * 1200  # 300 KiB: more than one SSH window, every byte value
+    with HostConnection(target) as conn:
+        engine = conn.engine()
+        code, output = engine.exec(
+            sandbox_spec.kong_container, ["sh", "-c", "sha256sum; echo to-stderr >&2; exit 3"], stdin=payload
+        )
+    assert code == 3
+    assert output.decode().split() == [hashlib.sha256(payload).hexdigest(), "-", "to-stderr"]
+
+
+def test_an_exec_into_a_missing_container_is_a_transport_error_naming_it(host):
+    with HostConnection(host) as conn, pytest.raises(TransportError, match="no-such-container"):
+        conn.engine().exec("no-such-container", ["true"])
+
+
+def test_kongs_proxy_port_answers_through_the_ssh_connection_and_a_closed_port_does_not(host, sandbox_spec):
+    with HostConnection(host) as conn:
+        kong = inspect_container(conn.engine(), host.kong_container)
+        address = proxy_address(kong)
+        assert address == ("127.0.0.1", 8000)  # the sandbox's Kong uses host networking
+        assert answers_http(conn.transport, address) is True
+        assert answers_http(conn.transport, ("127.0.0.1", 1)) is False

@@ -1,0 +1,74 @@
+"""Does the restarted Kong answer HTTP yet? A cheap gate in front of its healthcheck.
+
+After a restart supakong runs the container's own healthcheck (``kong health``) instead of
+waiting for Docker's next probe. Each run is a ``docker exec`` (~75 ms of the host's CPU for
+runc alone) plus the check itself (real ``kong health`` starts Kong's CLI: a few hundred ms
+more), and a Kong that is still loading its config competes with every probe for the same
+CPU. Asking Kong's proxy port for any HTTP answer costs the host one ``connect()`` and one
+tiny request: supakong asks that first, and runs the healthcheck when Kong answers (and, as a
+safety net for an address it could not guess, on a slow schedule of its own).
+
+The address comes from the container (pure, :func:`proxy_address`): the first entry of
+``KONG_PROXY_LISTEN`` (default ``0.0.0.0:8000``), reached at 127.0.0.1 with host networking,
+at the published host port, or at the container's own address on its network. The request
+travels in a ``direct-tcpip`` channel of the host's one SSH connection.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import paramiko
+
+if TYPE_CHECKING:
+    from .container import ContainerState
+
+DEFAULT_PROXY_LISTEN = "0.0.0.0:8000"
+_ANY = ("0.0.0.0", "*", "", "::", "[::]")
+#: No route of a Supabase gateway has this path; Kong answers 404 (or 401 behind a catch-all
+#: basic-auth route) without calling an upstream.
+_REQUEST = b"GET /.supakong-listen-probe HTTP/1.0\r\nHost: localhost\r\nUser-Agent: supakong\r\n\r\n"
+
+
+def proxy_address(state: ContainerState) -> tuple[str, int] | None:
+    """Where Kong's first proxy listener can be reached from the host, or None if unknown
+    (``off``, a malformed listen entry, or a port neither published nor reachable)."""
+    first = state.env.get("KONG_PROXY_LISTEN", DEFAULT_PROXY_LISTEN).split(",")[0].split()
+    if not first or first[0] == "off":
+        return None
+    listen_host, _, port_text = first[0].rpartition(":")
+    if not port_text.isdigit():
+        return None
+    port = int(port_text)
+    if state.network_mode == "host":
+        return ("127.0.0.1" if listen_host in _ANY else listen_host.strip("[]"), port)
+    for host_ip, host_port in state.published.get(f"{port}/tcp", ()):
+        if host_port.isdigit():
+            return ("127.0.0.1" if host_ip in _ANY else host_ip, int(host_port))
+    return (state.addresses[0], port) if state.addresses else None
+
+
+def answers_http(transport: paramiko.Transport, address: tuple[str, int], timeout: float = 2.0) -> bool | None:
+    """True if something at ``address`` (seen from the SSH server) answers an HTTP request
+    with a status line; False if nothing does yet; None if the server does not allow
+    ``direct-tcpip`` channels (``AllowTcpForwarding no``), so asking again is pointless."""
+    try:
+        channel = transport.open_channel("direct-tcpip", address, ("127.0.0.1", 0), timeout=timeout)
+    except paramiko.ChannelException as exc:
+        return None if exc.code == paramiko.common.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED else False
+    except (paramiko.SSHException, OSError):
+        return False
+    try:
+        channel.settimeout(timeout)
+        channel.sendall(_REQUEST)
+        head = b""
+        while len(head) < 12:  # "HTTP/1.1 404"
+            chunk = channel.recv(12 - len(head))
+            if not chunk:
+                break
+            head += chunk
+        return head.startswith(b"HTTP/") and head[9:12].isdigit()
+    except (OSError, paramiko.SSHException):  # socket timeouts are OSErrors
+        return False
+    finally:
+        channel.close()

@@ -1,0 +1,111 @@
+"""The gate in front of Kong's healthcheck after a restart: where Kong's proxy port is seen
+from the host, and how often the (costly) healthcheck runs while Kong does not answer yet."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+
+import pytest
+
+from supakong import container
+from supakong.container import ContainerState, state_from_inspect, wait_until_running
+from supakong.listen_probe import proxy_address
+
+
+def kong(**extra) -> ContainerState:
+    return dataclasses.replace(ContainerState(name="kong", exists=True, running=True), **extra)
+
+
+@pytest.mark.parametrize(
+    ("state", "address"),
+    [
+        (kong(network_mode="host"), ("127.0.0.1", 8000)),
+        (kong(network_mode="host", env={"KONG_PROXY_LISTEN": "10.0.0.5:9000 reuseport"}), ("10.0.0.5", 9000)),
+        (kong(network_mode="host", env={"KONG_PROXY_LISTEN": "[::]:8000, 0.0.0.0:8443 ssl"}), ("127.0.0.1", 8000)),
+        (kong(network_mode="default", published={"8000/tcp": (("0.0.0.0", "18000"),)}), ("127.0.0.1", 18000)),
+        (kong(network_mode="default", published={"8000/tcp": (("10.1.2.3", "8000"),)}), ("10.1.2.3", 8000)),
+        (kong(network_mode="supabase_default", addresses=("172.18.0.7",)), ("172.18.0.7", 8000)),
+        (kong(network_mode="host", env={"KONG_PROXY_LISTEN": "off"}), None),
+        (kong(network_mode="host", env={"KONG_PROXY_LISTEN": "0.0.0.0:http"}), None),
+        (kong(network_mode="none"), None),
+    ],
+    ids=["host-net", "host-net-own-address", "first-listener", "published", "published-on-one-ip", "own-ip", "off",
+         "bad-port", "no-network"],  # fmt: skip
+)
+def test_kongs_proxy_port_as_seen_from_the_host(state, address):
+    assert proxy_address(state) == address
+
+
+def test_inspect_carries_what_the_gate_needs():
+    data = {
+        "State": {"Running": True},
+        "Config": {"Env": ["KONG_PROXY_LISTEN=0.0.0.0:8000"], "Entrypoint": ["bash"], "Cmd": ["-c", "eval x"]},
+        "HostConfig": {"NetworkMode": "supabase_default"},
+        "NetworkSettings": {
+            "Ports": {"8000/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8000"}], "8001/tcp": None},
+            "Networks": {"supabase_default": {"IPAddress": "172.18.0.7"}, "other": {"IPAddress": ""}},
+        },
+    }
+    state = state_from_inspect("kong", data)
+    assert state.published == {"8000/tcp": (("0.0.0.0", "8000"),)}
+    assert state.addresses == ("172.18.0.7",)
+    assert state.command == ("bash", "-c", "eval x")
+    assert proxy_address(state) == ("127.0.0.1", 8000)
+
+
+class FakeEngine:
+    """A restarted Kong that answers HTTP from ``ready_at`` on (fake clock); counts healthchecks."""
+
+    def __init__(self, clock, ready_at: float) -> None:
+        self.clock, self.ready_at, self.healthchecks = clock, ready_at, 0
+
+    def inspect_container(self, name):
+        return {
+            "State": {"Status": "running", "Running": True, "StartedAt": "2026-11-26T10:00:01Z",
+                      "Health": {"Status": "starting"}},
+            "Config": {"Healthcheck": {"Test": ["CMD", "kong", "health"]}},
+        }  # fmt: skip
+
+    def exec_create(self, name, argv, **kwargs):
+        self.healthchecks += 1
+        return {"Id": "x"}
+
+    def exec_start(self, exec_id):
+        return b""
+
+    def exec_inspect(self, exec_id):
+        return {"ExitCode": 0 if self.clock.now >= self.ready_at else 1}
+
+
+@pytest.fixture()
+def clock(monkeypatch):
+    fake = types.SimpleNamespace(now=0.0)
+    fake.monotonic = lambda: fake.now
+    fake.sleep = lambda seconds: setattr(fake, "now", fake.now + seconds)
+    monkeypatch.setattr(container, "time", fake)
+    return fake
+
+
+def wait(engine, listening):
+    return wait_until_running(engine, "kong", since=1.0, restarts_before=0, timeout=60, listening=listening)
+
+
+def test_while_kong_does_not_answer_the_healthcheck_runs_only_on_a_slow_schedule(clock):
+    engine = FakeEngine(clock, ready_at=20.0)
+    state = wait(engine, listening=lambda state: clock.now >= engine.ready_at)
+    assert state.health == "healthy"
+    assert 20.0 <= clock.now <= 21.0  # found as soon as Kong answers
+    assert engine.healthchecks <= 6  # ungated at ~1, 3, 7, 15 s, then when Kong answers
+
+
+def test_without_a_gate_the_healthcheck_runs_at_every_poll(clock):
+    engine = FakeEngine(clock, ready_at=20.0)
+    wait(engine, listening=lambda state: None)
+    assert engine.healthchecks >= 20
+
+
+def test_a_gate_that_never_answers_delays_the_healthcheck_by_at_most_its_slowest_step(clock):
+    engine = FakeEngine(clock, ready_at=5.0)
+    wait(engine, listening=lambda state: False)  # e.g. an address the gate guessed wrong
+    assert clock.now <= 5.0 + container.UNGATED_PROBE_AFTER[1] + 1.0
