@@ -30,8 +30,17 @@ def kong(**extra) -> ContainerState:
         (kong(network_mode="host", env={"KONG_PROXY_LISTEN": "0.0.0.0:http"}), None),
         (kong(network_mode="none"), None),
     ],
-    ids=["host-net", "host-net-own-address", "first-listener", "published", "published-on-one-ip", "own-ip", "off",
-         "bad-port", "no-network"],  # fmt: skip
+    ids=[
+        "host-net",
+        "host-net-own-address",
+        "first-listener",
+        "published",
+        "published-on-one-ip",
+        "own-ip",
+        "off",
+        "bad-port",
+        "no-network",
+    ],  # fmt: skip
 )
 def test_kongs_proxy_port_as_seen_from_the_host(state, address):
     assert proxy_address(state) == address
