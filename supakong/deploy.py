@@ -162,7 +162,6 @@ def deploy_host(host: HostConfig, options: DeployOptions, out: Output, task: str
                 conn,
                 host.kong_config_path,
                 host.kong_container,
-                host.realtime_container,
                 lock=lock_path(host.kong_config_path),
                 audit_log="" if options.check else audit_path(host.kong_config_path),
             )
@@ -175,7 +174,7 @@ def deploy_host(host: HostConfig, options: DeployOptions, out: Output, task: str
                 # Like Ansible's validate=: only a file that is going to be written is checked
                 # (a no-op keeps what is already deployed; `fab check-kong` checks on demand).
                 t0 = time.monotonic()
-                _validate(host, state, text, source, options, out)
+                _validate(conn, host, state, text, source, options, out)
                 result.timings["validate"] = time.monotonic() - t0
             if plan.replace and (options.check or options.diff):
                 _print_diff(conn, host, state, text, out)
@@ -228,7 +227,15 @@ def deploy_host(host: HostConfig, options: DeployOptions, out: Output, task: str
     return result
 
 
-def _validate(host: HostConfig, state: HostState, text: str, source: str, options: DeployOptions, out: Output) -> None:
+def _validate(
+    conn: HostConnection,
+    host: HostConfig,
+    state: HostState,
+    text: str,
+    source: str,
+    options: DeployOptions,
+    out: Output,
+) -> None:
     if options.skip_validate:
         out.line(
             "  ! --skip-validate: NOT checking the file against Kong's schema or Supabase pitfalls,"
@@ -236,7 +243,9 @@ def _validate(host: HostConfig, state: HostState, text: str, source: str, option
             host.name,
         )
     else:
-        validate_or_raise(text, kong_target(host, state.kong, state.realtime), source, out, host.name)
+        # The first look skips Realtime (a no-op never needs it); its tenant name matters here.
+        realtime = state.realtime or inspect_container(conn.engine(), host.realtime_container)
+        validate_or_raise(text, kong_target(host, state.kong, realtime), source, out, host.name)
 
 
 def _plan(

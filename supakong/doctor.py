@@ -804,6 +804,7 @@ def gather_facts(host: HostConfig, secrets: Secrets, options: VerifyOptions) -> 
 def read_host(conn: HostConnection, host: HostConfig, base: DoctorFacts) -> DoctorFacts:
     """The live file, what Kong loaded, both containers and the Kong target; read-only."""
     state, _ = look(conn, host.kong_config_path, host.kong_container, host.realtime_container)
+    assert state.realtime is not None  # look() inspects Realtime when it is named
     live_text = read_remote_text(conn, host.kong_config_path) if state.file.exists else None
     target, target_error = _target(host, state.kong, state.realtime)
     api = conn.docker()

@@ -16,7 +16,8 @@ class HostState:
 
     file: RemoteFile
     kong: ContainerState
-    realtime: ContainerState
+    #: None when not looked at (a deploy's first look only needs Kong)
+    realtime: ContainerState | None
     #: the config path with symlinks resolved (Docker reports bind mounts resolved)
     realpath: str = ""
 

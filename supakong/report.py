@@ -6,7 +6,7 @@ import json
 import sys
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, TextIO
 
 from .secrets import mask
@@ -33,7 +33,10 @@ class HostResult:
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict with every string masked."""
-        return {k: (mask(v) if isinstance(v, str) else v) for k, v in asdict(self).items()}
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {
+            k: (mask(v) if isinstance(v, str) else dict(v) if isinstance(v, dict) else v) for k, v in values.items()
+        }
 
 
 class Output:

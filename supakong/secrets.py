@@ -9,6 +9,7 @@ we may never have been told about (an old key after a rotation, say).
 
 from __future__ import annotations
 
+import bisect
 import json
 import os
 import re
@@ -39,6 +40,10 @@ _KEY_HEADER = re.compile(r"(?i)\b((?:apikey|x-api-key|authorization)\s*:\s*(?:be
 
 _lock = threading.Lock()
 _known: set[str] = set()
+_generation = 0  # bumped by every registration
+#: _known longest first (a replacement must not leave the tail of a longer secret), and the
+#: negated lengths for bisect; rebuilt when (_generation, len(_known)) changes.
+_order: tuple[tuple[str, ...], list[int], tuple[int, int]] = ((), [], (-1, -1))
 
 
 def encodings(value: str) -> set[str]:
@@ -52,21 +57,39 @@ def encodings(value: str) -> set[str]:
 
 def register_secret(value: str) -> None:
     """Remember ``value`` (and its encodings) so that :func:`mask` hides it from now on."""
+    global _generation
     if value and len(value) >= _MIN_SECRET_LEN:
         with _lock:
             _known.update(encodings(value))
+            _generation += 1
+
+
+def _longest_first() -> tuple[tuple[str, ...], list[int]]:
+    """The known values longest first, and their negated lengths (cached)."""
+    global _order
+    with _lock:
+        key = (_generation, len(_known))
+        if _order[2] != key:
+            ordered = tuple(sorted(_known, key=len, reverse=True))
+            _order = (ordered, [-len(v) for v in ordered], key)
+        return _order[0], _order[1]
 
 
 def mask(text: str) -> str:
-    """Return ``text`` with every known secret, JWT and key parameter replaced by ``***``."""
+    """Return ``text`` with every known secret, JWT and key parameter replaced by ``***``.
+
+    Called for every line supakong prints and every string it reports, with the secrets of
+    every host of the run registered: values longer than ``text`` are skipped without a
+    look (bisect on the lengths), so a short line costs a few comparisons, not one per
+    secret of the fleet.
+    """
     if not text:
         return text
-    with _lock:
-        known = sorted(_known, key=len, reverse=True)
+    known, neg_lengths = _longest_first()
     replaced = True
     while replaced:  # until none is left: a replacement can join the halves of another one
         replaced = False
-        for value in known:
+        for value in known[bisect.bisect_left(neg_lengths, -len(text)) :]:
             if value in text:
                 text, replaced = text.replace(value, MASK), True
     text = _JWT.sub(MASK, text)

@@ -16,6 +16,7 @@ import os
 import select
 import shlex
 import socket
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -99,6 +100,7 @@ class HostConnection:
         self._engine: EngineClient | None = None
         self._route: EngineRoute | None = None
         self._route_transport: paramiko.Transport | None = None
+        self._route_lock = threading.Lock()  # the look inspects from worker threads
         self.commands_run = 0
 
     # -- connection -------------------------------------------------------------------
@@ -315,13 +317,14 @@ class HostConnection:
     def engine_route(self) -> EngineRoute:
         """How this connection reaches the Docker Engine (found once per SSH transport)."""
         transport = self.transport
-        if self._route is None or self._route_transport is not transport:
-            # First use, or the connection was lost and opened again: channels of the old
-            # transport are gone, so the route (and the clients on it) are made again.
-            self._route = engine_opener(transport, host_name=self.host.name, socket_path=self.host.docker_socket)
-            self._route_transport = transport
-            self._engine = self._docker = None
-        return self._route
+        with self._route_lock:
+            if self._route is None or self._route_transport is not transport:
+                # First use, or the connection was lost and opened again: channels of the old
+                # transport are gone, so the route (and the clients on it) are made again.
+                self._route = engine_opener(transport, host_name=self.host.name, socket_path=self.host.docker_socket)
+                self._route_transport = transport
+                self._engine = self._docker = None
+            return self._route
 
     def engine(self) -> EngineClient:
         """The light, read-only Engine API client of the look (standard library HTTP)."""

@@ -59,6 +59,7 @@ def check_kong(
         else:
             with HostConnection(host) as conn:
                 state = look_at_host(conn, host)
+            assert state.realtime is not None  # look_at_host inspects Realtime
             target = kong_target(host, state.kong, state.realtime)
     from supakong.kong.findings import findings_to_json, has_errors  # loaded when a task validates
     from supakong.kong.validate import validate_kong_config
