@@ -182,6 +182,8 @@ def probed_healthy(api: Any, state: ContainerState) -> ContainerState | None:
 #: Without an answer on Kong's port, the healthcheck still runs after these many seconds
 #: (doubling, at most the last): the safety net for an address the gate could not guess.
 UNGATED_PROBE_AFTER = (1.0, 8.0)
+#: The same when the gate's address was proven before the restart (Kong answered there).
+PROVEN_GATE_PROBE_AFTER = (8.0, 8.0)
 
 
 def wait_until_running(
@@ -193,6 +195,7 @@ def wait_until_running(
     timeout: float = 60.0,
     settle: float = 2.0,
     listening: Callable[[ContainerState], bool | None] | None = None,
+    ungated_after: tuple[float, float] = UNGATED_PROBE_AFTER,
 ) -> ContainerState:
     """Poll with growing sleeps until the restarted container is up; raise
     :class:`RestartError` with the last state seen on a crash loop or at the deadline.
@@ -204,7 +207,8 @@ def wait_until_running(
 
     ``listening`` (see :mod:`supakong.listen_probe`) is a cheap gate in front of our own
     healthcheck runs: while it says False, the healthcheck runs only on a slow doubling
-    schedule; True or None (no gate) runs it at every poll.
+    schedule (``ungated_after``: first delay, longest delay); True or None (no gate) runs it
+    at every poll.
 
     ``since`` is the container's previous StartedAt (engine clock). "Up for ``settle``
     seconds" is measured as StartedAt plus the time we have watched this incarnation run,
@@ -213,7 +217,8 @@ def wait_until_running(
     deadline = time.monotonic() + timeout
     delay = 0.1
     first_seen: dict[float, float] = {}
-    ungated_after, next_ungated = UNGATED_PROBE_AFTER[0], time.monotonic() + UNGATED_PROBE_AFTER[0]
+    step, longest = ungated_after
+    next_ungated = time.monotonic() + step
     state = inspect_container(api, name)
     while True:
         if is_crash_looping(state, restarts_before=restarts_before, since=since):
@@ -224,8 +229,8 @@ def wait_until_running(
             gate = listening(state) if listening and state.health == "starting" else None
             if gate is not False or time.monotonic() >= next_ungated:
                 if gate is False:
-                    ungated_after = min(ungated_after * 2, UNGATED_PROBE_AFTER[1])
-                    next_ungated = time.monotonic() + ungated_after
+                    step = min(step * 2, longest)
+                    next_ungated = time.monotonic() + step
                 if probed := probed_healthy(api, state):
                     return probed
             watched = time.monotonic() - first_seen.setdefault(state.started_at, time.monotonic())

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 
 from .audit import append_argv, audit_line, audit_path
 from .container import (
+    PROVEN_GATE_PROBE_AFTER,
+    UNGATED_PROBE_AFTER,
     ContainerState,
     exec_in_container,
     inspect_container,
@@ -28,6 +30,7 @@ from .errors import DeployError, InventoryError, RestartError, ValidationError, 
 from .faults import checkpoint
 from .hostlock import LockOwner, acquire, break_if_stale, lock_path
 from .inventory import HostConfig
+from .listen_probe import ListenGate
 from .logs import fetch_logs, format_log_lines, interleave
 from .look import look, look_held
 from .plan import HostState, Plan, plan_deploy, unified_diff
@@ -349,6 +352,8 @@ def _restart_and_verify(
     result: HostResult,
     secrets: Secrets,
 ) -> None:
+    gate = ListenGate(lambda: conn.transport)
+    gate.check_before_restart(before)
     t0 = time.monotonic()
     restart_container(conn.docker(), host.kong_container)
     out.line(f"  restarted {host.kong_container}", host.name)
@@ -362,7 +367,8 @@ def _restart_and_verify(
             restarts_before=before.restart_count,
             timeout=options.wait_timeout,
             settle=options.settle,
-            listening=kong_listening(conn),
+            listening=gate,
+            ungated_after=PROVEN_GATE_PROBE_AFTER if gate.verified else UNGATED_PROBE_AFTER,
         )
     except RestartError:
         _print_logs(conn, host, before.started_at, options, out)
@@ -382,25 +388,6 @@ def _restart_and_verify(
             _print_logs(conn, host, after.started_at - 1, options, out, title="logs around the failed verification")
             cause = report.diagnosis.cause if report.diagnosis else "a probe failed"
             raise VerifyError(f"{host.name}: Realtime verification failed ({report.state}): {cause}")
-
-
-def kong_listening(conn: HostConnection) -> Callable[[ContainerState], bool | None]:
-    """The gate of :func:`wait_until_running`: does Kong answer HTTP on its proxy port
-    (asked through this connection)? None once the server refuses such channels."""
-    from .listen_probe import answers_http, proxy_address
-
-    refused: list[bool] = []
-
-    def listening(state: ContainerState) -> bool | None:
-        address = proxy_address(state)
-        if address is None or refused:
-            return None
-        answer = answers_http(conn.transport, address)
-        if answer is None:
-            refused.append(True)
-        return answer
-
-    return listening
 
 
 def _confirm_content(api: object, host: HostConfig, expected_sha: str) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from supakong.container import inspect_container
 from supakong.errors import TransportError
-from supakong.listen_probe import answers_http, proxy_address
+from supakong.listen_probe import ListenGate, answers_http, proxy_address
 from supakong.transport import HostConnection
 
 
@@ -120,3 +120,13 @@ def test_kongs_proxy_port_answers_through_the_ssh_connection_and_a_closed_port_d
         assert address == ("127.0.0.1", 8000)  # the sandbox's Kong uses host networking
         assert answers_http(conn.transport, address) is True
         assert answers_http(conn.transport, ("127.0.0.1", 1)) is False
+
+
+def test_the_gate_is_proven_by_the_running_kong_and_not_by_a_port_nobody_listens_on(host):
+    with HostConnection(host) as conn:
+        kong = inspect_container(conn.engine(), host.kong_container)
+        proven, wrong = ListenGate(lambda: conn.transport), ListenGate(lambda: conn.transport)
+        proven.check_before_restart(kong)
+        wrong.check_before_restart(dataclasses.replace(kong, env={**kong.env, "KONG_PROXY_LISTEN": "0.0.0.0:1"}))
+    assert proven.verified and not proven.refused
+    assert not wrong.verified and not wrong.refused

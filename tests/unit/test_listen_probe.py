@@ -118,3 +118,18 @@ def test_a_gate_that_never_answers_delays_the_healthcheck_by_at_most_its_slowest
     engine = FakeEngine(clock, ready_at=5.0)
     wait(engine, listening=lambda state: False)  # e.g. an address the gate guessed wrong
     assert clock.now <= 5.0 + container.UNGATED_PROBE_AFTER[1] + 1.0
+
+
+def test_once_the_address_is_proven_the_healthcheck_waits_for_kong_to_answer(clock):
+    engine = FakeEngine(clock, ready_at=20.0)
+    wait_until_running(
+        engine,
+        "kong",
+        since=1.0,
+        restarts_before=0,
+        timeout=60,
+        listening=lambda state: clock.now >= engine.ready_at,
+        ungated_after=container.PROVEN_GATE_PROBE_AFTER,
+    )
+    assert 20.0 <= clock.now <= 21.0
+    assert engine.healthchecks <= 3  # at ~8 and ~16 s, then when Kong answers
