@@ -157,30 +157,46 @@ class _ChannelHTTPConnection(http.client.HTTPConnection):
         self.sock = _Unclosable(self.channel)
 
 
-def _request(
-    route: EngineRoute, method: str, path: str, body: dict[str, Any] | None = None, stdin: bytes | None = None
-) -> tuple[int, bytes]:
-    """One request on its own channel; the channel is closed once the body is read.
+def _exchange(
+    conn: _ChannelHTTPConnection,
+    method: str,
+    path: str,
+    body: dict[str, Any] | None = None,
+    stdin: bytes | None = None,
+) -> tuple[int, bytes, bool]:
+    """One request on ``conn`` (its channel opened if needed): status, body, and whether the
+    connection may carry another request (keep-alive).
 
     With ``stdin`` (an exec start), the bytes are sent on the channel once the engine has
     answered the request (it hijacks the connection: bytes sent earlier could be lost in its
     HTTP reader), followed by end-of-file, and the response is read to the end.
     """
+    if body is None:
+        conn.request(method, path)
+    else:
+        conn.request(method, path, json.dumps(body).encode(), {"Content-Type": "application/json"})
+    response = conn.getresponse()
+    if stdin is not None and conn.channel is not None and response.status == 200:
+        conn.channel.sendall(stdin)
+        conn.channel.shutdown_write()
+    data = response.read()
+    return response.status, data, not response.will_close
+
+
+def _close(conn: _ChannelHTTPConnection) -> None:
+    conn.close()
+    if conn.channel is not None:
+        conn.channel.close()
+
+
+def _request(route: EngineRoute, method: str, path: str) -> tuple[int, bytes]:
+    """One request on its own channel; the channel is closed once the body is read."""
     conn = _ChannelHTTPConnection(route)
     try:
-        if body is None:
-            conn.request(method, path)
-        else:
-            conn.request(method, path, json.dumps(body).encode(), {"Content-Type": "application/json"})
-        response = conn.getresponse()
-        if stdin is not None and conn.channel is not None and response.status == 200:
-            conn.channel.sendall(stdin)
-            conn.channel.shutdown_write()
-        return response.status, response.read()
+        status, data, _ = _exchange(conn, method, path)
+        return status, data
     finally:
-        conn.close()
-        if conn.channel is not None:
-            conn.channel.close()
+        _close(conn)
 
 
 def demux_stream(raw: bytes) -> bytes:
@@ -195,19 +211,52 @@ def demux_stream(raw: bytes) -> bytes:
 
 
 class EngineClient:
-    """The engine endpoints every run needs (inspect, exec), over one SSH connection."""
+    """The engine endpoints every run needs (inspect, exec), over one SSH connection.
+
+    Connections are kept alive and reused (a request on an open channel is one round trip,
+    on a new one two), except for an exec's start, which the engine takes over (hijacks).
+    Thread-safe: each request has a connection to itself.
+    """
 
     def __init__(self, route: EngineRoute, host_name: str) -> None:
         self.route = route
         self.host_name = host_name
+        self._idle: list[_ChannelHTTPConnection] = []
+        self._lock = threading.Lock()
 
     def _call(
         self, what: str, method: str, path: str, body: dict[str, Any] | None = None, stdin: bytes | None = None
     ) -> tuple[int, bytes]:
-        try:
-            return _request(self.route, method, path, body, stdin)
-        except (paramiko.SSHException, OSError, http.client.HTTPException) as exc:
-            raise TransportError(f"{self.host_name}: {what}: {exc}") from None
+        hijacked = path.endswith("/start")
+        while True:
+            conn, reused = self._take() if not hijacked else (_ChannelHTTPConnection(self.route), False)
+            try:
+                status, data, keep = _exchange(conn, method, path, body, stdin)
+            except (paramiko.SSHException, OSError, http.client.HTTPException) as exc:
+                _close(conn)
+                if reused:
+                    continue  # the engine closed a kept connection: again on a new channel
+                raise TransportError(f"{self.host_name}: {what}: {exc}") from None
+            if keep and not hijacked:
+                with self._lock:
+                    self._idle.append(conn)
+            else:
+                _close(conn)
+            return status, data
+
+    def _take(self) -> tuple[_ChannelHTTPConnection, bool]:
+        """A kept connection (True) or a new one (False)."""
+        with self._lock:
+            if self._idle:
+                return self._idle.pop(), True
+        return _ChannelHTTPConnection(self.route), False
+
+    def close(self) -> None:
+        """Close the kept connections (their channels)."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            _close(conn)
 
     def inspect_container(self, name: str) -> dict[str, Any] | None:
         """``GET /containers/{name}/json``: the container's details, None if it does not exist."""

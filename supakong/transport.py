@@ -203,7 +203,9 @@ class HostConnection:
         return transport
 
     def close(self) -> None:
-        """Close the Docker client, SFTP and the SSH connection."""
+        """Close the Docker clients, SFTP and the SSH connection."""
+        if self._engine is not None:
+            self._engine.close()
         if self._docker is not None:
             try:
                 self._docker.close()

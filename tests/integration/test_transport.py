@@ -10,6 +10,7 @@ import re
 import pytest
 
 from supakong.container import inspect_container
+from supakong.engine import EngineClient, EngineRoute
 from supakong.errors import TransportError
 from supakong.listen_probe import ListenGate, answers_http, proxy_address
 from supakong.transport import HostConnection
@@ -130,3 +131,36 @@ def test_the_gate_is_proven_by_the_running_kong_and_not_by_a_port_nobody_listens
         wrong.check_before_restart(dataclasses.replace(kong, env={**kong.env, "KONG_PROXY_LISTEN": "0.0.0.0:1"}))
     assert proven.verified and not proven.refused
     assert not wrong.verified and not wrong.refused
+
+
+def counting(route: EngineRoute) -> tuple[EngineRoute, list[int]]:
+    opened: list[int] = []
+
+    def opener():
+        opened.append(1)
+        return route.opener()
+
+    return EngineRoute(opener, route.mode, route.timeout), opened
+
+
+def test_engine_requests_reuse_one_kept_channel_and_an_exec_start_gets_its_own(host):
+    with HostConnection(host) as conn:
+        route, opened = counting(conn.engine_route())
+        engine = EngineClient(route, host.name)
+        for _ in range(3):
+            assert engine.inspect_container(host.kong_container) is not None
+        assert len(opened) == 1
+        assert engine.exec(host.kong_container, ["true"]) == (0, b"")
+        assert len(opened) == 2  # create and inspect on the kept channel, start on its own
+        engine.close()
+
+
+def test_a_kept_channel_the_engine_side_closed_is_replaced_without_an_error(host):
+    with HostConnection(host) as conn:
+        route, opened = counting(conn.engine_route())
+        engine = EngineClient(route, host.name)
+        engine.inspect_container(host.kong_container)
+        engine._idle[0].channel.close()  # as if the engine (or sshd) had dropped it
+        assert engine.inspect_container(host.kong_container) is not None
+        assert len(opened) == 2
+        engine.close()
