@@ -1,11 +1,12 @@
-"""Look at a host in one round trip: one command for the config file (sha256 + stat, its
+"""Look at a host in one exchange: one command for the config file (sha256 + stat, its
 resolved path) and the host lock (optionally taking it), while the containers are inspected
 through the Docker Engine API at the same time, on other channels of the same connection.
 
 A no-op converge is this look plus the audit line, sent to the look's command, which waits
-for it (:func:`look_held`): two round trips after the handshake, one SSH session. Its look
-inspects Kong only: Realtime's state matters only to validate a file that is going to be
-written (see :func:`supakong.deploy.deploy_host`).
+for it (:func:`look_held`): two exchanges after the handshake (three round trips with the
+session channel's opening), one SSH session. Its look inspects Kong only: Realtime's state
+matters only to validate a file that is going to be written (see
+:func:`supakong.deploy.deploy_host`).
 
 Every look of a run shares one pool of worker threads for the inspections (a pool per host
 cost ~1 ms of CPU per host in thread start-ups), and the command prints its sections in
@@ -116,7 +117,7 @@ def parse_lock(text: str) -> LockStatus:
 def look(
     conn: HostConnection, path: str, kong: str, realtime: str, *, lock: str = "", details: str = ""
 ) -> tuple[HostState, LockStatus]:
-    """Read the host's state (and try the lock when ``details`` is given) in one round trip:
+    """Read the host's state (and try the lock when ``details`` is given) in one exchange:
     the file/lock command and the two container inspections run concurrently."""
     state, status, _ = _look(conn, path, kong, realtime, lock, details, "")
     return state, status

@@ -245,7 +245,7 @@ def test_a_no_op_converge_runs_one_remote_command_that_also_writes_the_audit_lin
     [conn] = opened
     # One command: the look (file hash + stat and the lock, with the container inspections
     # over the Docker API running concurrently with it), which then appends the audit line
-    # sent on its stdin: two round trips after the handshake, one session.
+    # sent on its stdin: two exchanges after the handshake, one session.
     assert conn.commands_run == 1
     assert "sftp" not in used, "a no-op uploads nothing"
     last = json.loads((spec(F1).kong_config_path.parent / ".supakong" / "audit.log").read_text().splitlines()[-1])
