@@ -17,8 +17,6 @@ from typing import TYPE_CHECKING
 
 from .audit import append_argv, audit_line, audit_path
 from .container import (
-    PROVEN_GATE_PROBE_AFTER,
-    UNGATED_PROBE_AFTER,
     ContainerState,
     exec_in_container,
     inspect_container,
@@ -176,9 +174,8 @@ def deploy_host(host: HostConfig, options: DeployOptions, out: Output, task: str
             if plan.replace or options.check:
                 # Like Ansible's validate=: only a file that is going to be written is checked
                 # (a no-op keeps what is already deployed; `fab check-kong` checks on demand).
-                t0 = time.monotonic()
-                _validate(conn, host, state, text, source, options, out)
-                result.timings["validate"] = time.monotonic() - t0
+                with result.timed("validate"):
+                    _validate(conn, host, state, text, source, options, out)
             if plan.replace and (options.check or options.diff):
                 _print_diff(conn, host, state, text, out)
             if options.check:
@@ -189,18 +186,17 @@ def deploy_host(host: HostConfig, options: DeployOptions, out: Output, task: str
                     held.release()
                     held = None
                 owner = LockOwner.current(task)
-                t0 = time.monotonic()
-                state = acquire(
-                    conn,
-                    host.kong_config_path,
-                    host.kong_container,
-                    host.realtime_container,
-                    owner,
-                    wait=options.lock_wait,
-                    notify=lambda msg: out.line(f"  {msg}", host.name),
-                )
+                with result.timed("lock"):
+                    state = acquire(
+                        conn,
+                        host.kong_config_path,
+                        host.kong_container,
+                        host.realtime_container,
+                        owner,
+                        wait=options.lock_wait,
+                        notify=lambda msg: out.line(f"  {msg}", host.name),
+                    )
                 checkpoint("locked")
-                result.timings["lock"] = time.monotonic() - t0
                 plan = _plan(desired_sha, state, result, out, host, again=True)
             if not plan.changes:
                 result.message = "no change"
@@ -312,26 +308,24 @@ def _apply(
         raise RestartError(f"{host.name}: container {host.kong_container} does not exist; nothing to restart")
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     if plan.replace and not options.skip_validate:
-        t0 = time.monotonic()
-        check = preflight_parse(conn.engine(), state.kong, text.encode("utf-8"))
-        result.timings["preflight"] = time.monotonic() - t0
+        with result.timed("preflight"):
+            check = preflight_parse(conn.engine(), state.kong, text.encode("utf-8"))
         out.line(
             f"  preflight: {check.detail}" if check.status == "ok" else f"  ! preflight skipped: {check.detail}",
             host.name,
         )
     if plan.replace:
-        t0 = time.monotonic()
-        result.backup = replace_file_atomically(
-            conn,
-            host.kong_config_path,
-            text.encode("utf-8"),
-            expected_sha=state.file.sha256,
-            mode=host.file_mode,
-            keep=host.backups_keep,
-            stamp=stamp,
-        )
+        with result.timed("replace"):
+            result.backup = replace_file_atomically(
+                conn,
+                host.kong_config_path,
+                text.encode("utf-8"),
+                expected_sha=state.file.sha256,
+                mode=host.file_mode,
+                keep=host.backups_keep,
+                stamp=stamp,
+            )
         out.line(f"  replaced {host.kong_config_path} (backup: {result.backup or 'none, file was new'})", host.name)
-        result.timings["replace"] = time.monotonic() - t0
         checkpoint("committed")
     result.status = "changed"
     try:
@@ -354,32 +348,30 @@ def _restart_and_verify(
 ) -> None:
     gate = ListenGate(lambda: conn.transport)
     gate.check_before_restart(before)
-    t0 = time.monotonic()
-    restart_container(conn.docker(), host.kong_container)
-    out.line(f"  restarted {host.kong_container}", host.name)
-    checkpoint("restarted")
     engine = conn.engine()  # the waits' inspects and probes: light requests, no docker-py
-    try:
-        after = wait_until_running(
-            engine,
-            host.kong_container,
-            since=before.started_at,
-            restarts_before=before.restart_count,
-            timeout=options.wait_timeout,
-            settle=options.settle,
-            listening=gate,
-            ungated_after=PROVEN_GATE_PROBE_AFTER if gate.verified else UNGATED_PROBE_AFTER,
-        )
-    except RestartError:
-        _print_logs(conn, host, before.started_at, options, out)
-        raise
-    result.timings["restart"] = time.monotonic() - t0
+    with result.timed("restart"):
+        restart_container(conn.docker(), host.kong_container)
+        out.line(f"  restarted {host.kong_container}", host.name)
+        checkpoint("restarted")
+        try:
+            after = wait_until_running(
+                engine,
+                host.kong_container,
+                since=before.started_at,
+                restarts_before=before.restart_count,
+                timeout=options.wait_timeout,
+                settle=options.settle,
+                listening=gate,
+                ungated_after=gate.ungated_after,
+            )
+        except RestartError:
+            _print_logs(conn, host, before.started_at, options, out)
+            raise
     out.line(f"  {host.kong_container} is up: {after.describe()}", host.name)
     checkpoint("up")
-    t0 = time.monotonic()
-    _confirm_content(engine, host, expected_sha)
-    _print_logs(conn, host, after.started_at - 1, options, out)
-    result.timings["logs"] = time.monotonic() - t0
+    with result.timed("logs"):
+        _confirm_content(engine, host, expected_sha)
+        _print_logs(conn, host, after.started_at - 1, options, out)
     if options.verify:
         report = run_verification(host, secrets, out)
         result.verify_state = report.state

@@ -4,8 +4,8 @@ every run makes.
 :func:`engine_opener` finds how to reach the engine's socket (see :mod:`supakong.dockerssh`
 for the two ways) and returns a function that opens one HTTP-ready channel.
 :class:`EngineClient` then makes the look's container inspections and the runs' ``docker
-exec`` calls with the standard library's :mod:`http.client`, one channel per request so
-that requests run concurrently. A no-op converge therefore never imports docker-py,
+exec`` calls with the standard library's :mod:`http.client`, on channels it keeps alive
+(one per concurrent request). A no-op converge therefore never imports docker-py,
 requests and urllib3 (~100 ms of start-up) nor pays their per-request overhead. An exec can
 be fed standard input on the same channel (the preflight sends the new file that way: no
 ``mkdir`` exec and no ``PUT /archive``, each ~75 ms of the host's CPU), which docker-py
@@ -225,9 +225,17 @@ class EngineClient:
         self._lock = threading.Lock()
 
     def _call(
-        self, what: str, method: str, path: str, body: dict[str, Any] | None = None, stdin: bytes | None = None
+        self,
+        what: str,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        stdin: bytes | None = None,
+        *,
+        hijacked: bool = False,
     ) -> tuple[int, bytes]:
-        hijacked = path.endswith("/start")
+        """One request on a kept channel (a new one if none is idle, or if the engine takes
+        the connection over: ``hijacked``, an exec's start)."""
         while True:
             conn, reused = self._take() if not hijacked else (_ChannelHTTPConnection(self.route), False)
             try:
@@ -280,7 +288,8 @@ class EngineClient:
         if status != 201:
             raise TransportError(f"{self.host_name}: {what}: {_engine_message(body, status)}")
         exec_id = quote(str(json.loads(body)["Id"]), safe="")
-        status, raw = self._call(what, "POST", f"/exec/{exec_id}/start", {"Detach": False, "Tty": False}, stdin)
+        start = {"Detach": False, "Tty": False}
+        status, raw = self._call(what, "POST", f"/exec/{exec_id}/start", start, stdin, hijacked=True)
         if status != 200:
             raise TransportError(f"{self.host_name}: {what}: {_engine_message(raw, status)}")
         status, body = self._call(what, "GET", f"/exec/{exec_id}/json")

@@ -20,12 +20,10 @@ travels in a ``direct-tcpip`` channel of the host's one SSH connection.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import paramiko
 
-if TYPE_CHECKING:
-    from .container import ContainerState
+from .container import PROVEN_GATE_PROBE_AFTER, UNGATED_PROBE_AFTER, ContainerState
 
 DEFAULT_PROXY_LISTEN = "0.0.0.0:8000"
 _ANY = ("0.0.0.0", "*", "", "::", "[::]")
@@ -100,3 +98,9 @@ class ListenGate:
     def check_before_restart(self, running: ContainerState) -> None:
         """Ask the running Kong once; an answer proves the address (see :attr:`verified`)."""
         self.verified = running.running and self(running) is True
+
+    @property
+    def ungated_after(self) -> tuple[float, float]:
+        """The healthcheck's safety schedule while Kong does not answer (first delay,
+        longest delay): rare once the address is proven."""
+        return PROVEN_GATE_PROBE_AFTER if self.verified else UNGATED_PROBE_AFTER

@@ -13,6 +13,7 @@ whatever the outcome.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .container import ContainerState, exec_in_container
@@ -39,7 +40,7 @@ class PreflightResult:
     detail: str
 
 
-def expands_with_eval(command: list[str]) -> bool:
+def expands_with_eval(command: Sequence[str]) -> bool:
     """True if the container's entrypoint/command runs the file through a shell ``eval``."""
     return any("eval" in part for part in command)
 
@@ -54,7 +55,7 @@ def preflight_parse(engine: EngineClient, kong: ContainerState, content: bytes) 
     if not (kong.running and not kong.restarting):
         return PreflightResult("skipped", f"{kong.name} is {kong.status}: cannot run kong config parse in it")
     workdir = f"{WORKDIR}-{time.time_ns()}"
-    script = _EXPAND_AND_PARSE if expands_with_eval(list(kong.command)) else _PARSE_ONLY
+    script = _EXPAND_AND_PARSE if expands_with_eval(kong.command) else _PARSE_ONLY
     try:
         code, output = exec_in_container(engine, kong.name, ["sh", "-c", script, "sh", workdir], stdin=content)
     except TransportError as exc:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from typing import Any, TextIO
 
@@ -30,6 +32,13 @@ class HostResult:
     verify_state: str | None = None
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def timed(self, phase: str) -> Iterator[None]:
+        """Record how long the block took as ``timings[phase]`` (not when it raises)."""
+        started = time.monotonic()
+        yield
+        self.timings[phase] = time.monotonic() - started
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict with every string masked."""

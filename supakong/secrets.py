@@ -42,7 +42,8 @@ _lock = threading.Lock()
 _known: set[str] = set()
 _generation = 0  # bumped by every registration
 #: _known longest first (a replacement must not leave the tail of a longer secret), and the
-#: negated lengths for bisect; rebuilt when (_generation, len(_known)) changes.
+#: negated lengths for bisect; rebuilt when (_generation, len(_known)) changes (the size too:
+#: the registry can be restored in place, as the fuzz tests do, without a registration).
 _order: tuple[tuple[str, ...], list[int], tuple[int, int]] = ((), [], (-1, -1))
 
 

@@ -329,7 +329,8 @@ class HostConnection:
             return self._route
 
     def engine(self) -> EngineClient:
-        """The light, read-only Engine API client of the look (standard library HTTP)."""
+        """The light Engine API client (standard library HTTP): the inspections and execs
+        of every run, on kept channels of this connection."""
         route = self.engine_route()
         if self._engine is None:
             self._engine = EngineClient(route, self.host.name)
