@@ -200,8 +200,9 @@ def _request(route: EngineRoute, method: str, path: str) -> tuple[int, bytes]:
 
 
 def demux_stream(raw: bytes) -> bytes:
-    """stdout and stderr of a non-TTY exec, in order, from the engine's multiplexed stream
-    (frames of an 8-byte header: stream, 3 zero bytes, big-endian payload size)."""
+    """stdout and stderr of a non-TTY exec, in the order of the engine's frames (8-byte header:
+    stream, 3 zero bytes, big-endian payload size). The engine reads the two pipes at once, so a
+    line on stderr may come before stdout written earlier."""
     out, pos = bytearray(), 0
     while pos + 8 <= len(raw):
         size = int.from_bytes(raw[pos + 4 : pos + 8], "big")
@@ -277,7 +278,7 @@ class EngineClient:
         return data
 
     def exec(self, name: str, argv: list[str], stdin: bytes | None = None) -> tuple[int, bytes]:
-        """``docker exec [-i] name argv…``: (exit code, stdout and stderr interleaved).
+        """``docker exec [-i] name argv…``: (exit code, stdout and stderr interleaved, their relative order not kept).
 
         ``stdin`` is fed to the command followed by end-of-file. Raises
         :class:`TransportError` when the engine refuses (no such container, not running).
