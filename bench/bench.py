@@ -1,7 +1,7 @@
 """Benchmark: supakong against Ansible, pyinfra and a hand-written paramiko loop doing the same
 job (render kong-simple.yml, replace it, restart Kong only if it changed) on N sandbox VPSes.
 
-    .venv/bin/python bench/bench.py [--sizes 1,10,30] [--runs 3] [--rtt-ms 50]   (make bench)
+    .venv/bin/python bench/bench.py [--sizes 1,10,30] [--runs 3] [--noop-runs 5] [--rtt-ms 50]   (make bench)
 
 For each N: a no-op converge (every host already has the file) and a change converge (every
 host's file was edited, so every tool replaces it and restarts Kong), each tool ``--runs``
@@ -157,9 +157,14 @@ def one_run(inputs: Inputs, names: Sequence[str], tool: str, scenario: str, tag:
 
 
 def bench_size(
-    inputs: Inputs, names: Sequence[str], runs: int, tools: Sequence[str], parallel: int, label: str
+    inputs: Inputs,
+    names: Sequence[str],
+    runs: dict[str, int],
+    tools: Sequence[str],
+    parallel: int,
+    label: str,
 ) -> dict[tuple[str, str], Cell]:
-    """No-op then change converges, ``runs`` rounds each, tools round-robin."""
+    """No-op then change converges, ``runs[scenario]`` rounds each, tools round-robin."""
     cells: dict[tuple[str, str], Cell] = {}
     # Converge with supakong first (untimed), so that the no-op runs start from the desired state.
     prep = commands(inputs, names, parallel, "prep")["supakong"]
@@ -168,7 +173,7 @@ def bench_size(
     for scenario in ("no-op", "change"):
         # Waiting for health only differs from the plain loop when something restarts.
         tools_here = [t for t in tools if not (scenario == "no-op" and t == "paramiko+health")]
-        for r in range(runs):
+        for r in range(runs[scenario]):
             order = tools_here[r % len(tools_here) :] + tools_here[: r % len(tools_here)]
             for tool in order:
                 run = one_run(inputs, names, tool, scenario, f"{label}-n{len(names)}-{scenario}-{r}", parallel)
@@ -187,7 +192,7 @@ def bench_size(
 Key = tuple[str, int, str, str]  # (rtt label, N, scenario, tool)
 
 
-def table(results: dict[Key, Cell], runs: int) -> list[str]:
+def table(results: dict[Key, Cell]) -> list[str]:
     """The markdown table: medians, ratios to supakong, SSH logins/sessions per host, memory."""
     rows = [
         "| RTT | N | scenario | tool | median s | min–max s | × supakong | client CPU s | logins/host"
@@ -205,7 +210,7 @@ def table(results: dict[Key, Cell], runs: int) -> list[str]:
             f" | {median([r.logins / n for r in cell.runs]):.1f}"
             f" | {median([r.sessions / n for r in cell.runs]):.1f}"
             f" | {max(r.tree_rss_mib for r in cell.runs):.0f} | {max(r.max_rss_mib for r in cell.runs):.0f}"
-            f" | {'ok' if not bad else f'{bad}/{runs} runs wrong'} |"
+            f" | {'ok' if not bad else f'{bad}/{len(cell.runs)} runs wrong'} |"
         )
     return rows
 
@@ -285,7 +290,10 @@ def startup_profile() -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--sizes", default="1,10,30", help="fleet sizes (default 1,10,30)")
-    parser.add_argument("--runs", type=int, default=3, help="runs per tool and scenario (default 3)")
+    parser.add_argument("--runs", type=int, default=3, help="change runs per tool (default 3)")
+    parser.add_argument(
+        "--noop-runs", type=int, default=5, help="no-op runs per tool (default 5: short runs, more noise)"
+    )
     parser.add_argument("--rtt-ms", type=float, default=50.0, help="added round-trip time (0: skip)")
     parser.add_argument("--rtt-sizes", default="1,30", help="sizes for the added-RTT pass (default 1,30)")
     parser.add_argument("--tools", default=",".join(TOOLS), help="tools to compare")
@@ -297,6 +305,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sizes = sorted({int(s) for s in args.sizes.split(",")})
     rtt_sizes = sorted({int(s) for s in args.rtt_sizes.split(",") if s}) if args.rtt_ms > 0 else []
     tools = [t for t in args.tools.split(",") if t]
+    runs = {"no-op": args.noop_runs, "change": args.runs}
     started = time.monotonic()
     if stale := remove_stale_rules():
         print(f"removed {stale} redirect rule(s) left by an interrupted run", flush=True)
@@ -325,7 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(note, flush=True)
         setup_notes.append(note)
         if n in sizes:
-            cells = bench_size(inputs, names[:n], args.runs, tools, args.parallel, "0ms")
+            cells = bench_size(inputs, names[:n], runs, tools, args.parallel, "0ms")
             results.update({("+0 ms", n, sc, tool): c for (sc, tool), c in cells.items()})
         if args.rtt_ms > 0 and n in rtt_sizes:
             addresses = [inputs.specs[name].vps_addr for name in names[:n]]
@@ -333,7 +342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             with added_rtt(addresses, args.rtt_ms):
                 slow_rtt = measure_rtt(addresses[0])
                 print(f"added RTT: TCP connect + sshd banner {base_rtt:.0f} ms -> {slow_rtt:.0f} ms", flush=True)
-                cells = bench_size(inputs, names[:n], args.runs, tools, args.parallel, f"{args.rtt_ms:.0f}ms")
+                cells = bench_size(inputs, names[:n], runs, tools, args.parallel, f"{args.rtt_ms:.0f}ms")
             results.update({(f"+{args.rtt_ms:.0f} ms", n, sc, tool): c for (sc, tool), c in cells.items()})
 
     ordered = dict(
@@ -342,7 +351,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = [
         f"# supakong benchmark ({datetime.now(UTC).isoformat(timespec='seconds')})",
         "",
-        f"Machine: {os.cpu_count()} cores. Tools: {versions}. {args.runs} runs per cell, medians;"
+        f"Machine: {os.cpu_count()} cores. Tools: {versions}. {args.noop_runs} runs per no-op cell,"
+        f" {args.runs} per change cell, medians;"
         f" parallelism {args.parallel}.",
         "",
         *[line.strip() for line in (__doc__ or "").split("\n\n")[2].splitlines()],
@@ -353,7 +363,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "Setup (not in the table):",
         *[f"- {note}" for note in setup_notes],
         "",
-        *table(ordered, args.runs),
+        *table(ordered),
         "",
         *targets(ordered, sizes),
         "",

@@ -24,7 +24,7 @@ from supakong.container import wait_until_healthy
 from supakong.sandbox.spec import SandboxSpec
 from supakong.sandbox.stack import create_kong, docker_client, ensure_secrets, wait_running
 
-CHEAP_HEALTHCHECK = {
+CHEAP_HEALTHCHECK: dict[str, Any] = {
     "test": ["CMD-SHELL", "nc -w 1 127.0.0.1 8000 </dev/null"],
     "interval": 30_000_000_000,
     "timeout": 5_000_000_000,
@@ -58,7 +58,7 @@ def quiet_healthchecks(specs: Sequence[SandboxSpec], healthcheck: dict[str, Any]
             if current.get("Test") == healthcheck["test"] and current.get("Interval") == healthcheck.get("interval"):
                 continue
             client.remove_container(spec.kong_container, force=True)
-            create_kong(_WithHealthcheck(client, healthcheck), spec, ensure_secrets(spec))  # type: ignore[arg-type]
+            create_kong(_WithHealthcheck(client, healthcheck), spec, ensure_secrets(spec))
             client.start(spec.kong_container)
             changed += 1
         finally:
