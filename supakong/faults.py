@@ -11,7 +11,7 @@ import os
 import time
 from pathlib import Path
 
-CHECKPOINTS = ("looked", "locked", "uploaded", "committed", "restarted", "up", "verified")
+CHECKPOINTS = ("looked", "locked", "replacing", "committed", "restarted", "up", "verified")
 
 
 def checkpoint(name: str) -> None:

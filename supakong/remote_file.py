@@ -2,14 +2,16 @@
 
 Every remote step is a fixed shell script run as ``sh -c SCRIPT sh ARG…`` with the
 arguments quoted by :func:`shlex.join`; no value is ever interpolated into a script. The
-replacement is: upload to a temp file in the target directory (SFTP), then one remote
-``commit`` that checks the file did not change under us, keeps a timestamped backup, sets
-mode and owner, fsyncs and renames. Kong never sees a partial file: ``rename(2)`` is atomic
-and the temp file is removed on every failure path.
+replacement is one command fed the new content on stdin: it writes a temp file in the target
+directory, checks the copy's sha256 (a cut transfer is never used) and that the file did not
+change under us, keeps a timestamped backup, sets mode and owner, fsyncs and renames. Kong
+never sees a partial file: ``rename(2)`` is atomic and the temp file is removed on every
+failure path (a temp file left by a killed command is removed by the next replacement).
 """
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 import secrets
 from dataclasses import dataclass
@@ -32,10 +34,25 @@ else
 fi
 """
 
-_COMMIT_SCRIPT = r"""
+#: Receives the new content on stdin and puts it in place, in one command (two round trips
+#: with the session's opening; an SFTP upload and then a command took nine): the temp file is
+#: created beside the target, readable by us only and never over an existing file; its sha256
+#: must be the one we sent (a cut connection ends stdin early: nothing is replaced); the
+#: target must still have the sha256 we planned against (compare-and-swap); then backup,
+#: rename, pruning. Exit 5: cannot write the temp file (stdout: free bytes), 6: incomplete,
+#: 3: the target changed since it was read.
+_REPLACE_SCRIPT = r"""
 set -eu
-path=$1 tmp=$2 backup=$3 expected=$4 mode=$5 keep=$6
+path=$1 tmp=$2 backup=$3 expected=$4 mode=$5 keep=$6 new=$7
 trap 'rm -f "$tmp"' EXIT
+if ! (umask 077 && set -C && cat > "$tmp"); then
+  stat -f -c '%a %S' "$(dirname "$tmp")" 2>/dev/null || true
+  exit 5
+fi
+got=$(sha256sum "$tmp" | cut -d' ' -f1)
+if [ "$got" != "$new" ]; then
+  echo "the copy has sha256 $got, not the $new that was sent: the transfer was cut" >&2; exit 6
+fi
 if [ -e "$path" ]; then current=$(sha256sum "$path" | cut -d' ' -f1); else current=absent; fi
 if [ "$current" != "$expected" ]; then
   echo "the file changed since it was read (now $current, expected $expected)" >&2; exit 3
@@ -112,9 +129,10 @@ def temp_path(path: str) -> str:
     return posixpath.join(directory, f".{name}.supakong-{secrets.token_hex(6)}.tmp")
 
 
-def commit_argv(path: str, tmp: str, backup: str, expected_sha: str, mode: int, keep: int) -> list[str]:
-    """The command that backs up ``path`` and renames ``tmp`` over it."""
-    return ["sh", "-c", _COMMIT_SCRIPT, "sh", path, tmp, backup, expected_sha, f"{mode:o}", str(keep)]
+def replace_argv(path: str, tmp: str, backup: str, expected_sha: str, mode: int, keep: int, new_sha: str) -> list[str]:
+    """The command that writes its stdin (of sha256 ``new_sha``) to ``tmp``, backs up ``path``
+    and renames ``tmp`` over it, if ``path`` still has ``expected_sha``."""
+    return ["sh", "-c", _REPLACE_SCRIPT, "sh", path, tmp, backup, expected_sha, f"{mode:o}", str(keep), new_sha]
 
 
 def restore_argv(path: str, backup: str) -> list[str]:
@@ -139,54 +157,48 @@ def read_remote_text(conn: HostConnection, path: str) -> str:
     return conn.run(["cat", path]).text
 
 
-def upload_temp(conn: HostConnection, path: str, content: bytes) -> str:
-    """Write ``content`` to a new temp file beside ``path`` over SFTP; return its name."""
-    tmp = temp_path(path)
-    sftp = conn.sftp()
-    try:
-        with sftp.open(tmp, "wbx") as fh:  # x: never overwrite an existing file
-            fh.chmod(0o600)
-            fh.set_pipelined(True)
-            fh.write(content)
-        if sftp.stat(tmp).st_size != len(content):
-            raise OSError(f"short write to {tmp}")
-    except OSError as exc:
-        reason = getattr(exc, "strerror", None) or str(exc)
-        # SFTP reports ENOSPC as a bare "Failure" (or a short write): ask the filesystem.
-        free = free_bytes(conn, posixpath.dirname(path))
-        if free is not None and free < len(content):
-            reason = f"No space left on device ({free} bytes free, {len(content)} needed)"
-        _remove_quietly(conn, tmp)
-        raise TransportError(f"{conn.host.name}: cannot upload to {tmp}: {reason}") from None
-    return tmp
-
-
 def free_bytes(conn: HostConnection, directory: str) -> int | None:
     """Bytes available to the SSH user in ``directory``'s filesystem (None if unknown)."""
     try:
-        fields = conn.run(["stat", "-f", "-c", "%a %S", directory], check=False).text.split()
-        return int(fields[0]) * int(fields[1])
-    except (TransportError, ValueError, IndexError):
+        return _free_from_stat(conn.run(["stat", "-f", "-c", "%a %S", directory], check=False).text)
+    except TransportError:
         return None
 
 
 def replace_file_atomically(
     conn: HostConnection, path: str, content: bytes, *, expected_sha: str, mode: int, keep: int, stamp: str
 ) -> str | None:
-    """Upload, back up and rename ``content`` into ``path``; return the backup path (if any).
+    """Send ``content`` and put it in place of ``path`` atomically, with a backup, in one
+    command (see :data:`_REPLACE_SCRIPT`); return the backup path (if any).
 
     ``expected_sha`` is the sha256 the file had when we looked (or ``absent``): if someone
-    changed it since, nothing is replaced.
+    changed it since, nothing is replaced. Raises :class:`TransportError` saying why.
     """
-    tmp = upload_temp(conn, path, content)
-    checkpoint("uploaded")
-    backup = backup_path(path, stamp)
+    checkpoint("replacing")
+    tmp, backup = temp_path(path), backup_path(path, stamp)
+    new_sha = hashlib.sha256(content).hexdigest()
+    result = conn.run(replace_argv(path, tmp, backup, expected_sha, mode, keep, new_sha), stdin=content, check=False)
+    if result.exit_code == 0:
+        return backup if expected_sha != ABSENT else None
+    where = f"{conn.host.name}: cannot upload to {tmp}"
+    reason = result.stderr_tail(2) or f"exit {result.exit_code}"
+    if result.exit_code == 5:
+        free = _free_from_stat(result.text)
+        if free is not None and free < len(content) and "No space left" not in reason:
+            reason += f": No space left on device ({free} bytes free, {len(content)} needed)"
+        elif free is not None:
+            reason += f" ({free} bytes free, {len(content)} needed)"
+    elif result.exit_code != 6:
+        where = f"{conn.host.name}: cannot replace {path}"
+    raise TransportError(f"{where}: {reason}")
+
+
+def _free_from_stat(text: str) -> int | None:
+    fields = text.split()
     try:
-        conn.run(commit_argv(path, tmp, backup, expected_sha, mode, keep))
-    except TransportError:
-        _remove_quietly(conn, tmp)
-        raise
-    return backup if expected_sha != ABSENT else None
+        return int(fields[0]) * int(fields[1])
+    except (ValueError, IndexError):
+        return None
 
 
 def restore_backup(conn: HostConnection, path: str, backup: str) -> str:
@@ -199,10 +211,3 @@ def list_backups(conn: HostConnection, path: str) -> list[str]:
     directory = posixpath.join(posixpath.dirname(path), BACKUP_DIR)
     names = conn.run(list_backups_argv(path)).text.split()
     return [posixpath.join(directory, n) for n in names]
-
-
-def _remove_quietly(conn: HostConnection, tmp: str) -> None:
-    try:
-        conn.run(["rm", "-f", tmp], check=False)
-    except TransportError:
-        pass  # the connection is gone; the next run's temp name differs anyway

@@ -233,8 +233,7 @@ class HostConnection:
         With ``check``, a non-zero exit raises :class:`TransportError` naming the command,
         the exit code and the tail of stderr.
         """
-        command = shlex.join(argv)
-        result = self._complete(self._exec(command, timeout), argv, stdin, timeout)
+        result = self._complete(self._exec(argv, timeout), argv, stdin, timeout)
         self.commands_run += 1
         return self._checked(result) if check else result
 
@@ -242,9 +241,8 @@ class HostConnection:
         """Start ``argv`` and read its stdout up to the line ``until``; the command then
         waits for one line on stdin (see :class:`HeldCommand`). Returns the output before
         that line and the held command, or all the output and None if it ended first."""
-        command = shlex.join(argv)
         marker = until + b"\n"
-        channel = self._exec(command, timeout)
+        channel = self._exec(argv, timeout)
         try:
             out = bytearray()
             deadline = time.monotonic() + timeout
@@ -259,7 +257,7 @@ class HostConnection:
                 select.select([channel], [], [], min(remaining, 1.0))
         except (TimeoutError, paramiko.SSHException, OSError) as exc:
             channel.close()
-            raise self._failed(command, exc) from None
+            raise self._failed(argv, exc) from None
         self.commands_run += 1
         head, found, _ = bytes(out).partition(marker)
         if not found:
@@ -267,14 +265,14 @@ class HostConnection:
             return head, None
         return head, HeldCommand(self, channel, tuple(argv))
 
-    def _exec(self, command: str, timeout: float) -> paramiko.Channel:
-        """A new session running ``command``."""
+    def _exec(self, argv: Sequence[str], timeout: float) -> paramiko.Channel:
+        """A new session running ``argv``."""
         try:
             channel = self.transport.open_session(timeout=self.connect_timeout)
             channel.settimeout(timeout)
-            channel.exec_command(command)
+            channel.exec_command(shlex.join(argv))
         except (paramiko.SSHException, OSError) as exc:
-            raise self._failed(command, exc) from None
+            raise self._failed(argv, exc) from None
         return channel
 
     def _complete(
@@ -283,12 +281,17 @@ class HostConnection:
         """Send ``stdin`` and EOF to a started command, read all its output and its exit code."""
         try:
             if stdin:
-                channel.sendall(stdin)
+                try:
+                    channel.sendall(stdin)
+                except OSError:
+                    if not channel.exit_status_ready():
+                        raise  # the connection is gone, not just the command
+                    # else the command ended without reading all of it: its status says why
             channel.shutdown_write()
             stdout, stderr = _drain(channel, timeout)
             code = channel.recv_exit_status()
         except (TimeoutError, paramiko.SSHException, OSError) as exc:
-            raise self._failed(shlex.join(argv), exc) from None
+            raise self._failed(argv, exc) from None
         finally:
             channel.close()
         return CommandResult(tuple(argv), code, stdout, stderr)
@@ -296,14 +299,14 @@ class HostConnection:
     def _checked(self, result: CommandResult) -> CommandResult:
         """``result``, or a :class:`TransportError` naming the command, exit code and stderr."""
         if result.exit_code != 0:
-            command = mask(shlex.join(result.argv))
+            command = mask(shown(result.argv))
             raise TransportError(
                 f"{self.host.name}: `{command}` exited {result.exit_code}: {result.stderr_tail() or 'no output'}"
             )
         return result
 
-    def _failed(self, command: str, exc: BaseException) -> TransportError:
-        return TransportError(f"{self.host.name}: `{mask(command)}` failed: {mask(str(exc)) or 'timed out'}")
+    def _failed(self, argv: Sequence[str], exc: BaseException) -> TransportError:
+        return TransportError(f"{self.host.name}: `{mask(shown(argv))}` failed: {mask(str(exc)) or 'timed out'}")
 
     def sftp(self) -> paramiko.SFTPClient:
         """The SFTP client on this connection (opened once, then reused)."""
@@ -367,6 +370,14 @@ class HeldCommand:
             self.channel.close()
         except (paramiko.SSHException, OSError):
             pass
+
+
+def shown(argv: Sequence[str]) -> str:
+    """``argv`` as a one-line shell command for messages: a ``sh -c`` script is shown as
+    ``sh -c …`` followed by its arguments (the script is ours and spans many lines)."""
+    if len(argv) > 2 and argv[0] == "sh" and argv[1] == "-c" and "\n" in argv[2]:
+        return "sh -c … " + shlex.join(argv[3:])
+    return shlex.join(argv)
 
 
 def _split_paths(value: str | list[str]) -> list[str]:

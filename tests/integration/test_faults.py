@@ -141,11 +141,13 @@ def cut_ssh_sessions(spec) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
-def test_ssh_connection_cut_after_the_upload_reconnects_and_completes(served, host, secrets, inventory_path, tmp_path):
+def test_ssh_connection_cut_before_the_replacement_reconnects_and_completes(
+    served, host, secrets, inventory_path, tmp_path
+):
     spec, _, variant = served
     log = spec.state_dir / "sshd.log"
     logins = log.read_text().count("Accepted publickey")
-    proc = paused_deploy(host, inventory_path, variant, tmp_path / "paused", "uploaded")
+    proc = paused_deploy(host, inventory_path, variant, tmp_path / "paused", "replacing")
     cut_ssh_sessions(spec)
     stdout, stderr = proc.communicate(timeout=120)
 
@@ -157,11 +159,11 @@ def test_ssh_connection_cut_after_the_upload_reconnects_and_completes(served, ho
     assert deploy_host(host, DeployOptions(file=variant), BufferOutput()).message == "no change"
 
 
-def test_ssh_connection_lost_for_good_after_the_upload_keeps_the_old_config(
+def test_ssh_connection_lost_for_good_before_the_replacement_keeps_the_old_config(
     served, host, secrets, inventory_path, tmp_path
 ):
     spec, old_sha, variant = served
-    proc = paused_deploy(host, inventory_path, variant, tmp_path / "paused", "uploaded")
+    proc = paused_deploy(host, inventory_path, variant, tmp_path / "paused", "replacing")
     listener = int((spec.run_dir / "sshd.pid").read_text())
     sessions = sshd_sessions(spec)
     try:

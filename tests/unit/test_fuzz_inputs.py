@@ -117,8 +117,8 @@ def remote_argvs(host: HostConfig) -> list[list[str]]:
     owner = hostlock.LockOwner.current("deploy-kong")
     return [
         remote_file.stat_argv(path),
-        remote_file.commit_argv(
-            path, remote_file.temp_path(path), remote_file.backup_path(path, stamp), "0" * 64, 0o640, 5
+        remote_file.replace_argv(
+            path, remote_file.temp_path(path), remote_file.backup_path(path, stamp), "0" * 64, 0o640, 5, "1" * 64
         ),
         remote_file.restore_argv(path, remote_file.backup_path(path, stamp)),
         remote_file.list_backups_argv(path),
@@ -131,7 +131,7 @@ def remote_argvs(host: HostConfig) -> list[list[str]]:
 
 SCRIPTS = {
     remote_file._STAT_SCRIPT,
-    remote_file._COMMIT_SCRIPT,
+    remote_file._REPLACE_SCRIPT,
     remote_file._RESTORE_SCRIPT,
     look._LOOK_SCRIPT,
     hostlock._RELEASE_SCRIPT,
@@ -242,7 +242,7 @@ def test_remote_commands_are_argv_lists_whatever_the_values(values):
     path, tmp, backup, sha, kong, realtime = values
     built = [
         remote_file.stat_argv(path),
-        remote_file.commit_argv(path, tmp, backup, sha, 0o640, 3),
+        remote_file.replace_argv(path, tmp, backup, sha, 0o640, 3, sha),
         remote_file.restore_argv(path, backup),
         remote_file.list_backups_argv(path),
         look.look_argv(path, tmp, sha),

@@ -13,7 +13,7 @@ from supakong.hostlock import LockOwner, describe_holder, is_stale
 from supakong.logs import format_log_lines, interleave, parse_log_lines
 from supakong.look import LockStatus, look_argv, parse_lock, split_sections
 from supakong.plan import HostState, plan_deploy, unified_diff
-from supakong.remote_file import ABSENT, RemoteFile, backup_path, commit_argv, parse_stat, temp_path
+from supakong.remote_file import ABSENT, RemoteFile, backup_path, parse_stat, replace_argv, temp_path
 from supakong.report import HostResult, exit_code, recap_lines, report_json
 from supakong.secrets import register_secret
 
@@ -78,7 +78,7 @@ def test_stat_output_parses_and_absent_file_is_a_state():
 
 def test_remote_commands_are_argv_lists_that_survive_quoting():
     hostile = "/srv/a b/$(reboot);`id`.yml"
-    argv = commit_argv(hostile, temp_path(hostile), backup_path(hostile, "STAMP"), SHA, 0o640, 5)
+    argv = replace_argv(hostile, temp_path(hostile), backup_path(hostile, "STAMP"), SHA, 0o640, 5, "f" * 64)
     assert shlex.split(shlex.join(argv)) == argv
     assert argv[4] == hostile and argv[7] == SHA and argv[8] == "640"
     assert backup_path("/srv/api/kong.yml", "S") == "/srv/api/.supakong/backups/kong.yml.S"

@@ -1,0 +1,91 @@
+"""The one-command replacement on the sandbox: the new content goes over the command's stdin,
+and only a complete copy of it, over a file that did not change since the look, is put in
+place; every failure leaves the old file and no temp file behind."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from supakong.errors import TransportError
+from supakong.remote_file import backup_path, replace_argv, replace_file_atomically, temp_path
+from supakong.sandbox.spec import SSH_USER
+from supakong.transport import HostConnection
+
+OLD = b"old: config\n"
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture()
+def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A config file the sandbox's SSH user owns, in a directory of its own."""
+    directory = tmp_path_factory.mktemp("replace")
+    directory.chmod(0o755)
+    for parent in directory.parents:  # pytest's base temp dirs are private to root
+        if parent == Path("/tmp"):
+            break
+        parent.chmod(parent.stat().st_mode | 0o005)
+    config = directory / "api" / "kong.yml"
+    config.parent.mkdir()
+    config.write_bytes(OLD)
+    for path in (config.parent, config):
+        shutil.chown(path, SSH_USER, SSH_USER)
+    yield config
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def temp_files(config: Path) -> list[Path]:
+    return list(config.parent.glob(".*.supakong-*.tmp"))
+
+
+def test_the_content_goes_over_stdin_into_place_with_mode_and_a_backup(host, target):
+    new = bytes(range(256)) * 400  # every byte value, more than one SSH window packet
+    with HostConnection(host) as conn:
+        backup = replace_file_atomically(conn, str(target), new, expected_sha=sha(OLD), mode=0o640, keep=3, stamp="S1")
+        assert conn.commands_run == 1, "one command, no SFTP session"
+
+    assert target.read_bytes() == new and target.stat().st_mode & 0o777 == 0o640
+    assert backup == backup_path(str(target), "S1") and Path(backup).read_bytes() == OLD
+    assert not temp_files(target)
+
+
+def test_a_transfer_cut_short_replaces_nothing(host, target):
+    new = b"x" * 100_000
+    tmp, backup = temp_path(str(target)), backup_path(str(target), "S2")
+    with HostConnection(host) as conn:
+        result = conn.run(
+            replace_argv(str(target), tmp, backup, sha(OLD), 0o640, 3, sha(new)), stdin=new[:5000], check=False
+        )
+
+    assert result.exit_code == 6 and "the transfer was cut" in result.stderr.decode()
+    assert target.read_bytes() == OLD and not Path(backup).exists() and not temp_files(target)
+
+
+def test_a_file_changed_since_the_look_is_left_alone_in_a_one_line_error(host, target):
+    with HostConnection(host) as conn, pytest.raises(TransportError) as error:
+        replace_file_atomically(conn, str(target), b"new\n", expected_sha=sha(b"seen"), mode=0o640, keep=3, stamp="S3")
+
+    message = str(error.value)
+    assert "\n" not in message and f"cannot replace {target}" in message and "changed since it was read" in message
+    assert target.read_bytes() == OLD and not temp_files(target)
+
+
+def test_an_unwritable_directory_names_the_temp_file_and_the_reason(host, target):
+    target.parent.chmod(0o555)
+    try:
+        with HostConnection(host) as conn, pytest.raises(TransportError) as error:
+            replace_file_atomically(conn, str(target), b"new\n", expected_sha=sha(OLD), mode=0o640, keep=3, stamp="S4")
+    finally:
+        target.parent.chmod(0o755)
+
+    message = str(error.value)
+    assert "\n" not in message and f"cannot upload to {target.parent}/.kong.yml.supakong-" in message
+    assert "Permission denied" in message
+    assert target.read_bytes() == OLD and not temp_files(target)
