@@ -125,6 +125,10 @@ def inspect_container(api: Any, name: str) -> ContainerState:
 
 def restart_container(api: Any, name: str, stop_timeout: int = 10) -> None:
     """Restart ``name`` (stop with a grace period, then start) through the API."""
+    if isinstance(api, EngineClient):
+        if not api.restart(name, stop_timeout):
+            raise RestartError(f"container {name} does not exist; check kong_container in the inventory")
+        return
     import docker.errors  # lazy: keeps `fab` start-up fast
 
     try:

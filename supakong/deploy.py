@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,7 +30,7 @@ from .faults import checkpoint
 from .hostlock import LockOwner, acquire, break_if_stale, lock_path
 from .inventory import HostConfig
 from .listen_probe import ListenGate
-from .logs import fetch_logs, format_log_lines, interleave
+from .logs import LogLine, fetch_interleaved, format_log_lines
 from .look import look, look_held
 from .plan import HostState, Plan, plan_deploy, unified_diff
 from .preflight import preflight_parse
@@ -204,7 +205,7 @@ def deploy_host(host: HostConfig, options: DeployOptions, out: Output, task: str
                     # Someone (or a killed run) just restarted Kong: "no change" must also
                     # mean "serving", so wait for its healthcheck instead of reporting early.
                     out.line(f"  {host.kong_container} is starting: waiting for its healthcheck", host.name)
-                    wait_until_healthy(conn.docker(), host.kong_container, timeout=options.wait_timeout)
+                    wait_until_healthy(conn.engine(), host.kong_container, timeout=options.wait_timeout)
                 if owner is None:
                     break_if_stale(
                         conn, host.kong_config_path, lock_status, notify=lambda msg: out.line(f"  {msg}", host.name)
@@ -348,9 +349,9 @@ def _restart_and_verify(
 ) -> None:
     gate = ListenGate(lambda: conn.transport)
     gate.check_before_restart(before)
-    engine = conn.engine()  # the waits' inspects and probes: light requests, no docker-py
+    engine = conn.engine()  # restart, waits, execs and logs: light requests, no docker-py
     with result.timed("restart"):
-        restart_container(conn.docker(), host.kong_container)
+        restart_container(engine, host.kong_container)
         out.line(f"  restarted {host.kong_container}", host.name)
         checkpoint("restarted")
         try:
@@ -369,9 +370,12 @@ def _restart_and_verify(
             raise
     out.line(f"  {host.kong_container} is up: {after.describe()}", host.name)
     checkpoint("up")
-    with result.timed("logs"):
-        _confirm_content(engine, host, expected_sha)
-        _print_logs(conn, host, after.started_at - 1, options, out)
+    with result.timed("logs"), ThreadPoolExecutor(max_workers=1) as pool:
+        # The check inside the container and the two log reads go out at the same time.
+        confirming = pool.submit(_confirm_content, engine, host, expected_sha)
+        lines = _read_logs(conn, host, after.started_at - 1, options)
+        confirming.result()
+        _show_logs(lines, options, out, host.name)
     if options.verify:
         report = run_verification(host, secrets, out)
         result.verify_state = report.state
@@ -401,13 +405,19 @@ def _print_logs(
     out: Output,
     title: str = "logs since the restart",
 ) -> None:
-    api = conn.docker()
-    lines = interleave(
-        fetch_logs(api, host.kong_container, since=since, tail=options.log_lines),
-        fetch_logs(api, host.realtime_container, since=since, tail=options.log_lines),
-    )
-    out.line(f"  {title} ({len(lines)} lines):", host.name)
-    out.lines([f"    {row}" for row in format_log_lines(lines[-options.log_lines :])], host.name)
+    _show_logs(_read_logs(conn, host, since, options), options, out, host.name, title)
+
+
+def _read_logs(conn: HostConnection, host: HostConfig, since: float, options: DeployOptions) -> list[LogLine]:
+    containers = (host.kong_container, host.realtime_container)
+    return fetch_interleaved(conn.engine(), containers, since=since, tail=options.log_lines)
+
+
+def _show_logs(
+    lines: list[LogLine], options: DeployOptions, out: Output, host: str, title: str = "logs since the restart"
+) -> None:
+    out.line(f"  {title} ({len(lines)} lines):", host)
+    out.lines([f"    {row}" for row in format_log_lines(lines[-options.log_lines :])], host)
 
 
 def run_verification(host: HostConfig, secrets: Secrets, out: Output) -> VerifyReport:
@@ -434,7 +444,7 @@ def _roll_back(
     assert result.backup is not None
     out.line(f"  ROLLING BACK: {failure}", host.name)
     restore_backup(conn, host.kong_config_path, result.backup)
-    before = inspect_container(conn.docker(), host.kong_container)
+    before = inspect_container(conn.engine(), host.kong_container)
     restored_sha = read_remote_file(conn, host.kong_config_path).sha256
     result.status = "rolled_back"
     try:

@@ -5,12 +5,14 @@ every run makes.
 for the two ways) and returns a function that opens one HTTP-ready channel.
 :class:`EngineClient` then makes the look's container inspections and the runs' ``docker
 exec`` calls with the standard library's :mod:`http.client`, on channels it keeps alive
-(one per concurrent request). A no-op converge therefore never imports docker-py,
-requests and urllib3 (~100 ms of start-up) nor pays their per-request overhead. An exec can
-be fed standard input on the same channel (the preflight sends the new file that way: no
-``mkdir`` exec and no ``PUT /archive``, each ~75 ms of the host's CPU), which docker-py
-only offers on its own transports. docker-py (:func:`supakong.dockerssh.docker_api_over_ssh`)
-is built on the same opener when a run restarts a container or reads its logs.
+(one per concurrent request), and so do a deploy's restart and log reads. A run therefore
+never imports docker-py, requests and urllib3 (~100 ms of start-up) nor pays their
+per-request overhead (docker-py's ``logs()`` inspects the container first). An exec can be
+fed standard input on its channel (the preflight sends the new file that way: no ``mkdir``
+exec and no ``PUT /archive``, each ~75 ms of the host's CPU), which docker-py only offers
+on its own transports, and the channel the engine takes over for the exec's output opens
+while the exec is being created. docker-py (:func:`supakong.dockerssh.docker_api_over_ssh`)
+is built on the same opener for doctor, rollback and the sandbox.
 """
 
 from __future__ import annotations
@@ -20,18 +22,21 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import paramiko
 from paramiko.common import cMSG_CHANNEL_OPEN
 from paramiko.message import Message
 
-from .errors import TransportError
+from .errors import RestartError, TransportError
 
 DIAL_STDIO = "docker system dial-stdio"
 DEFAULT_SOCKET = "/var/run/docker.sock"
+#: Opens exec start channels ahead of time (threads start on demand, then are reused).
+_OPENERS = ThreadPoolExecutor(max_workers=32, thread_name_prefix="supakong-engine-open")
 
 Opener = Callable[[], paramiko.Channel]
 
@@ -199,6 +204,17 @@ def _request(route: EngineRoute, method: str, path: str) -> tuple[int, bytes]:
         _close(conn)
 
 
+def is_multiplexed(raw: bytes) -> bool:
+    """True if ``raw`` is entirely frames of the engine's multiplexed stream (see
+    :func:`demux_stream`): the output of a container or exec without a TTY."""
+    pos = 0
+    while pos + 8 <= len(raw):
+        if raw[pos] not in (0, 1, 2) or raw[pos + 1 : pos + 4] != b"\0\0\0":
+            return False
+        pos += 8 + int.from_bytes(raw[pos + 4 : pos + 8], "big")
+    return pos == len(raw)
+
+
 def demux_stream(raw: bytes) -> bytes:
     """stdout and stderr of a non-TTY exec, in the order of the engine's frames (8-byte header:
     stream, 3 zero bytes, big-endian payload size). The engine reads the two pipes at once, so a
@@ -233,12 +249,13 @@ class EngineClient:
         body: dict[str, Any] | None = None,
         stdin: bytes | None = None,
         *,
-        hijacked: bool = False,
+        hijack: _ChannelHTTPConnection | None = None,
     ) -> tuple[int, bytes]:
-        """One request on a kept channel (a new one if none is idle, or if the engine takes
-        the connection over: ``hijacked``, an exec's start)."""
+        """One request on a kept channel (a new one if none is idle), or on ``hijack``, a
+        connection of its own that the engine takes over (an exec's start) and is closed."""
+        hijacked = hijack is not None
         while True:
-            conn, reused = self._take() if not hijacked else (_ChannelHTTPConnection(self.route), False)
+            conn, reused = (hijack, False) if hijack is not None else self._take()
             try:
                 status, data, keep = _exchange(conn, method, path, body, stdin)
             except (paramiko.SSHException, OSError, http.client.HTTPException) as exc:
@@ -285,17 +302,58 @@ class EngineClient:
         """
         what = f"docker exec {name} {argv[0] if argv else ''}".rstrip()
         spec = {"AttachStdin": stdin is not None, "AttachStdout": True, "AttachStderr": True, "Cmd": argv}
-        status, body = self._call(what, "POST", f"/containers/{quote(name, safe='')}/exec", spec)
-        if status != 201:
-            raise TransportError(f"{self.host_name}: {what}: {_engine_message(body, status)}")
-        exec_id = quote(str(json.loads(body)["Id"]), safe="")
+        # The start's own channel opens while the exec is created: one round trip less.
+        starter = _ChannelHTTPConnection(self.route)
+        opening = _OPENERS.submit(starter.connect)
+        try:
+            status, body = self._call(what, "POST", f"/containers/{quote(name, safe='')}/exec", spec)
+            if status != 201:
+                raise TransportError(f"{self.host_name}: {what}: {_engine_message(body, status)}")
+            exec_id = quote(str(json.loads(body)["Id"]), safe="")
+            _opened(opening, f"{self.host_name}: {what}")
+        except BaseException:
+            opening.add_done_callback(lambda _: _close(starter))
+            raise
         start = {"Detach": False, "Tty": False}
-        status, raw = self._call(what, "POST", f"/exec/{exec_id}/start", start, stdin, hijacked=True)
+        status, raw = self._call(what, "POST", f"/exec/{exec_id}/start", start, stdin, hijack=starter)
         if status != 200:
             raise TransportError(f"{self.host_name}: {what}: {_engine_message(raw, status)}")
         status, body = self._call(what, "GET", f"/exec/{exec_id}/json")
         code = json.loads(body).get("ExitCode") if status == 200 else None
         return (int(code) if code is not None else -1), demux_stream(raw)
+
+    def restart(self, name: str, stop_timeout: int = 10) -> bool:
+        """``docker restart -t stop_timeout name``; False if there is no such container.
+        Raises :class:`RestartError` when the engine cannot restart it."""
+        what = f"docker restart {name}"
+        path = f"/containers/{quote(name, safe='')}/restart?t={int(stop_timeout)}"
+        status, body = self._call(what, "POST", path)
+        if status == 404:
+            return False
+        if status != 204:
+            raise RestartError(f"{what}: {_engine_message(body, status)}")
+        return True
+
+    def logs(self, name: str, *, since: float | None = None, tail: int | str = 200) -> bytes | None:
+        """``docker logs --timestamps [--since] --tail name``: stdout and stderr (in the
+        engine's order), or None if there is no such container."""
+        query = {"stdout": 1, "stderr": 1, "timestamps": 1, "tail": tail, **({"since": int(since)} if since else {})}
+        what = f"docker logs {name}"
+        status, body = self._call(what, "GET", f"/containers/{quote(name, safe='')}/logs?{urlencode(query)}")
+        if status == 404:
+            return None
+        if status != 200:
+            raise TransportError(f"{self.host_name}: {what}: {_engine_message(body, status)}")
+        # A container with a TTY has one raw stream; without, the frames of demux_stream.
+        return demux_stream(body) if is_multiplexed(body) else body
+
+
+def _opened(opening: Future[None], what: str) -> None:
+    """Wait for a channel opened ahead of time; :class:`TransportError` if it could not open."""
+    try:
+        opening.result()
+    except (paramiko.SSHException, OSError) as exc:
+        raise TransportError(f"{what}: {exc}") from None
 
 
 def _engine_message(body: bytes, status: int) -> str:

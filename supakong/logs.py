@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from .container import parse_docker_time
+from .engine import EngineClient
+from .errors import TransportError
 from .secrets import mask
 
 #: Log patterns that explain a broken Realtime path (facts §9), with what they mean.
@@ -49,7 +52,16 @@ def parse_log_lines(container: str, raw: bytes) -> list[LogLine]:
 
 
 def fetch_logs(api: Any, container: str, *, since: float | None = None, tail: int | str = 200) -> list[LogLine]:
-    """The container's stdout+stderr since ``since`` (engine epoch seconds), last ``tail`` lines."""
+    """The container's stdout+stderr since ``since`` (engine epoch seconds), last ``tail`` lines,
+    through the light :class:`EngineClient` or docker-py."""
+    if isinstance(api, EngineClient):
+        try:
+            raw = api.logs(container, since=since, tail=tail)
+        except TransportError as exc:
+            return [LogLine(container, 0.0, f"(cannot read logs: {exc})")]
+        if raw is None:
+            return [LogLine(container, 0.0, f"(container {container} does not exist)")]
+        return [line for line in parse_log_lines(container, raw) if not since or line.time >= since]
     import docker.errors  # lazy: keeps `fab` start-up fast
 
     kwargs: dict[str, Any] = {"stdout": True, "stderr": True, "timestamps": True, "tail": tail}
@@ -62,6 +74,19 @@ def fetch_logs(api: Any, container: str, *, since: float | None = None, tail: in
     except docker.errors.APIError as exc:
         return [LogLine(container, 0.0, f"(cannot read logs: {exc.explanation or exc})")]
     return [line for line in parse_log_lines(container, raw) if not since or line.time >= since]
+
+
+def fetch_interleaved(
+    api: Any, containers: Sequence[str], *, since: float | None = None, tail: int | str = 200
+) -> list[LogLine]:
+    """:func:`fetch_logs` of each container, merged by time; read at the same time through
+    the :class:`EngineClient` (thread-safe), one after the other through docker-py."""
+    if isinstance(api, EngineClient) and len(containers) > 1:
+        with ThreadPoolExecutor(max_workers=len(containers), thread_name_prefix="supakong-logs") as pool:
+            streams = list(pool.map(lambda name: fetch_logs(api, name, since=since, tail=tail), containers))
+    else:
+        streams = [fetch_logs(api, name, since=since, tail=tail) for name in containers]
+    return interleave(*streams)
 
 
 def interleave(*streams: Iterable[LogLine]) -> list[LogLine]:

@@ -11,7 +11,7 @@ from invoke import Context
 from supakong.audit import audit_path, read_audit
 from supakong.fleet import Rollout
 from supakong.inventory import HostConfig, load_inventory
-from supakong.logs import fetch_logs, format_log_lines, interleave
+from supakong.logs import fetch_interleaved, format_log_lines
 from supakong.logs import grep as grep_lines
 from supakong.remote_file import list_backups
 from supakong.report import HostResult, Output
@@ -43,16 +43,11 @@ def logs(c: Context, since: str = "10m", grep: str | None = None, follow: bool =
     [host] = select_hosts(c, require=True)[:1]
     window = _seconds(since)
     with HostConnection(host) as conn:
-        api = conn.docker()
+        api = conn.engine()
         start = time.time() - window
+        containers = (host.kong_container, host.realtime_container)
         while True:
-            lines = grep_lines(
-                interleave(
-                    fetch_logs(api, host.kong_container, since=start, tail=tail),
-                    fetch_logs(api, host.realtime_container, since=start, tail=tail),
-                ),
-                grep,
-            )
+            lines = grep_lines(fetch_interleaved(api, containers, since=start, tail=tail), grep)
             for row in format_log_lines(lines):
                 Output().line(row)
             if not follow:

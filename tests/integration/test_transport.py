@@ -13,6 +13,7 @@ from supakong.container import inspect_container
 from supakong.engine import EngineClient, EngineRoute
 from supakong.errors import TransportError
 from supakong.listen_probe import ListenGate, answers_http, proxy_address
+from supakong.logs import fetch_interleaved
 from supakong.transport import HostConnection
 
 
@@ -154,6 +155,19 @@ def test_engine_requests_reuse_one_kept_channel_and_an_exec_start_gets_its_own(h
         assert engine.exec(host.kong_container, ["true"]) == (0, b"")
         assert len(opened) == 2  # create and inspect on the kept channel, start on its own
         engine.close()
+
+
+def test_logs_and_a_missing_containers_restart_go_through_the_light_engine_client(host, sandbox_spec):
+    with HostConnection(host) as conn:
+        engine = conn.engine()
+        raw = engine.logs(sandbox_spec.kong_container, tail=5)
+        assert engine.logs("no-such-container") is None
+        assert engine.restart("no-such-container") is False
+        lines = fetch_interleaved(engine, [sandbox_spec.kong_container, "no-such-container"], tail=5)
+    assert raw is not None and 0 < len(raw.splitlines()) <= 5
+    assert all(line[:4].isdigit() and "T" in line.split(" ", 1)[0] for line in raw.decode().splitlines())
+    assert "(container no-such-container does not exist)" in [line.text for line in lines]
+    assert any(line.container == sandbox_spec.kong_container and line.time > 0 for line in lines)
 
 
 def test_a_kept_channel_the_engine_side_closed_is_replaced_without_an_error(host):
