@@ -217,6 +217,26 @@ def test_a_no_op_never_loads_docker_py_or_the_validator(fleet):
     assert not {"docker", "requests", "urllib3", "supakong.kong"} & imported
 
 
+def test_a_change_restarts_and_reads_logs_without_docker_py(fleet, tmp_path):
+    # The restart, the waits, the execs and the two log reads are plain requests too.
+    variant = tmp_path / "variant.yml"
+    variant.write_text(rendered(fleet, F1) + "# a change\n")
+    env = {**os.environ, "SUPAKONG_HOST_ALLOWLIST": "sandbox*", "SUPAKONG_INVENTORY": str(fleet["inventory"])}
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-X", "importtime", str(BIN / "fab"), "deploy-kong", "-H", F1, "--file", str(variant),
+             "--no-verify"],
+            capture_output=True, text=True, cwd=REPO, env=env, timeout=180,
+        )  # fmt: skip
+    finally:
+        converge(fleet, F1)
+    assert proc.returncode == 0 and "restarted" in proc.stdout, proc.stdout + proc.stderr[-2000:]
+    assert "logs since the restart" in proc.stdout
+    imported = {line.rsplit("|", 1)[1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert "supakong.kong" in imported, "a change is validated"
+    assert not {"docker", "requests", "urllib3"} & imported
+
+
 def test_a_no_op_converge_runs_one_remote_command_that_also_writes_the_audit_line(fleet, monkeypatch):
     converge(fleet, F1)
     opened: list[HostConnection] = []
