@@ -27,7 +27,8 @@ from .transport import HeldCommand, HostConnection
 _SECTIONS_SCRIPT = r"""
 echo '### file'
 if [ -e "$path" ]; then
-  sha256sum "$path" && stat -c '%s %a %u %g %Y' "$path"
+  # Sub-second mtime (GNU stat): a file written in the second Kong started is still newer.
+  sha256sum "$path" && { stat -c '%s %a %u %g %.9Y' "$path" 2>/dev/null || stat -c '%s %a %u %g %Y' "$path"; }
 else
   echo absent
 fi

@@ -28,7 +28,7 @@ p=$1
 if [ -e "$p" ]; then
   set -- $(sha256sum "$p")
   printf '%s\n' "$1"
-  stat -c '%s %a %u %g %Y' "$p"
+  stat -c '%s %a %u %g %.9Y' "$p" 2>/dev/null || stat -c '%s %a %u %g %Y' "$p"
 else
   echo absent
 fi
@@ -98,7 +98,7 @@ class RemoteFile:
     mode: int = 0
     uid: int = -1
     gid: int = -1
-    mtime: int = 0
+    mtime: float = 0.0  # seconds, with the nanoseconds where stat gives them
 
 
 def stat_argv(path: str) -> list[str]:
@@ -114,7 +114,7 @@ def parse_stat(path: str, text: str) -> RemoteFile:
     size, mode, uid, gid, mtime = lines[1].split()
     # The hash alone, or sha256sum's "HASH  PATH" ("\\HASH  PATH" for a name with a newline).
     digest = lines[0].split()[0].lstrip("\\")
-    return RemoteFile(path, True, digest, int(size), int(mode, 8), int(uid), int(gid), int(mtime))
+    return RemoteFile(path, True, digest, int(size), int(mode, 8), int(uid), int(gid), float(mtime))
 
 
 def backup_path(path: str, stamp: str) -> str:

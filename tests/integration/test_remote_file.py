@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from supakong.errors import TransportError
-from supakong.remote_file import backup_path, replace_argv, replace_file_atomically, temp_path
+from supakong.look import look
+from supakong.remote_file import backup_path, read_remote_file, replace_argv, replace_file_atomically, temp_path
 from supakong.sandbox.spec import SSH_USER
 from supakong.transport import HostConnection
 
@@ -89,3 +90,14 @@ def test_an_unwritable_directory_names_the_temp_file_and_the_reason(host, target
     assert "\n" not in message and f"cannot upload to {target.parent}/.kong.yml.supakong-" in message
     assert "Permission denied" in message
     assert target.read_bytes() == OLD and not temp_files(target)
+
+
+def test_the_files_mtime_is_read_to_the_nanosecond(host, target):
+    # A file written in the same second as Kong started, after it, is a pending restart:
+    # whole seconds would hide it.
+    with HostConnection(host) as conn:
+        state, _ = look(conn, str(target), host.kong_container, host.realtime_container)
+        again = read_remote_file(conn, str(target))
+    exact = target.stat().st_mtime_ns / 1e9
+    assert state.file.mtime == again.mtime == pytest.approx(exact, abs=1e-6)
+    assert state.file.mtime != int(state.file.mtime)

@@ -41,6 +41,8 @@ def state(file_sha=SHA, mtime=900, **kong_kw) -> HostState:
         (state(running=False), False, True, "Kong is exited"),
         (state(mtime=1001), False, True, "restart pending"),
         (state(mtime=1000), False, False, None),
+        # Written in the same second as Kong started, but after it: still a pending restart.
+        (state(mtime=1000.5, started=1000.25), False, True, "restart pending"),
         (state(health="unhealthy"), False, True, "unhealthy"),
         (state(health="starting"), False, False, None),
     ],
@@ -51,6 +53,7 @@ def state(file_sha=SHA, mtime=900, **kong_kw) -> HostState:
         "kong-down-restarts",
         "file-newer-than-kong-restarts",
         "same-second-is-not-pending",
+        "written-after-kong-started-in-the-same-second-restarts",
         "unhealthy-restarts",
         "starting-is-waited-for-not-restarted",
     ],
@@ -74,6 +77,7 @@ def test_stat_output_parses_and_absent_file_is_a_state():
     assert parse_stat("/p", "absent\n") == RemoteFile("/p", False)
     f = parse_stat("/p", f"{SHA}\n12 640 999 995 1795687342\n")
     assert (f.sha256, f.size, f.mode, f.uid, f.mtime) == (SHA, 12, 0o640, 999, 1795687342)
+    assert parse_stat("/p", f"{SHA}\n12 640 999 995 1795687342.250000000\n").mtime == 1795687342.25
 
 
 def test_remote_commands_are_argv_lists_that_survive_quoting():
