@@ -22,7 +22,7 @@ from typing import Any
 import docker
 import jwt
 
-from ..container import probed_healthy, state_from_inspect
+from ..container import parse_docker_time, probed_healthy, state_from_inspect
 from ..errors import DeployError
 from .spec import SSH_USER, STANDINS_DIR, SUPABASE_PLUGINS, SandboxSpec
 
@@ -235,7 +235,9 @@ def wait_running(
             status = (state.get("Health") or {}).get("Status")
             ready = status in (None, "healthy") or probed_healthy(client, state_from_inspect(name, data)) is not None
         if ready and log_marker:
-            ready = log_marker in client.logs(name, stdout=True, stderr=True)
+            # Only this incarnation's lines: after a restart the old marker is still in the log.
+            started = int(parse_docker_time(state.get("StartedAt", "")))
+            ready = log_marker in client.logs(name, stdout=True, stderr=True, since=started or None)
         if ready:
             return state
         time.sleep(delay)

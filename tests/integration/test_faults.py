@@ -67,7 +67,8 @@ def served(sandbox_spec, host, secrets, tmp_path):
         sandbox_reset(sandbox_spec)
         deploy_host(host, DeployOptions(), BufferOutput())
     variant = tmp_path / "variant.yml"
-    variant.write_text(render_kong_config(host, secrets) + f"# variant {tmp_path.name}\n")
+    # Unique per run: a test run again must still have something to deploy.
+    variant.write_text(render_kong_config(host, secrets) + f"# variant {tmp_path.name} {time.time_ns()}\n")
     return sandbox_spec, sha256(sandbox_spec.kong_config_path), variant
 
 
