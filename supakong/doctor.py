@@ -41,7 +41,7 @@ from .kong.pitfalls import realtime_routes
 from .kong.target import KongTarget
 from .kong.validate import validate_kong_config
 from .kong.yaml_source import parse_source
-from .logs import fetch_logs, format_log_lines, interleave
+from .logs import fetch_interleaved, format_log_lines
 from .look import look
 from .remote_file import RemoteFile, read_remote_text
 from .report import HostResult, Output, recap_lines
@@ -158,11 +158,8 @@ def logs_around(
 
 
 def _read_logs(conn: HostConnection, host: HostConfig, since: float, limit: int) -> tuple[str, ...]:
-    api = conn.docker()
-    lines = interleave(
-        fetch_logs(api, host.kong_container, since=since, tail=limit),
-        fetch_logs(api, host.realtime_container, since=since, tail=limit),
-    )
+    containers = (host.kong_container, host.realtime_container)
+    lines = fetch_interleaved(conn.engine(), containers, since=since, tail=limit)
     return tuple(format_log_lines(lines[-limit:]))
 
 

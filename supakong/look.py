@@ -21,17 +21,13 @@ from dataclasses import dataclass
 from .audit_append import APPEND_LINE_SH
 from .container import inspect_container
 from .plan import HostState
-from .remote_file import parse_stat
+from .remote_file import STAT_SH, parse_stat
 from .transport import HeldCommand, HostConnection
 
-_SECTIONS_SCRIPT = r"""
-echo '### file'
-if [ -e "$path" ]; then
-  # Sub-second mtime (GNU stat): a file written in the second Kong started is still newer.
-  sha256sum "$path" && { stat -c '%s %a %u %g %.9Y' "$path" 2>/dev/null || stat -c '%s %a %u %g %Y' "$path"; }
-else
-  echo absent
-fi
+_SECTIONS_SCRIPT = (
+    "echo '### file'\np=$path\n"
+    + STAT_SH
+    + r"""
 echo '### realpath'
 readlink -f "$path" 2>/dev/null || echo "$path"
 echo '### lock'
@@ -53,6 +49,7 @@ else
   echo free
 fi
 """
+)
 
 #: With ``hold``: the look then waits for one line on stdin, the run's audit line (empty or
 #: EOF: nothing), and appends it to ``log``. A no-op converge is then one SSH session.

@@ -23,16 +23,18 @@ from .transport import HostConnection
 BACKUP_DIR = ".supakong/backups"
 ABSENT = "absent"
 
-_STAT_SCRIPT = r"""
-p=$1
+#: Prints what :func:`parse_stat` reads for the file ``$p`` (set by the caller): its sha256
+#: and ``size mode uid gid mtime``, or ``absent``. The mtime has its nanoseconds (GNU stat):
+#: a file renamed into place in the second Kong started, after it, is a pending restart.
+#: Shared by :func:`stat_argv` and the look (:mod:`supakong.look`).
+STAT_SH = r"""
 if [ -e "$p" ]; then
-  set -- $(sha256sum "$p")
-  printf '%s\n' "$1"
-  stat -c '%s %a %u %g %.9Y' "$p" 2>/dev/null || stat -c '%s %a %u %g %Y' "$p"
+  sha256sum "$p" && { stat -c '%s %a %u %g %.9Y' "$p" 2>/dev/null || stat -c '%s %a %u %g %Y' "$p"; }
 else
   echo absent
 fi
 """
+_STAT_SCRIPT = "p=$1\n" + STAT_SH
 
 #: Receives the new content on stdin and puts it in place, in one command (two round trips
 #: with the session's opening; an SFTP upload and then a command took nine): the temp file is
