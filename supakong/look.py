@@ -29,7 +29,14 @@ _SECTIONS_SCRIPT = (
     + STAT_SH
     + r"""
 echo '### realpath'
-readlink -f "$path" 2>/dev/null || echo "$path"
+if [ -L "$path" ]; then
+  readlink -f "$path" 2>/dev/null || echo "$path"
+elif cd -P -- "${path%/*}/" 2>/dev/null; then
+  # Builtins only (no readlink process): the directory's physical path, then the name.
+  printf '%s/%s\n' "${PWD%/}" "${path##*/}"; cd "$OLDPWD"
+else
+  echo "$path"
+fi
 echo '### lock'
 if [ -z "$lock" ]; then
   echo none

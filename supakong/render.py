@@ -8,13 +8,14 @@ import re
 import threading
 from pathlib import Path
 from types import TracebackType
-from typing import Any
-
-import jinja2
+from typing import TYPE_CHECKING, Any
 
 from .errors import RenderError
 from .inventory import HostConfig
 from .secrets import Secrets, mask
+
+if TYPE_CHECKING:
+    import jinja2
 
 
 def yaml_single_quoted(value: object) -> str:
@@ -61,7 +62,12 @@ _COMPILING = threading.Lock()
 def _environment(directory: str) -> jinja2.Environment:
     """One Jinja2 environment per template directory, shared by every host and thread, so
     a template is compiled once per run (~30 ms each), not once per host. Jinja2 checks the
-    file's mtime on each ``get_template`` and recompiles an edited template."""
+    file's mtime on each ``get_template`` and recompiles an edited template.
+
+    Jinja2 is imported on first use, not with the module (~30 ms): tasks that render
+    nothing (logs, audit, backups, verify-realtime) start without it."""
+    import jinja2
+
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(directory),
         undefined=jinja2.StrictUndefined,
@@ -77,6 +83,8 @@ def _environment(directory: str) -> jinja2.Environment:
 
 def render_kong_config(host: HostConfig, secrets: Secrets, template: Path | None = None) -> str:
     """Render the host's Kong template; errors name the template file and line."""
+    import jinja2
+
     path = template or host.template
     env = _environment(str(path.resolve().parent))
     try:

@@ -15,8 +15,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import jinja2
-
 from .errors import DeployError
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
@@ -214,6 +212,8 @@ class Schedule:
 
 def render_units(schedule: Schedule, templates: Path = TEMPLATES) -> dict[str, str]:
     """``{file name: text}`` of the service and the timer."""
+    import jinja2  # only this task renders units: not loaded with every `fab` start-up
+
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates)),
         undefined=jinja2.StrictUndefined,

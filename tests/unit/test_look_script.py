@@ -48,3 +48,39 @@ def test_without_an_audit_log_the_look_does_not_hold(tmp_path):
     config.write_text("x: 1\n")
     proc = subprocess.run(look_argv(str(config)), capture_output=True, check=True, timeout=10)
     assert END_MARKER not in proc.stdout
+
+
+def realpath_section(config: Path) -> str:
+    proc = subprocess.run(look_argv(str(config)), capture_output=True, check=True, timeout=10)
+    return split_sections(proc.stdout.decode())["realpath"]
+
+
+def test_the_realpath_resolves_a_symlinked_directory_and_a_symlinked_file_like_readlink_f(tmp_path):
+    real = tmp_path / "data" / "volumes" / "api"
+    real.mkdir(parents=True)
+    (real / "kong.yml").write_text("x: 1\n")
+    (tmp_path / "srv").symlink_to(tmp_path / "data")
+    (real / "link.yml").symlink_to("kong.yml")
+    cases = {
+        tmp_path / "srv" / "volumes" / "api" / "kong.yml": real / "kong.yml",  # directory link
+        tmp_path / "srv" / "volumes" / "api" / "new.yml": real / "new.yml",  # not there yet
+        tmp_path / "srv" / "volumes" / "api" / "link.yml": real / "kong.yml",  # file link
+        real / "kong.yml": real / "kong.yml",
+        tmp_path / "missing" / "kong.yml": tmp_path / "missing" / "kong.yml",  # as given
+    }
+    for given, expected in cases.items():
+        assert realpath_section(given) == str(expected), given
+        readlink = subprocess.run(["readlink", "-f", str(given)], capture_output=True, text=True).stdout.strip()
+        assert str(expected) == (readlink or str(given)), "the same answer as readlink -f"
+
+
+def test_the_realpath_leaves_the_lock_section_in_the_login_directory(tmp_path):
+    """The lock path is used after the realpath section changed directory and back."""
+    (tmp_path / "d").mkdir()
+    config = tmp_path / "d" / "kong.yml"
+    config.write_text("x: 1\n")
+    proc = subprocess.run(
+        look_argv(str(config), "lock-here", '{"by": "test"}'), capture_output=True, check=True, cwd=tmp_path
+    )
+    assert split_sections(proc.stdout.decode())["lock"] == "acquired"
+    assert (tmp_path / "lock-here" / "details").read_text() == '{"by": "test"}\n'
