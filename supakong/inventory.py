@@ -125,12 +125,15 @@ def load_inventory(path: Path = DEFAULT_INVENTORY) -> Inventory:
     _walk_group(path, "all", doc["all"], [], chains, inline, group_vars, members)
     base = path.parent
     hosts = {}
+    group_files: dict[str, dict[str, Any]] = {}  # group_vars/NAME.yml, read once per group
     for name, chain in chains.items():
         merged: dict[str, Any] = {}
         for group in chain:
             merged.update(group_vars.get(group, {}))
         for group in chain:
-            merged.update(_vars_file(base / "group_vars", group))
+            if group not in group_files:
+                group_files[group] = _vars_file(base / "group_vars", group)
+            merged.update(group_files[group])
         merged.update(inline[name])
         merged.update(_vars_file(base / "host_vars", name))
         hosts[name] = _host_config(path, name, tuple(chain), merged)

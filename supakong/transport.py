@@ -72,6 +72,17 @@ class _AcceptNewPolicy(paramiko.MissingHostKeyPolicy):
         client.get_host_keys().add(hostname, key.get_name(), key)
 
 
+class _Transport(paramiko.Transport):
+    """paramiko's transport, preferring AES-GCM when the server offers it (OpenSSH has since
+    6.2): an AEAD cipher has no separate MAC, which paramiko otherwise computes with a fresh
+    HMAC object and compares byte by byte in Python for every packet it sends and receives.
+    The other ciphers stay, in paramiko's order, for servers without GCM."""
+
+    _preferred_ciphers = tuple(
+        sorted(paramiko.Transport._preferred_ciphers, key=lambda c: "-gcm@" not in c)  # type: ignore[attr-defined]
+    )
+
+
 def _fabric_config(ssh_config_file: str | None) -> fabric.Config:
     """Fabric's configuration (its config files and the parsed ssh config), built once per
     ssh config file (and version of it) and shared, read-only, by every host's connection,
@@ -106,7 +117,7 @@ class HostConnection:
     # -- connection -------------------------------------------------------------------
     def _make_fabric_connection(self) -> fabric.Connection:
         config = _fabric_config(str(self.host.ssh_config_file) if self.host.ssh_config_file else None)
-        connect_kwargs: dict[str, Any] = {"allow_agent": True}
+        connect_kwargs: dict[str, Any] = {"allow_agent": True, "transport_factory": _Transport}
         if self.host.identity_file:
             connect_kwargs["key_filename"] = [str(self.host.identity_file)]
         return fabric.Connection(

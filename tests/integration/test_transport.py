@@ -51,6 +51,19 @@ def test_accept_new_records_the_key_then_connects(host, tmp_path):
         assert conn.run(["echo", "ok"]).text.strip() == "ok"
 
 
+def test_the_connection_prefers_aes_gcm_and_keeps_every_other_cipher_for_older_servers(host):
+    import paramiko
+
+    from supakong.transport import _Transport
+
+    with HostConnection(host) as conn:
+        transport = conn.transport
+        assert transport.local_cipher == transport.remote_cipher == "aes128-gcm@openssh.com"
+    preferred = _Transport._preferred_ciphers
+    assert preferred[:2] == ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
+    assert sorted(preferred) == sorted(paramiko.Transport._preferred_ciphers), "nothing dropped"
+
+
 def test_arguments_are_quoted_never_interpolated(host, sandbox_spec):
     hostile = "$(touch /tmp/supakong-pwned); `id` 'quoted' \"double\""
     with HostConnection(host) as conn:

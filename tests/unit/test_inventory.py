@@ -71,6 +71,21 @@ def test_vars_merge_in_ansible_precedence_order(tmp_path):
     assert inventory.host("edge-2").ssh_host == "edge-2"
 
 
+def test_each_vars_file_is_read_once_however_many_hosts_share_it(tmp_path, monkeypatch):
+    import supakong.inventory
+
+    path = write_inventory(tmp_path, MINIMAL)
+    (path.parent / "group_vars" / "all.yml").write_text("backups_keep: 3\n")
+    (path.parent / "group_vars" / "edge.yml").write_text("backups_keep: 9\n")
+    (path.parent / "host_vars" / "edge-2.yml").write_text("backups_keep: 11\n")
+    read: list[str] = []
+    real = supakong.inventory._read_yaml
+    monkeypatch.setattr(supakong.inventory, "_read_yaml", lambda p: read.append(p.name) or real(p))
+    inventory = load_inventory(path)
+    assert sorted(read) == ["all.yml", "edge-2.yml", "edge.yml", "hosts.yml"]
+    assert [inventory.host(h).backups_keep for h in ("edge-1", "edge-2")] == [9, 11]
+
+
 def test_group_selection_and_unknown_group(tmp_path):
     inventory = load_inventory(write_inventory(tmp_path, MINIMAL))
     assert [h.name for h in inventory.select(group="edge")] == ["edge-1", "edge-2"]
