@@ -804,7 +804,7 @@ def read_host(conn: HostConnection, host: HostConfig, base: DoctorFacts) -> Doct
     assert state.realtime is not None  # look() inspects Realtime when it is named
     live_text = read_remote_text(conn, host.kong_config_path) if state.file.exists else None
     target, target_error = _target(host, state.kong, state.realtime)
-    api = conn.docker()
+    api = conn.engine()
     effective, source, note = _effective_config(api, host, state.kong)
     mount_sha = _mount_sha256(api, host, state.kong)
     # "starting" only means Docker's first probe is still an interval away: run the

@@ -46,7 +46,7 @@ def rollback_host(host: HostConfig, stamp: str | None, verify: bool, out: Output
             locked = True
             backup = choose_backup(list_backups(conn, host.kong_config_path), stamp, host)
             result.old_sha256, result.backup = state.file.sha256, backup
-            api = conn.docker()
+            api = conn.engine()
             result.new_sha256 = restore_backup(conn, host.kong_config_path, backup)
             out.line(f"  restored {backup}", host.name)
             before = inspect_container(api, host.kong_container)

@@ -237,6 +237,34 @@ def test_a_change_restarts_and_reads_logs_without_docker_py(fleet, tmp_path):
     assert not {"docker", "requests", "urllib3"} & imported
 
 
+def test_rollback_kong_and_doctor_use_the_light_engine_client_too(fleet, tmp_path):
+    # rollback-kong restarts and waits like a deploy; doctor reads the containers, what Kong
+    # loaded and the mount's sha256: neither needs docker-py's ~0.1 s of imports.
+    variant = tmp_path / "variant.yml"
+    variant.write_text(rendered(fleet, F1) + "# a change to roll back\n")
+    env = {**os.environ, "SUPAKONG_HOST_ALLOWLIST": "sandbox*", "SUPAKONG_INVENTORY": str(fleet["inventory"])}
+
+    def fab(*args: str) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+        proc = subprocess.run(
+            [sys.executable, "-X", "importtime", str(BIN / "fab"), *args],
+            capture_output=True, text=True, cwd=REPO, env=env, timeout=180,
+        )  # fmt: skip
+        lines = proc.stderr.splitlines()
+        return proc, {line.rsplit("|", 1)[1].strip() for line in lines if line.startswith("import time:")}
+
+    try:
+        deployed, _ = fab("deploy-kong", "-H", F1, "--file", str(variant), "--no-verify")
+        assert deployed.returncode == 0, deployed.stdout + deployed.stderr[-2000:]
+        rolled, imported = fab("rollback-kong", "-H", F1, "--no-verify")
+        assert rolled.returncode == 0 and "restored" in rolled.stdout, rolled.stdout + rolled.stderr[-2000:]
+        assert "supakong.rollback" in imported and not {"docker", "requests", "urllib3"} & imported
+        doctor, imported = fab("doctor", "-H", F1)
+        assert "supakong.doctor" in imported and not {"docker", "requests", "urllib3"} & imported, doctor.stdout
+        assert "Traceback" not in doctor.stdout + doctor.stderr
+    finally:
+        converge(fleet, F1)
+
+
 def test_a_no_op_converge_runs_one_remote_command_that_also_writes_the_audit_line(fleet, monkeypatch):
     converge(fleet, F1)
     opened: list[HostConnection] = []
