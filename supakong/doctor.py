@@ -82,6 +82,19 @@ class VerifyOptions:
         if self.table is not None and not _TABLE_RE.fullmatch(self.table):
             raise VerifyError(f"--table: expected schema.table (or '' for no postgres_changes), got {self.table!r}")
 
+    def applied_to(self, host: HostConfig) -> HostConfig:
+        """``host`` with these overrides as its ``verify_*`` settings (for deploy-kong's own
+        verification, which reads them from the host); a bare table is in schema public."""
+        table = host.verify_table if self.table is None else self.table
+        if table and "." not in table:
+            table = f"public.{table}"
+        return replace(
+            host,
+            verify_vsn=self.vsn or host.verify_vsn,
+            verify_channel=self.channel or host.verify_channel,
+            verify_table=table,
+        )
+
 
 def channel_spec(default_channel: str, default_table: str, options: VerifyOptions) -> ChannelSpec:
     """The channel to join: the inventory's (or ``--channel``/``--table``); ``table`` is

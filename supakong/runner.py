@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
+import fabric
 from invoke import Context, Exit
 
 from .errors import DeployError
@@ -24,6 +25,15 @@ from .secrets import mask
 
 INVENTORY_ENV = "SUPAKONG_INVENTORY"
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Task(fabric.Task):
+    """Fabric's task, whose automatic short flags never take ``-h`` (``fab TASK -h`` stays
+    the task's help) nor ``-`` (Invoke picks the dash of a dashed name once its letters are
+    taken): the flag gets the next free letter of its name, or none. ``@task(klass=Task)``."""
+
+    def arg_opts(self, name: str, default: str, taken_names: set[str]) -> dict[str, Any]:
+        return super().arg_opts(name, default, taken_names | {"h", "-"})
 
 
 def inventory_path() -> Path:

@@ -16,7 +16,7 @@ from invoke import Collection, Context
 from supakong.deploy import DeployOptions, deploy_host
 from supakong.fleet import Rollout
 from supakong.report import HostResult, Output
-from supakong.runner import cli_hosts, exits_cleanly, fail, run_task, select_hosts
+from supakong.runner import Task, cli_hosts, exits_cleanly, fail, run_task, select_hosts
 
 from . import doctor_tasks, fleet_tasks, kong_tasks, ops_tasks, sandbox_tasks
 
@@ -36,7 +36,11 @@ from . import doctor_tasks, fleet_tasks, kong_tasks, ops_tasks, sandbox_tasks
         "max-fail": "Stop the rollout after this many (or this percentage of) failed hosts",
         "report": "Write a JSON report of the run to this file",
         "lock-wait": "Wait up to this many seconds for another deploy's host lock (default: fail at once)",
-    }
+        "vsn": "Phoenix serializer of the verification: 2.0.0 or 1.0.0 (default: the inventory's verify_vsn)",
+        "channel": "Channel the verification joins (default: the inventory's verify_channel)",
+        "table": "postgres_changes schema.table of the verification ('' for none; default: verify_table)",
+    },
+    klass=Task,
 )
 @exits_cleanly
 def deploy_kong(
@@ -54,9 +58,19 @@ def deploy_kong(
     max_fail: str | None = None,
     report: str | None = None,
     lock_wait: float = 0.0,
+    vsn: str | None = None,
+    channel: str | None = None,
+    table: str | None = None,
 ) -> None:
     """Render, validate, diff, replace, restart, verify Kong's config (rolls back on failure)."""
     hosts = select_hosts(c, group, require=True)
+    if (vsn, channel, table) != (None, None, None):
+        # verify-realtime's overrides, for this run's verification (and its re-verification
+        # after a rollback); doctor's module is loaded only then
+        from supakong.doctor import VerifyOptions
+
+        overrides = VerifyOptions(vsn=vsn, channel=channel, table=table)
+        hosts = [overrides.applied_to(host) for host in hosts]
     options = DeployOptions(
         check=check,
         diff=diff,

@@ -265,6 +265,26 @@ def test_rollback_kong_and_doctor_use_the_light_engine_client_too(fleet, tmp_pat
         converge(fleet, F1)
 
 
+def test_deploy_kong_verifies_with_verify_realtimes_overrides(fleet, tmp_path):
+    variant = tmp_path / "variant.yml"
+    variant.write_text(rendered(fleet, F1) + "# verified on another channel\n")
+    env = {**os.environ, "SUPAKONG_HOST_ALLOWLIST": "sandbox*", "SUPAKONG_INVENTORY": str(fleet["inventory"])}
+    argv = [str(BIN / "fab"), "deploy-kong", "-H", F1, "--file", str(variant)]
+    try:
+        proc = subprocess.run(
+            [*argv, "--channel", "deploy-probe", "--table", "", "--vsn", "1.0.0"],
+            capture_output=True, text=True, cwd=REPO, env=env, timeout=180,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
+        assert "vsn=1.0.0" in proc.stdout and "phx_reply ok for realtime:deploy-probe" in proc.stdout
+        assert "postgres_changes" not in proc.stdout.split("phx_reply ok", 1)[1].split("\n", 1)[0]
+        refused = subprocess.run([*argv, "--vsn", "3.0.0"], capture_output=True, text=True, cwd=REPO, env=env)
+        said = refused.stdout + refused.stderr
+        assert refused.returncode == 1 and "--vsn: expected 1.0.0 or 2.0.0, got '3.0.0'" in said
+    finally:
+        converge(fleet, F1)
+
+
 def test_a_no_op_converge_runs_one_remote_command_that_also_writes_the_audit_line(fleet, monkeypatch):
     converge(fleet, F1)
     opened: list[HostConnection] = []
