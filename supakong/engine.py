@@ -32,6 +32,7 @@ from paramiko.common import cMSG_CHANNEL_OPEN
 from paramiko.message import Message
 
 from .errors import RestartError, TransportError
+from .sshchannel import send_eof
 
 DIAL_STDIO = "docker system dial-stdio"
 DEFAULT_SOCKET = "/var/run/docker.sock"
@@ -183,7 +184,7 @@ def _exchange(
     response = conn.getresponse()
     if stdin is not None and conn.channel is not None and response.status == 200:
         conn.channel.sendall(stdin)
-        conn.channel.shutdown_write()
+        send_eof(conn.channel)
     data = response.read()
     return response.status, data, not response.will_close
 

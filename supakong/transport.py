@@ -30,6 +30,7 @@ from .engine import EngineClient, EngineRoute, engine_opener
 from .errors import TransportError
 from .inventory import HostConfig
 from .secrets import mask
+from .sshchannel import send_eof
 
 # paramiko logs refused channel opens (e.g. the streamlocal probe of supakong.dockerssh
 # falling back to dial-stdio) as errors; supakong reports failures itself, masked.
@@ -298,7 +299,7 @@ class HostConnection:
                     if not channel.exit_status_ready():
                         raise  # the connection is gone, not just the command
                     # else the command ended without reading all of it: its status says why
-            channel.shutdown_write()
+            send_eof(channel)
             stdout, stderr = _drain(channel, timeout)
             code = channel.recv_exit_status()
         except (TimeoutError, paramiko.SSHException, OSError) as exc:
@@ -377,7 +378,7 @@ class HeldCommand:
     def release(self) -> None:
         """End the command without its last line (it reads EOF and exits); never raises."""
         try:
-            self.channel.shutdown_write()
+            send_eof(self.channel)
             self.channel.close()
         except (paramiko.SSHException, OSError):
             pass

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
+import time
 
 import pytest
 
@@ -62,6 +63,39 @@ def test_the_connection_prefers_aes_gcm_and_keeps_every_other_cipher_for_older_s
     preferred = _Transport._preferred_ciphers
     assert preferred[:2] == ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
     assert sorted(preferred) == sorted(paramiko.Transport._preferred_ciphers), "nothing dropped"
+
+
+@pytest.mark.parametrize("how", ["run", "held"])
+def test_an_eof_held_up_by_a_busy_thread_never_follows_the_channels_close(host, monkeypatch, how):
+    """paramiko sends a channel's EOF after releasing the channel's lock: a command that ends
+    meanwhile gets its CLOSE answered first, and OpenSSH drops the whole connection on the
+    late EOF ("ieof packet referred to nonexistent channel"). Every EOF is delayed here, as
+    a preempted thread would delay it, while the command has already ended."""
+    import paramiko
+    from paramiko.common import MSG_CHANNEL_EOF
+
+    real_send = paramiko.Transport._send_user_message  # type: ignore[attr-defined]
+
+    def late_eof(transport, message):  # type: ignore[no-untyped-def]
+        if message.asbytes()[:1] == bytes([MSG_CHANNEL_EOF]):
+            time.sleep(0.3)
+        return real_send(transport, message)
+
+    with HostConnection(host) as conn:
+        transport = conn.transport  # the one connection (conn.transport would reconnect)
+        if how == "run":
+            monkeypatch.setattr(paramiko.Transport, "_send_user_message", late_eof)
+            assert conn.run(["sh", "-c", "echo done"]).stdout == b"done\n"
+        else:  # a held look's audit line: the command ends as soon as it has read the line
+            _, held = conn.start(["sh", "-c", "echo ready; read -r line; echo $line"], until=b"ready")
+            assert held is not None
+            monkeypatch.setattr(paramiko.Transport, "_send_user_message", late_eof)
+            held.finish("audit")
+        time.sleep(0.5)  # the late EOF has reached the server by now
+        monkeypatch.undo()
+        assert transport.is_active(), "the server dropped the connection"
+        assert conn.run(["echo", "still connected"]).stdout == b"still connected\n"
+        assert conn.transport is transport
 
 
 def test_arguments_are_quoted_never_interpolated(host, sandbox_spec):
