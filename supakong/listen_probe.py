@@ -39,13 +39,13 @@ def proxy_address(state: ContainerState) -> tuple[str, int] | None:
     if not first or first[0] == "off":
         return None
     listen_host, _, port_text = first[0].rpartition(":")
-    if not port_text.isdigit():
+    if not (port_text.isascii() and port_text.isdecimal()):  # not isdigit(): "¹" is a digit
         return None
     port = int(port_text)
     if state.network_mode == "host":
         return ("127.0.0.1" if listen_host in _ANY else listen_host.strip("[]"), port)
     for host_ip, host_port in state.published.get(f"{port}/tcp", ()):
-        if host_port.isdigit():
+        if host_port.isascii() and host_port.isdecimal():
             return ("127.0.0.1" if host_ip in _ANY else host_ip, int(host_port))
     return (state.addresses[0], port) if state.addresses else None
 

@@ -60,9 +60,10 @@ def info(path: str, message: str, hint: str = "") -> Finding:
 
 
 def _natural_path_key(path: str) -> tuple[tuple[int, int | str], ...]:
-    # services[10] must sort after services[2]: compare the numbers as numbers.
+    # services[10] must sort after services[2]: compare the numbers as numbers. The split's
+    # \d runs are decimal digits; isdigit() would also take "¹", which int() refuses.
     parts = re.split(r"(\d+)", path)
-    return tuple((1, int(part)) if part.isdigit() else (0, part) for part in parts)
+    return tuple((1, int(part)) if part.isdecimal() else (0, part) for part in parts)
 
 
 def sort_findings(findings: Iterable[Finding]) -> list[Finding]:

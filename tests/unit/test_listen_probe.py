@@ -28,6 +28,8 @@ def kong(**extra) -> ContainerState:
         (kong(network_mode="supabase_default", addresses=("172.18.0.7",)), ("172.18.0.7", 8000)),
         (kong(network_mode="host", env={"KONG_PROXY_LISTEN": "off"}), None),
         (kong(network_mode="host", env={"KONG_PROXY_LISTEN": "0.0.0.0:http"}), None),
+        (kong(network_mode="host", env={"KONG_PROXY_LISTEN": "0.0.0.0:8000²"}), None),
+        (kong(network_mode="default", published={"8000/tcp": (("0.0.0.0", "18000²"),)}), None),
         (kong(network_mode="none"), None),
     ],
     ids=[
@@ -39,6 +41,8 @@ def kong(**extra) -> ContainerState:
         "own-ip",
         "off",
         "bad-port",
+        "superscript-port",
+        "superscript-published-port",
         "no-network",
     ],  # fmt: skip
 )

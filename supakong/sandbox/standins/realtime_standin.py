@@ -99,7 +99,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     if not secret:
         raise ConfigError("API_JWT_SECRET is required (the secret that signs anon/service JWTs)")
     port_text = env.get("PORT", "4000")
-    if not port_text.isdigit() or int(port_text) > 65535:
+    if not (port_text.isascii() and port_text.isdecimal()) or int(port_text) > 65535:
         raise ConfigError(f"PORT must be a TCP port number, got {port_text!r}")
     tables = env.get("REALTIME_PUBLICATION_TABLES", "public.wells,public.messages")
     return Settings(

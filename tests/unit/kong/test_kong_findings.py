@@ -47,3 +47,9 @@ def test_sorted_by_severity_then_natural_path() -> None:
         ("warning", "services[1]"),
         ("info", "services[0]"),
     ]
+
+
+def test_a_path_with_other_unicode_digits_sorts_without_raising() -> None:
+    """Found by hypothesis: "¹" is a digit to str.isdigit() but not a number to int()."""
+    findings = [Finding("error", "0¹", "m"), Finding("error", "services[2]", "m"), Finding("error", "x١٠", "m")]
+    assert [f.path for f in sort_findings(findings)] == ["0¹", "services[2]", "x١٠"]
