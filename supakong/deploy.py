@@ -425,8 +425,7 @@ def run_verification(host: HostConfig, secrets: Secrets, out: Output) -> VerifyR
     from .verify import format_report, verify_realtime  # lazy: websockets only when verifying
     from .verify_model import ChannelSpec
 
-    schema, _, table = host.verify_table.partition(".")
-    channel = ChannelSpec(name=host.verify_channel, schema=schema or "public", table=table)
+    channel = ChannelSpec.named(host.verify_channel, host.verify_table)
     report = verify_realtime(host.public_url, secrets.anon_key, channel=channel, vsn=host.verify_vsn)
     out.lines([f"  {row}" for row in format_report(report)], host.name)
     return report

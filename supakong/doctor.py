@@ -84,7 +84,8 @@ class VerifyOptions:
 
     def applied_to(self, host: HostConfig) -> HostConfig:
         """``host`` with these overrides as its ``verify_*`` settings (for deploy-kong's own
-        verification, which reads them from the host); a bare table is in schema public."""
+        verification, which reads them from the host); in the inventory's form: a bare table
+        becomes ``public.table``."""
         table = host.verify_table if self.table is None else self.table
         if table and "." not in table:
             table = f"public.{table}"
@@ -99,9 +100,9 @@ class VerifyOptions:
 def channel_spec(default_channel: str, default_table: str, options: VerifyOptions) -> ChannelSpec:
     """The channel to join: the inventory's (or ``--channel``/``--table``); ``table`` is
     ``schema.table``, ``table`` (schema public) or empty (no postgres_changes binding)."""
-    table = default_table if options.table is None else options.table
-    schema, _, name = table.rpartition(".")
-    return ChannelSpec(name=options.channel or default_channel, schema=schema or "public", table=name)
+    return ChannelSpec.named(
+        options.channel or default_channel, default_table if options.table is None else options.table
+    )
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,11 @@ _ANY = ("0.0.0.0", "*", "", "::", "[::]")
 _REQUEST = b"GET /.supakong-listen-probe HTTP/1.0\r\nHost: localhost\r\nUser-Agent: supakong\r\n\r\n"
 
 
+def _port(text: str) -> int | None:
+    """``text`` as a port number, or None (ASCII digits only: ``isdigit()`` takes "¹")."""
+    return int(text) if text.isascii() and text.isdecimal() else None
+
+
 def proxy_address(state: ContainerState) -> tuple[str, int] | None:
     """Where Kong's first proxy listener can be reached from the host, or None if unknown
     (``off``, a malformed listen entry, or a port neither published nor reachable)."""
@@ -39,14 +44,14 @@ def proxy_address(state: ContainerState) -> tuple[str, int] | None:
     if not first or first[0] == "off":
         return None
     listen_host, _, port_text = first[0].rpartition(":")
-    if not (port_text.isascii() and port_text.isdecimal()):  # not isdigit(): "¹" is a digit
+    port = _port(port_text)
+    if port is None:
         return None
-    port = int(port_text)
     if state.network_mode == "host":
         return ("127.0.0.1" if listen_host in _ANY else listen_host.strip("[]"), port)
     for host_ip, host_port in state.published.get(f"{port}/tcp", ()):
-        if host_port.isascii() and host_port.isdecimal():
-            return ("127.0.0.1" if host_ip in _ANY else host_ip, int(host_port))
+        if (published := _port(host_port)) is not None:
+            return ("127.0.0.1" if host_ip in _ANY else host_ip, published)
     return (state.addresses[0], port) if state.addresses else None
 
 

@@ -42,6 +42,13 @@ class ChannelSpec:
     table: str = "wells"
     event: str = "*"
 
+    @classmethod
+    def named(cls, name: str, table: str) -> ChannelSpec:
+        """The channel ``name`` bound to ``table``: ``schema.table``, a bare ``table``
+        (schema public) or empty (no postgres_changes binding)."""
+        schema, _, bare = table.rpartition(".")
+        return cls(name=name, schema=schema or "public", table=bare)
+
     @property
     def topic(self) -> str:
         return f"realtime:{self.name}"
