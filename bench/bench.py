@@ -6,7 +6,9 @@ job (render kong-simple.yml, replace it, restart Kong only if it changed) on N s
 For each N: a no-op converge (every host already has the file) and a change converge (every
 host's file was edited, so every tool replaces it and restarts Kong), each tool ``--runs``
 times round-robin on the same hosts; then the same with ``--rtt-ms`` of round-trip time added
-on the SSH links. Prints a markdown table and writes it to bench/results/latest.md.
+on the SSH links; then the largest size below the top one again with every sandbox up (the
+same idle load as the top size). Each run starts on a quiet machine and records the machine's
+CPU seconds too. Prints a markdown table and writes it to bench/results/latest.md.
 
 Fairness: all tools run at the same parallelism (forks/threads = 30, at most N), with strict
 host keys, and cold SSH (Ansible's ControlPersist masters are closed between runs). supakong
@@ -42,7 +44,7 @@ from tools import TOOLS, WORK, Inputs, close_ansible_masters, commands, ensure_v
 
 from supakong.container import inspect_container, wait_until_healthy  # noqa: E402
 from supakong.render import sha256_text  # noqa: E402
-from supakong.sandbox.multi import fleet_specs, fleet_up  # noqa: E402
+from supakong.sandbox.multi import fleet_down, fleet_specs, fleet_up  # noqa: E402
 from supakong.sandbox.stack import docker_client  # noqa: E402
 
 PREFIX, FIRST_INDEX = "sandbox-b", 31
@@ -64,7 +66,7 @@ class Cell:
 def paired_ratio(top: Cell, bottom: Cell) -> float:
     """The median of ``top``'s time over ``bottom``'s, round by round (the tools of a round
     run back to back, so the machine's slow drifts cancel out); NaN without common rounds."""
-    pairs = [a.seconds / b.seconds for a, b in zip(top.runs, bottom.runs) if b.seconds]
+    pairs = [a.seconds / b.seconds for a, b in zip(top.runs, bottom.runs, strict=False) if b.seconds]
     return median(pairs) if pairs else float("nan")
 
 
@@ -132,6 +134,15 @@ def check_run(inputs: Inputs, names: Sequence[str], before: dict[str, str], expe
     return problems
 
 
+def quiet_machine(limit: float = 6.0, cores: float = 0.5) -> None:
+    """Wait (at most ``limit`` seconds) until the previous run's aftermath (Ansible's SSH
+    masters exiting, a restarted Kong finishing its start-up) has stopped using the CPUs, so
+    that it does not land in the next tool's time."""
+    deadline = time.monotonic() + limit
+    while busy_cores(0.5) > cores and time.monotonic() < deadline:
+        pass
+
+
 def one_run(inputs: Inputs, names: Sequence[str], tool: str, scenario: str, tag: str, parallel: int) -> Run:
     run_id = f"{tool}-{tag}".replace(" ", "")
     if scenario == "change":
@@ -140,6 +151,7 @@ def one_run(inputs: Inputs, names: Sequence[str], tool: str, scenario: str, tag:
     logs = [inputs.specs[n].state_dir / "sshd.log" for n in names]
     before_starts = kong_starts(inputs, names)
     logins0, sessions0 = sshd_counts(logs)
+    quiet_machine()
     run = measure(cmd.argv, env=cmd.env, cwd=cmd.cwd)
     logins1, sessions1 = sshd_counts(logs)
     close_ansible_masters(run_id)
@@ -188,7 +200,8 @@ def bench_size(
                 cell.runs.append(run)
                 print(
                     f"  {label:>6} N={len(names):<3} {scenario:<7} {tool:<9} {run.seconds:7.2f}s"
-                    f"  cpu {run.cpu_seconds:6.2f}s  logins {run.logins:>3}  sessions {run.sessions:>4}"
+                    f"  cpu {run.cpu_seconds:6.2f}s  machine {run.machine_cpu_seconds:6.1f}s  logins {run.logins:>3}"
+                    f"  sessions {run.sessions:>4}"
                     f"  rss {run.tree_rss_mib:6.0f} MiB",
                     flush=True,
                 )
@@ -197,14 +210,16 @@ def bench_size(
 
 # -- reporting -------------------------------------------------------------------------
 Key = tuple[str, int, str, str]  # (rtt label, N, scenario, tool)
+#: The rtt label of the smaller size measured again with the whole fleet up (no added RTT).
+ALL_UP = "+0 ms, all up"
 
 
 def table(results: dict[Key, Cell]) -> list[str]:
     """The markdown table: medians, ratios to supakong, SSH logins/sessions per host, memory."""
     rows = [
-        "| RTT | N | scenario | tool | median s | min–max s | × supakong (medians / paired) | client CPU s | logins/host"
-        " | sessions/host | peak RSS tree MiB | largest process MiB | checks |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| RTT | N | scenario | tool | median s | min–max s | × supakong (medians / paired) | client CPU s"
+        " | machine CPU s | logins/host | sessions/host | peak RSS tree MiB | largest process MiB | checks |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for (rtt, n, scenario, tool), cell in results.items():
         base = results.get((rtt, n, scenario, "supakong"))
@@ -214,6 +229,7 @@ def table(results: dict[Key, Cell]) -> list[str]:
         rows.append(
             f"| {rtt} | {n} | {scenario} | {tool} | {cell.median:.2f} | {min(times):.2f}–{max(times):.2f}"
             f" | {ratio} | {median([r.cpu_seconds for r in cell.runs]):.2f}"
+            f" | {median([r.machine_cpu_seconds for r in cell.runs]):.1f}"
             f" | {median([r.logins / n for r in cell.runs]):.1f}"
             f" | {median([r.sessions / n for r in cell.runs]):.1f}"
             f" | {max(r.tree_rss_mib for r in cell.runs):.0f} | {max(r.max_rss_mib for r in cell.runs):.0f}"
@@ -232,10 +248,14 @@ def targets(results: dict[Key, Cell], sizes: Sequence[int]) -> list[str]:
         cell = results.get((rtt, size, scenario, tool))
         return cell.median if cell else float("nan")
 
-    for rtt in sorted({k[0] for k in results}):
-        sup = {sc: get(rtt, n, sc, "supakong") for sc in ("no-op", "change")}
+    def work(rtt: str, size: int, scenario: str, tool: str) -> float:
+        """The median machine CPU seconds of a cell (the work it caused, every process)."""
+        cell = results.get((rtt, size, scenario, tool))
+        return median([r.machine_cpu_seconds for r in cell.runs]) if cell else float("nan")
 
-        def both(scenario: str, top: str, bottom: str) -> tuple[float, float]:
+    for rtt in sorted({k[0] for k in results if (k[0], n, "no-op", "supakong") in results}):
+
+        def both(scenario: str, top: str, bottom: str, rtt: str = rtt) -> tuple[float, float]:
             """(ratio of the medians, median of the paired ratios) of ``top`` over ``bottom``."""
             a, b = results.get((rtt, n, scenario, top)), results.get((rtt, n, scenario, bottom))
             if a is None or b is None or not b.median:
@@ -269,9 +289,22 @@ def targets(results: dict[Key, Cell], sizes: Sequence[int]) -> list[str]:
         small_here = [m for m in small if (rtt, m, "no-op", "supakong") in results]
         if small_here:
             m = small_here[-1]
-            for scenario in ("no-op", "change"):
-                grow = get(rtt, n, scenario, "supakong") / get(rtt, m, scenario, "supakong")
-                checks.append((f"{scenario} growth N={m}→{n}: ×{grow:.2f} for ×{n / m:.0f} hosts", grow <= n / m))
+            bases = [(rtt, f"{m} sandboxes up at N={m}")]
+            if rtt == "+0 ms" and (ALL_UP, m, "no-op", "supakong") in results:
+                bases.append((ALL_UP, f"all {n} sandboxes up at both sizes"))
+            for base, how in bases:
+                for scenario in ("no-op", "change"):
+                    grow = get(rtt, n, scenario, "supakong") / get(base, m, scenario, "supakong")
+                    floor = "paramiko+health" if scenario == "change" else "paramiko"
+                    floor_grow = get(rtt, n, scenario, floor) / get(base, m, scenario, floor)
+                    cpu_grow = work(rtt, n, scenario, "supakong") / work(base, m, scenario, "supakong")
+                    checks.append(
+                        (
+                            f"{scenario} growth N={m}→{n}: ×{grow:.2f} for ×{n / m:g} hosts ({how};"
+                            f" {floor}: ×{floor_grow:.2f}; supakong's machine CPU seconds: ×{cpu_grow:.2f})",
+                            grow <= n / m,
+                        )
+                    )
         peak = max(
             c.runs and max(r.tree_rss_mib for r in c.runs) or 0 for k, c in results.items() if k[3] == "supakong"
         )
@@ -337,6 +370,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     names = [s.name for s in specs]
     results: dict[Key, Cell] = {}
     setup_notes, up = [], 0
+    # Sandboxes left up by an earlier run: stop those the smallest size does not need, so that
+    # each size runs with its own hosts up, as on a first run (the next sizes bring them back).
+    fleet_down(specs[min(sizes + rtt_sizes) :])
     for n in sorted(set(sizes) | set(rtt_sizes)):
         # Only the hosts this N needs are up: idle sandboxes would still load the CPUs.
         t0 = time.monotonic()
@@ -363,6 +399,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"added RTT: TCP connect + sshd banner {base_rtt:.0f} ms -> {slow_rtt:.0f} ms", flush=True)
                 cells = bench_size(inputs, names[:n], runs, tools, args.parallel, f"{args.rtt_ms:.0f}ms")
             results.update({(f"+{args.rtt_ms:.0f} ms", n, sc, tool): c for (sc, tool), c in cells.items()})
+
+    if growth_base := max((s for s in sizes if 1 < s < max(sizes)), default=0):
+        # Growth again, with the same idle fleet around both sizes: above, N=10 ran with 10
+        # sandboxes up and N=30 with 30, so the 20 idle ones' CPU counted as the tool's growth.
+        idle = busy_cores()
+        note = (
+            f"N={growth_base} again with all {up} sandboxes up:"
+            f" machine busy with {idle:.2f} of {os.cpu_count()} cores before the runs"
+        )
+        print(note, flush=True)
+        setup_notes.append(note)
+        inputs = write_inputs(specs[:growth_base])
+        cells = bench_size(inputs, names[:growth_base], runs, tools, args.parallel, "0ms-all")
+        results.update({(ALL_UP, growth_base, sc, tool): c for (sc, tool), c in cells.items()})
 
     ordered = dict(
         sorted(results.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] != "no-op", tools.index(kv[0][3])))

@@ -2,7 +2,10 @@
 and of its largest process (the kernel's per-process high-water marks, read every 50 ms;
 ``wait4``'s maxrss would count the benchmark's own pages copied at fork), and what the sandboxes' sshd logged
 meanwhile (logins and sessions per host). CPU seconds (user + system, the tool and every
-child it waited for) do not depend on what else the machine is doing, unlike wall time."""
+child it waited for) do not depend on what else the machine is doing, unlike wall time. The
+machine's CPU seconds over the run (every process: the tool, the sandboxes' sshd, dockerd and
+containers, and this sampler) are the work the run caused on this one machine, where every
+sandbox VPS shares the same cores."""
 
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ class Run:
     tree_rss_mib: float
     max_rss_mib: float
     cpu_seconds: float = 0.0
+    machine_cpu_seconds: float = 0.0
     logins: int = 0
     sessions: int = 0
     output_tail: str = ""
@@ -103,11 +107,19 @@ class TreeMemory:
         return max(self.peaks.values(), default=0)
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds spent by every process on this machine since boot (/proc/stat: all but idle
+    and iowait)."""
+    with open("/proc/stat") as fh:
+        fields = [int(x) for x in fh.readline().split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def measure(
     argv: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: Path | None = None, timeout: float = 600
 ) -> Run:
     """Run ``argv`` to completion, sampling its process tree's memory every 50 ms."""
-    started = time.monotonic()
+    started, busy = time.monotonic(), machine_busy_seconds()
     proc = subprocess.Popen(
         list(argv), env=dict(env) if env else None, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
@@ -132,7 +144,7 @@ def measure(
         if time.monotonic() > deadline:
             proc.kill()
         time.sleep(0.01)
-    seconds = time.monotonic() - started
+    seconds, busy = time.monotonic() - started, machine_busy_seconds() - busy
     done.set()
     sampler.join()
     reader.join(5)
@@ -144,6 +156,7 @@ def measure(
         tree_rss_mib=memory.total / 2**20,
         max_rss_mib=memory.largest / 2**20,
         cpu_seconds=usage.ru_utime + usage.ru_stime,
+        machine_cpu_seconds=busy,
         output_tail="\n".join(tail),
     )
 
