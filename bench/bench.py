@@ -289,7 +289,7 @@ def targets(results: dict[Key, Cell], sizes: Sequence[int]) -> list[str]:
         small_here = [m for m in small if (rtt, m, "no-op", "supakong") in results]
         if small_here:
             m = small_here[-1]
-            bases = [(rtt, f"{m} sandboxes up at N={m}")]
+            bases = [(rtt, f"{m} sandbox{'es' if m > 1 else ''} up at N={m}")]
             if rtt == "+0 ms" and (ALL_UP, m, "no-op", "supakong") in results:
                 bases.append((ALL_UP, f"all {n} sandboxes up at both sizes"))
             for base, how in bases:
