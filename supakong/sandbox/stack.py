@@ -236,8 +236,12 @@ def wait_running(
             ready = status in (None, "healthy") or probed_healthy(client, state_from_inspect(name, data)) is not None
         if ready and log_marker:
             # Only this incarnation's lines: after a restart the old marker is still in the log.
-            started = int(parse_docker_time(state.get("StartedAt", "")))
-            ready = log_marker in client.logs(name, stdout=True, stderr=True, since=started or None)
+            # They come after the last incarnation's FinishedAt (none: every line), not after
+            # StartedAt: dockerd records StartedAt once the process already runs, and a line
+            # printed at once can be older; and not after StartedAt's whole second either: a
+            # restart within that second would still see the old marker.
+            finished = parse_docker_time(state.get("FinishedAt", ""))
+            ready = log_marker in client.logs(name, stdout=True, stderr=True, since=finished or None)
         if ready:
             return state
         time.sleep(delay)
