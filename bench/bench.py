@@ -369,7 +369,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     specs = fleet_specs(PREFIX, max(sizes + rtt_sizes), FIRST_INDEX)
     names = [s.name for s in specs]
     results: dict[Key, Cell] = {}
-    setup_notes, up = [], 0
+    setup_notes: list[str] = []
+    up = 0
+
+    def note(text: str) -> None:
+        print(text, flush=True)
+        setup_notes.append(text)
+
+    def measure_size(inputs: Inputs, n: int, rtt: str, label: str) -> None:
+        """Every scenario and tool on the first ``n`` hosts, filed under ``rtt``."""
+        cells = bench_size(inputs, names[:n], runs, tools, args.parallel, label)
+        results.update({(rtt, n, sc, tool): c for (sc, tool), c in cells.items()})
+
     # Sandboxes left up by an earlier run: stop those the smallest size does not need, so that
     # each size runs with its own hosts up, as on a first run (the next sizes bring them back).
     fleet_down(specs[min(sizes + rtt_sizes) :])
@@ -382,37 +393,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         up = n
         inputs = write_inputs(specs[:n])
         idle = busy_cores()
-        note = (
+        note(
             f"N={n}: {timing.total:.1f} s to bring the new sandboxes up ({quiet} Kong healthchecks made cheap,"
             f" {setup:.1f} s in all); machine busy with {idle:.2f} of {os.cpu_count()} cores before the runs"
         )
-        print(note, flush=True)
-        setup_notes.append(note)
         if n in sizes:
-            cells = bench_size(inputs, names[:n], runs, tools, args.parallel, "0ms")
-            results.update({("+0 ms", n, sc, tool): c for (sc, tool), c in cells.items()})
+            measure_size(inputs, n, "+0 ms", "0ms")
         if args.rtt_ms > 0 and n in rtt_sizes:
             addresses = [inputs.specs[name].vps_addr for name in names[:n]]
             base_rtt = measure_rtt(addresses[0])
             with added_rtt(addresses, args.rtt_ms):
                 slow_rtt = measure_rtt(addresses[0])
                 print(f"added RTT: TCP connect + sshd banner {base_rtt:.0f} ms -> {slow_rtt:.0f} ms", flush=True)
-                cells = bench_size(inputs, names[:n], runs, tools, args.parallel, f"{args.rtt_ms:.0f}ms")
-            results.update({(f"+{args.rtt_ms:.0f} ms", n, sc, tool): c for (sc, tool), c in cells.items()})
+                measure_size(inputs, n, f"+{args.rtt_ms:.0f} ms", f"{args.rtt_ms:.0f}ms")
 
     if growth_base := max((s for s in sizes if 1 < s < max(sizes)), default=0):
         # Growth again, with the same idle fleet around both sizes: above, N=10 ran with 10
-        # sandboxes up and N=30 with 30, so the 20 idle ones' CPU counted as the tool's growth.
-        idle = busy_cores()
-        note = (
+        # sandboxes up and N=30 with 30, so the 20 idle ones' CPU could count as the tool's growth.
+        note(
             f"N={growth_base} again with all {up} sandboxes up:"
-            f" machine busy with {idle:.2f} of {os.cpu_count()} cores before the runs"
+            f" machine busy with {busy_cores():.2f} of {os.cpu_count()} cores before the runs"
         )
-        print(note, flush=True)
-        setup_notes.append(note)
-        inputs = write_inputs(specs[:growth_base])
-        cells = bench_size(inputs, names[:growth_base], runs, tools, args.parallel, "0ms-all")
-        results.update({(ALL_UP, growth_base, sc, tool): c for (sc, tool), c in cells.items()})
+        measure_size(write_inputs(specs[:growth_base]), growth_base, ALL_UP, "0ms-all")
 
     ordered = dict(
         sorted(results.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] != "no-op", tools.index(kv[0][3])))

@@ -107,12 +107,17 @@ class TreeMemory:
         return max(self.peaks.values(), default=0)
 
 
-def machine_busy_seconds() -> float:
-    """CPU seconds spent by every process on this machine since boot (/proc/stat: all but idle
+def cpu_ticks() -> tuple[int, int]:
+    """(busy, total) clock ticks of every CPU since boot, from /proc/stat (busy: all but idle
     and iowait)."""
     with open("/proc/stat") as fh:
         fields = [int(x) for x in fh.readline().split()[1:]]
-    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+    return sum(fields) - fields[3] - fields[4], sum(fields)
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds spent by every process on this machine since boot."""
+    return cpu_ticks()[0] / os.sysconf("SC_CLK_TCK")
 
 
 def measure(

@@ -20,6 +20,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from harness import cpu_ticks
+
 from supakong.container import wait_until_healthy
 from supakong.sandbox.spec import SandboxSpec
 from supakong.sandbox.stack import create_kong, docker_client, ensure_secrets, wait_running
@@ -77,15 +79,7 @@ def quiet_healthchecks(specs: Sequence[SandboxSpec], healthcheck: dict[str, Any]
 
 def busy_cores(seconds: float = 3.0) -> float:
     """How many cores were busy (all processes) over ``seconds``, from /proc/stat."""
-
-    def sample() -> tuple[int, int]:
-        with open("/proc/stat") as fh:
-            fields = [int(x) for x in fh.readline().split()[1:]]
-        idle = fields[3] + fields[4]
-        return sum(fields) - idle, sum(fields)
-
-    busy0, total0 = sample()
+    busy0, total0 = cpu_ticks()
     time.sleep(seconds)
-    busy1, total1 = sample()
-
+    busy1, total1 = cpu_ticks()
     return (busy1 - busy0) / max(total1 - total0, 1) * (os.cpu_count() or 1)
