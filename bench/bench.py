@@ -8,7 +8,8 @@ host's file was edited, so every tool replaces it and restarts Kong), each tool 
 times round-robin on the same hosts; then the same with ``--rtt-ms`` of round-trip time added
 on the SSH links; then the largest size below the top one again with every sandbox up (the
 same idle load as the top size). Each run starts on a quiet machine and records the machine's
-CPU seconds too. Prints a markdown table and writes it to bench/results/latest.md.
+CPU seconds too. Prints a markdown table and writes it to bench/results/latest.md (the raw
+runs to latest.json: ``--report latest.json`` prints the report again from them).
 
 Fairness: all tools run at the same parallelism (forks/threads = 30, at most N), with strict
 host keys, and cold SSH (Ansible's ControlPersist masters are closed between runs). supakong
@@ -29,17 +30,27 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(BENCH.parent))
 
-from harness import Run, measure, median, sshd_counts  # noqa: E402
+from harness import Run, measure, sshd_counts  # noqa: E402
 from latency import added_rtt, measure_rtt, remove_stale_rules  # noqa: E402
 from sandboxes import busy_cores, quiet_healthchecks  # noqa: E402
+from stats import (  # noqa: E402
+    growth_interval,
+    median,
+    noise_note,
+    paired_interval,
+    paired_ratios,
+    quotient,
+    round_trips,
+)
 from tools import TOOLS, WORK, Inputs, close_ansible_masters, commands, ensure_venvs, write_inputs  # noqa: E402
 
 from supakong.container import inspect_container, wait_until_healthy  # noqa: E402
@@ -59,14 +70,19 @@ class Cell:
     anomalies: list[str] = field(default_factory=list)
 
     @property
+    def seconds(self) -> list[float]:
+        """The runs' wall times, in round order."""
+        return [r.seconds for r in self.runs]
+
+    @property
     def median(self) -> float:
-        return median([r.seconds for r in self.runs])
+        return median(self.seconds)
 
 
 def paired_ratio(top: Cell, bottom: Cell) -> float:
     """The median of ``top``'s time over ``bottom``'s, round by round (the tools of a round
     run back to back, so the machine's slow drifts cancel out); NaN without common rounds."""
-    pairs = [a.seconds / b.seconds for a, b in zip(top.runs, bottom.runs, strict=False) if b.seconds]
+    pairs = paired_ratios(top.seconds, bottom.seconds)
     return median(pairs) if pairs else float("nan")
 
 
@@ -239,51 +255,47 @@ def table(results: dict[Key, Cell]) -> list[str]:
 
 
 def targets(results: dict[Key, Cell], sizes: Sequence[int]) -> list[str]:
-    """The issue's targets, checked at the largest N (met / MISSED)."""
+    """The issue's targets, checked at the largest N (met / MISSED by the point estimates),
+    each with the 90 % bootstrap interval of its paired ratio or growth."""
     lines = []
     n = max(sizes)
     small = sorted(s for s in sizes if s < n)
 
-    def get(rtt: str, size: int, scenario: str, tool: str) -> float:
-        cell = results.get((rtt, size, scenario, tool))
-        return cell.median if cell else float("nan")
+    def cell(rtt: str, size: int, scenario: str, tool: str) -> Cell:
+        return results.get((rtt, size, scenario, tool)) or Cell()
 
-    def work(rtt: str, size: int, scenario: str, tool: str) -> float:
-        """The median machine CPU seconds of a cell (the work it caused, every process)."""
-        cell = results.get((rtt, size, scenario, tool))
-        return median([r.machine_cpu_seconds for r in cell.runs]) if cell else float("nan")
+    def cpu(c: Cell, attr: str) -> float:
+        return median([getattr(r, attr) for r in c.runs]) if c.runs else float("nan")
 
     for rtt in sorted({k[0] for k in results if (k[0], n, "no-op", "supakong") in results}):
 
-        def both(scenario: str, top: str, bottom: str, rtt: str = rtt) -> tuple[float, float]:
-            """(ratio of the medians, median of the paired ratios) of ``top`` over ``bottom``."""
-            a, b = results.get((rtt, n, scenario, top)), results.get((rtt, n, scenario, bottom))
-            if a is None or b is None or not b.median:
-                return float("nan"), float("nan")
-            return a.median / b.median, paired_ratio(a, b)
-
-        def shown(pair: tuple[float, float], invert: bool = False) -> str:
-            medians, paired = (1 / pair[0], 1 / pair[1]) if invert else pair
-            return f"×{medians:.2f} of the medians, ×{paired:.2f} paired by round"
+        def ratio(scenario: str, bottom: str, bound: float, text: str, rtt: str = rtt) -> tuple[str, bool | None]:
+            """supakong over ``bottom``: met when both the ratio of the medians and the median
+            paired ratio are at most ``bound``. A ``bound`` below 1 reads as "faster by 1/bound"."""
+            a, b = cell(rtt, n, scenario, "supakong"), cell(rtt, n, scenario, bottom)
+            pair = (a.median / b.median, paired_ratio(a, b)) if a.runs and b.runs else (float("nan"),) * 2
+            interval = paired_interval(a.seconds, b.seconds)
+            if bound < 1:  # shown as "N× faster": the inverse ratios
+                shown, low_high = (1 / pair[0], 1 / pair[1]), (1 / interval[1], 1 / interval[0])
+            else:
+                shown, low_high = pair, interval
+            detail = (
+                f"×{shown[0]:.2f} of the medians, ×{shown[1]:.2f} paired by round"
+                f" [90 % interval {low_high[0]:.2f}–{low_high[1]:.2f}{noise_note(interval, bound)}]"
+            )
+            if not (a.runs and b.runs):
+                return f"{text} (no {bottom} runs)", None
+            return f"{text} ({detail})", max(pair) <= bound
 
         # A target is met only when it holds both ways: the ratio of the two medians and the
         # median of the round-by-round ratios (this machine's speed drifts by ±25 %).
-        ansible = both("no-op", "supakong", "ansible")
-        pyinfra = both("no-op", "supakong", "pyinfra")
-        loop = both("no-op", "supakong", "paramiko")
-        loop_change = both("change", "supakong", "paramiko")
-        health_change = both("change", "supakong", "paramiko+health")
         checks = [
-            (f"no-op ≥10× faster than Ansible ({shown(ansible, True)})", max(ansible) <= 1 / 10),
-            (f"no-op ≥1.5× faster than pyinfra ({shown(pyinfra, True)})", max(pyinfra) <= 1 / 1.5),
-            (f"no-op within 1.3× of the paramiko loop ({shown(loop)})", max(loop) <= 1.3),
-            (
-                f"change within 1.2× of the paramiko loop, restarts included ({shown(loop_change)})",
-                max(loop_change) <= 1.2,
-            ),
-            (
-                f"change within 1.2× of the paramiko loop that also waits for health ({shown(health_change)})",
-                max(health_change) <= 1.2,
+            ratio("no-op", "ansible", 1 / 10, "no-op ≥10× faster than Ansible"),
+            ratio("no-op", "pyinfra", 1 / 1.5, "no-op ≥1.5× faster than pyinfra"),
+            ratio("no-op", "paramiko", 1.3, "no-op within 1.3× of the paramiko loop"),
+            ratio("change", "paramiko", 1.2, "change within 1.2× of the paramiko loop, restarts included"),
+            ratio(
+                "change", "paramiko+health", 1.2, "change within 1.2× of the paramiko loop that also waits for health"
             ),
         ]
         small_here = [m for m in small if (rtt, m, "no-op", "supakong") in results]
@@ -294,14 +306,19 @@ def targets(results: dict[Key, Cell], sizes: Sequence[int]) -> list[str]:
                 bases.append((ALL_UP, f"all {n} sandboxes up at both sizes"))
             for base, how in bases:
                 for scenario in ("no-op", "change"):
-                    grow = get(rtt, n, scenario, "supakong") / get(base, m, scenario, "supakong")
+                    big, little = cell(rtt, n, scenario, "supakong"), cell(base, m, scenario, "supakong")
+                    grow = quotient(big.median, little.median)
+                    interval = growth_interval(big.seconds, little.seconds)
                     floor = "paramiko+health" if scenario == "change" else "paramiko"
-                    floor_grow = get(rtt, n, scenario, floor) / get(base, m, scenario, floor)
-                    cpu_grow = work(rtt, n, scenario, "supakong") / work(base, m, scenario, "supakong")
+                    floor_grow = quotient(cell(rtt, n, scenario, floor).median, cell(base, m, scenario, floor).median)
+                    work_grow = quotient(cpu(big, "machine_cpu_seconds"), cpu(little, "machine_cpu_seconds"))
+                    own_grow = quotient(cpu(big, "cpu_seconds"), cpu(little, "cpu_seconds"))
                     checks.append(
                         (
-                            f"{scenario} growth N={m}→{n}: ×{grow:.2f} for ×{n / m:g} hosts ({how};"
-                            f" {floor}: ×{floor_grow:.2f}; supakong's machine CPU seconds: ×{cpu_grow:.2f})",
+                            f"{scenario} growth N={m}→{n}: ×{grow:.2f} for ×{n / m:g} hosts"
+                            f" [90 % interval {interval[0]:.2f}–{interval[1]:.2f}{noise_note(interval, n / m)}]"
+                            f" ({how}; {floor}: ×{floor_grow:.2f}; supakong's machine CPU seconds: ×{work_grow:.2f},"
+                            f" its own client CPU: ×{own_grow:.2f})",
                             grow <= n / m,
                         )
                     )
@@ -310,8 +327,35 @@ def targets(results: dict[Key, Cell], sizes: Sequence[int]) -> list[str]:
         )
         checks.append((f"peak memory < 100 MiB ({peak:.0f} MiB)", peak < 100))
         lines.append(f"Targets at N={n}, RTT {rtt}:")
-        lines += [f"- {'met' if ok else 'MISSED'}: {text}" for text, ok in checks]
+        verdicts = {True: "met", False: "MISSED", None: "not measured"}
+        lines += [f"- {verdicts[ok]}: {text}" for text, ok in checks]
     return lines
+
+
+def round_trip_table(results: dict[Key, Cell]) -> list[str]:
+    """Round trips each tool waits for on one host, from N = 1 with and without the added RTT:
+    (median with − median without) ÷ RTT, with its 90 % interval. It counts what a run waits
+    for on the network: the TCP connect, the SSH handshake and the job's exchanges (and, for a
+    change, any wait whose length depends on the RTT)."""
+    rows = []
+    for (rtt, n, scenario, tool), slow in results.items():
+        fast = results.get(("+0 ms", n, scenario, tool))
+        # One host only: with many, the hosts' round trips overlap and the CPU dominates.
+        if n != 1 or rtt in ("+0 ms", ALL_UP) or fast is None:
+            continue
+        added = float(rtt.strip("+ ms")) / 1000
+        estimate, (low, high) = round_trips(slow.seconds, fast.seconds, added)
+        rows.append(f"| {rtt} | {n} | {scenario} | {tool} | {estimate:.1f} | {low:.1f}–{high:.1f} |")
+    if not rows:
+        return []
+    return [
+        "Round trips a run waits for on one host (N = 1), estimated as (median with the added RTT −"
+        " median without) ÷ RTT; the TCP connect and the SSH handshake included:",
+        "",
+        "| added RTT | N | scenario | tool | round trips | 90 % interval |",
+        "|---|---|---|---|---|---|",
+        *rows,
+    ]
 
 
 def startup_profile() -> list[str]:
@@ -350,7 +394,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rtt-sizes", default="1,30", help="sizes for the added-RTT pass (default 1,30)")
     parser.add_argument("--tools", default=",".join(TOOLS), help="tools to compare")
     parser.add_argument("--parallel", type=int, default=30, help="forks/threads for every tool (default 30)")
+    parser.add_argument("--report", metavar="JSON", help="only print the report of an earlier run's raw data")
     args = parser.parse_args(argv)
+    if args.report:
+        print(report(json.loads(Path(args.report).read_text())), end="")
+        return 0
     os.environ["SUPAKONG_HOST_ALLOWLIST"] = "sandbox*"
     if os.geteuid() != 0:
         raise SystemExit("bench.py needs root (it brings up sandbox VPSes)")
@@ -416,15 +464,43 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         measure_size(write_inputs(specs[:growth_base]), growth_base, ALL_UP, "0ms-all")
 
+    data = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "cores": os.cpu_count(),
+        "versions": versions,
+        "noop_runs": args.noop_runs,
+        "change_runs": args.runs,
+        "parallel": args.parallel,
+        "sizes": sizes,
+        "tools": tools,
+        "setup_notes": setup_notes,
+        "startup": startup_profile(),
+        "total_seconds": round(time.monotonic() - started),
+        "cells": [{"key": list(key), "runs": [asdict(run) for run in cell.runs]} for key, cell in results.items()],
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps(data, indent=1) + "\n")
+    text = report(data)
+    print("\n" + text)
+    (RESULTS / "latest.md").write_text(text)
+    return 0
+
+
+def report(data: dict[str, Any]) -> str:
+    """The markdown report of a benchmark's raw data (``results/latest.json``)."""
+    tools = data["tools"]
+    results = {
+        (c["key"][0], c["key"][1], c["key"][2], c["key"][3]): Cell([Run(**run) for run in c["runs"]])
+        for c in data["cells"]
+    }
     ordered = dict(
         sorted(results.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] != "no-op", tools.index(kv[0][3])))
     )
-    report = [
-        f"# supakong benchmark ({datetime.now(UTC).isoformat(timespec='seconds')})",
+    lines = [
+        f"# supakong benchmark ({data['when']})",
         "",
-        f"Machine: {os.cpu_count()} cores. Tools: {versions}. {args.noop_runs} runs per no-op cell,"
-        f" {args.runs} per change cell, medians;"
-        f" parallelism {args.parallel}.",
+        f"Machine: {data['cores']} cores. Tools: {data['versions']}. {data['noop_runs']} runs per no-op cell,"
+        f" {data['change_runs']} per change cell, medians; parallelism {data['parallel']}.",
         "",
         *[line.strip() for line in (__doc__ or "").split("\n\n")[2].splitlines()],
         "",
@@ -432,21 +508,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         " local proxy that delays each direction by half the RTT (and the connect by one RTT).",
         "",
         "Setup (not in the table):",
-        *[f"- {note}" for note in setup_notes],
+        *[f"- {note}" for note in data["setup_notes"]],
         "",
         *table(ordered),
         "",
-        *targets(ordered, sizes),
+        *targets(ordered, data["sizes"]),
         "",
-        *startup_profile(),
+        *round_trip_table(ordered),
         "",
-        f"Total benchmark time: {time.monotonic() - started:.0f} s.",
+        *data["startup"],
+        "",
+        f"Total benchmark time: {data['total_seconds']} s.",
     ]
-    text = "\n".join(report) + "\n"
-    print("\n" + text)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "latest.md").write_text(text)
-    return 0
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
