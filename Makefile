@@ -59,6 +59,8 @@ lint: venv
 	$(PY) -m ruff check supakong tasks tests
 	$(PY) -m mypy supakong tasks
 
+# conntrack: the benchmark's added-RTT pass forgets stale connection-tracking entries first.
+bench: APT_PACKAGES += conntrack iptables
 bench: deps venv bytecode
 	$(PY) bench/bench.py
 

@@ -8,20 +8,26 @@ mark the rule skips) and forwards every chunk in each direction ``delay`` later,
 Every request/response exchange thus costs ``2 × delay`` more, like netem on both ends;
 the TCP connect is delayed by one round trip too. Only sandbox addresses are redirected.
 
-Run as ``python bench/latency.py serve PORT DELAY_MS`` (the benchmark starts and stops it).
+Run as ``python bench/latency.py serve PORT DELAY_MS COUNT_FILE`` (the benchmark starts and
+stops it); COUNT_FILE holds the number of connections accepted, so that a run can check that
+every one of its SSH logins went through the delay.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import shutil
 import signal
 import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 MARK = 0x5C
@@ -64,7 +70,31 @@ async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, dela
         sender.cancel()
 
 
-async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float) -> None:
+#: Source ports of the proxy's own connections: below the kernel's ephemeral range (32768+).
+_UPSTREAM_PORTS = itertools.cycle(range(20000, 32000))
+
+
+def _bind_outside_ephemeral_range(sock: socket.socket) -> None:
+    """Give an upstream connection a source port that no client connection can get.
+
+    Some upstream connections end without conntrack seeing their close: their entry stays
+    ESTABLISHED, without NAT, for days (``nf_conntrack_tcp_timeout_established``). A client
+    connection that later got the same ephemeral port matched that entry instead of a new
+    one, so the REDIRECT rule never saw it: it reached sshd directly, without the delay
+    (about 1 connection in 30 on the most used sandbox, after a day of benchmarks)."""
+    for _ in range(12000):
+        try:
+            sock.bind(("0.0.0.0", next(_UPSTREAM_PORTS)))
+            return
+        except OSError:  # in use, or still in TIME_WAIT
+            continue
+    raise OSError("no free source port for the delaying proxy")
+
+
+async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float, count: Path) -> None:
+    global _accepted
+    _accepted += 1
+    count.write_text(f"{_accepted}\n")
     sock = writer.get_extra_info("socket")
     raw = sock.getsockopt(socket.SOL_IP, SO_ORIGINAL_DST, 16)
     port, packed = struct.unpack_from("!H", raw, 2)[0], raw[4:8]
@@ -74,6 +104,7 @@ async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, de
         return
     upstream = socket.socket()
     upstream.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, MARK)
+    _bind_outside_ephemeral_range(upstream)
     upstream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     upstream.setblocking(False)
     await asyncio.sleep(2 * delay)  # the SYN / SYN-ACK round trip
@@ -89,8 +120,12 @@ async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, de
         w.close()
 
 
-async def _serve(port: int, delay: float) -> None:
-    server = await asyncio.start_server(lambda r, w: _handle(r, w, delay), "127.0.0.1", port, backlog=512)
+_accepted = 0
+
+
+async def _serve(port: int, delay: float, count: Path) -> None:
+    count.write_text("0\n")
+    server = await asyncio.start_server(lambda r, w: _handle(r, w, delay, count), "127.0.0.1", port, backlog=512)
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     print("ready", flush=True)
@@ -112,28 +147,60 @@ def remove_stale_rules(port: int = 10222) -> int:
     return len(stale)
 
 
+@dataclass(frozen=True)
+class DelayProxy:
+    """The running proxy: how many connections it has accepted so far."""
+
+    count_file: Path
+
+    def accepted(self) -> int:
+        """Connections accepted since the proxy started."""
+        try:
+            return int(self.count_file.read_text() or 0)
+        except (OSError, ValueError):
+            return 0
+
+
+def forget_stale_connections(addresses: Sequence[str]) -> int:
+    """Delete conntrack's entries of earlier SSH connections to ``addresses`` (needs the
+    ``conntrack`` tool; without it, nothing): an entry that outlived its connection would let
+    a new connection with the same port bypass the redirect. Returns how many were deleted."""
+    if shutil.which("conntrack") is None:
+        return 0
+    deleted = 0
+    for address in addresses:
+        done = subprocess.run(
+            ["conntrack", "-D", "-p", "tcp", "-d", address, "--dport", "22"], capture_output=True, text=True
+        )
+        deleted += sum(1 for line in done.stdout.splitlines() if line.startswith("tcp "))
+    return deleted
+
+
 @contextlib.contextmanager
-def added_rtt(addresses: Sequence[str], rtt_ms: float, port: int = 10222) -> Iterator[None]:
+def added_rtt(addresses: Sequence[str], rtt_ms: float, port: int = 10222) -> Iterator[DelayProxy]:
     """Within the block, SSH to ``addresses`` has ``rtt_ms`` more round-trip time."""
     remove_stale_rules(port)
-    proxy = subprocess.Popen(
-        [sys.executable, str(Path(__file__).resolve()), "serve", str(port), str(rtt_ms / 2)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,  # asyncio's "task was destroyed" notes at shutdown
-        text=True,
-    )
-    added: list[str] = []
-    try:
-        assert proxy.stdout is not None and proxy.stdout.readline().strip() == "ready"
-        for address in addresses:
-            subprocess.run(_rule("-A", address, port), check=True)
-            added.append(address)
-        yield
-    finally:
-        for address in added:
-            subprocess.run(_rule("-D", address, port), check=False)
-        proxy.terminate()
-        proxy.wait(10)
+    forget_stale_connections(addresses)
+    with tempfile.TemporaryDirectory(prefix="supakong-rtt-") as tmp:
+        count = Path(tmp) / "accepted"
+        proxy = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "serve", str(port), str(rtt_ms / 2), str(count)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,  # asyncio's "task was destroyed" notes at shutdown
+            text=True,
+        )
+        added: list[str] = []
+        try:
+            assert proxy.stdout is not None and proxy.stdout.readline().strip() == "ready"
+            for address in addresses:
+                subprocess.run(_rule("-A", address, port), check=True)
+                added.append(address)
+            yield DelayProxy(count)
+        finally:
+            for address in added:
+                subprocess.run(_rule("-D", address, port), check=False)
+            proxy.terminate()
+            proxy.wait(10)
 
 
 def measure_rtt(address: str, samples: int = 5) -> float:
@@ -149,7 +216,7 @@ def measure_rtt(address: str, samples: int = 5) -> float:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "serve":
-        asyncio.run(_serve(int(sys.argv[2]), float(sys.argv[3]) / 1000))
+    if len(sys.argv) == 5 and sys.argv[1] == "serve":
+        asyncio.run(_serve(int(sys.argv[2]), float(sys.argv[3]) / 1000, Path(sys.argv[4])))
     else:
-        sys.exit("usage: latency.py serve PORT ONE_WAY_DELAY_MS")
+        sys.exit("usage: latency.py serve PORT ONE_WAY_DELAY_MS COUNT_FILE")
