@@ -51,6 +51,7 @@ from stats import (  # noqa: E402
     paired_ratios,
     quotient,
     round_trips,
+    span,
 )
 from tools import TOOLS, WORK, Inputs, close_ansible_masters, commands, ensure_venvs, write_inputs  # noqa: E402
 
@@ -234,6 +235,8 @@ def bench_size(
                         break
                     print(f"    {tool}: {run.extra['bypassed']:.0f} login(s) bypassed the added RTT: again", flush=True)
                     run = one_run(inputs, names, tool, scenario, f"{tag}-again{attempt}", parallel, proxy)
+                if run.extra.get("bypassed"):  # kept, but the table's checks column counts it
+                    run.extra["anomaly"] = 1
                 cell = cells.setdefault((scenario, tool), Cell())
                 cell.runs.append(run)
                 print(
@@ -303,7 +306,7 @@ def targets(results: dict[Key, Cell], sizes: Sequence[int]) -> list[str]:
                 shown, low_high = pair, interval
             detail = (
                 f"×{shown[0]:.2f} of the medians, ×{shown[1]:.2f} paired by round"
-                f" [90 % interval {low_high[0]:.2f}–{low_high[1]:.2f}{noise_note(interval, bound)}]"
+                f" [90 % interval {span(low_high)}{noise_note(interval, bound)}]"
             )
             if not (a.runs and b.runs):
                 return f"{text} (no {bottom} runs)", None
@@ -338,7 +341,7 @@ def targets(results: dict[Key, Cell], sizes: Sequence[int]) -> list[str]:
                     checks.append(
                         (
                             f"{scenario} growth N={m}→{n}: ×{grow:.2f} for ×{n / m:g} hosts"
-                            f" [90 % interval {interval[0]:.2f}–{interval[1]:.2f}{noise_note(interval, n / m)}]"
+                            f" [90 % interval {span(interval)}{noise_note(interval, n / m)}]"
                             f" ({how}; {floor}: ×{floor_grow:.2f}; supakong's machine CPU seconds: ×{work_grow:.2f},"
                             f" its own client CPU: ×{own_grow:.2f})",
                             grow <= n / m,
@@ -368,7 +371,7 @@ def round_trip_table(results: dict[Key, Cell]) -> list[str]:
             continue
         added = float(rtt.strip("+ ms")) / 1000
         estimate, (low, high) = round_trips(slow.seconds, fast.seconds, added)
-        rows.append(f"| {rtt} | {n} | {scenario} | {tool} | {estimate:.1f} | {low:.1f}–{high:.1f} |")
+        rows.append(f"| {rtt} | {n} | {scenario} | {tool} | {estimate:.1f} | {span((low, high), 1)} |")
     if not rows:
         return []
     return [

@@ -77,6 +77,12 @@ def growth_interval(big: Sequence[float], small: Sequence[float]) -> tuple[float
     return two_sample(big, small, lambda a, b: a / b)
 
 
+def span(interval: tuple[float, float], digits: int = 2) -> str:
+    """``low–high``, or "–" without an interval (fewer than two runs)."""
+    low, high = interval
+    return "–" if low != low or high != high else f"{low:.{digits}f}–{high:.{digits}f}"
+
+
 def noise_note(interval: tuple[float, float], bound: float) -> str:
     """ "" when the interval lies on one side of ``bound``; else a note that the point
     estimate's verdict is within this machine's run-to-run noise."""

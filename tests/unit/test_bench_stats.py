@@ -15,6 +15,8 @@ sys.path.insert(0, str(BENCH))
 
 import stats  # noqa: E402
 
+import bench  # noqa: E402
+
 
 def test_paired_ratios_pair_rounds_and_skip_zero_times() -> None:
     assert stats.paired_ratios([2.0, 3.0, 4.0], [1.0, 0.0, 2.0]) == [2.0, 2.0]
@@ -63,6 +65,12 @@ def test_the_noise_note_appears_only_when_the_interval_straddles_the_bound(
     assert bool(stats.noise_note(interval, bound)) is noisy
 
 
+def test_an_interval_is_shown_as_a_range_or_a_dash_without_one() -> None:
+    assert stats.span((1.234, 1.5)) == "1.23–1.50"
+    assert stats.span((7.04, 8.0), 1) == "7.0–8.0"
+    assert stats.span((math.nan, math.nan)) == "–"
+
+
 def test_round_trips_are_the_added_time_over_the_added_rtt() -> None:
     fast = [0.40, 0.42, 0.38, 0.41, 0.39]
     slow = [t + 7 * 0.05 for t in fast]
@@ -78,7 +86,6 @@ def _runs(seconds: list[float]) -> list[dict[str, float]]:
 
 
 def test_report_from_raw_runs_shows_verdicts_intervals_and_round_trips(tmp_path: Path) -> None:
-    bench = pytest.importorskip("bench")
     cells = {
         ("+0 ms", 30, "no-op", "supakong"): [1.0, 1.1, 1.0],
         ("+0 ms", 30, "no-op", "paramiko"): [0.9, 0.9, 0.9],
