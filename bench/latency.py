@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import os
 import shutil
 import signal
 import socket
@@ -94,7 +95,7 @@ def _bind_outside_ephemeral_range(sock: socket.socket) -> None:
 async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float, count: Path) -> None:
     global _accepted
     _accepted += 1
-    count.write_text(f"{_accepted}\n")
+    _write_count(count, _accepted)
     sock = writer.get_extra_info("socket")
     raw = sock.getsockopt(socket.SOL_IP, SO_ORIGINAL_DST, 16)
     port, packed = struct.unpack_from("!H", raw, 2)[0], raw[4:8]
@@ -123,8 +124,15 @@ async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, de
 _accepted = 0
 
 
+def _write_count(count: Path, value: int) -> None:
+    """Replace the count file whole, so that a reader never sees it empty."""
+    partial = count.with_name(count.name + ".partial")
+    partial.write_text(f"{value}\n")
+    os.replace(partial, count)
+
+
 async def _serve(port: int, delay: float, count: Path) -> None:
-    count.write_text("0\n")
+    _write_count(count, 0)
     server = await asyncio.start_server(lambda r, w: _handle(r, w, delay, count), "127.0.0.1", port, backlog=512)
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
