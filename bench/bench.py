@@ -80,6 +80,10 @@ class Cell:
     def median(self) -> float:
         return median(self.seconds)
 
+    def median_of(self, field: str) -> float:
+        """The median of another figure of the runs (``cpu_seconds``, ``logins``...)."""
+        return median([getattr(r, field) for r in self.runs])
+
 
 def paired_ratio(top: Cell, bottom: Cell) -> float:
     """The median of ``top``'s time over ``bottom``'s, round by round (the tools of a round
@@ -269,10 +273,10 @@ def table(results: dict[Key, Cell]) -> list[str]:
         bad = sum(1 for r in cell.runs if r.extra.get("anomaly"))
         rows.append(
             f"| {rtt} | {n} | {scenario} | {tool} | {cell.median:.2f} | {min(times):.2f}–{max(times):.2f}"
-            f" | {ratio} | {median([r.cpu_seconds for r in cell.runs]):.2f}"
-            f" | {median([r.machine_cpu_seconds for r in cell.runs]):.1f}"
-            f" | {median([r.logins / n for r in cell.runs]):.1f}"
-            f" | {median([r.sessions / n for r in cell.runs]):.1f}"
+            f" | {ratio} | {cell.median_of('cpu_seconds'):.2f}"
+            f" | {cell.median_of('machine_cpu_seconds'):.1f}"
+            f" | {cell.median_of('logins') / n:.1f}"
+            f" | {cell.median_of('sessions') / n:.1f}"
             f" | {max(r.tree_rss_mib for r in cell.runs):.0f} | {max(r.max_rss_mib for r in cell.runs):.0f}"
             f" | {'ok' if not bad else f'{bad}/{len(cell.runs)} runs wrong'} |"
         )
@@ -289,16 +293,15 @@ def targets(results: dict[Key, Cell], sizes: Sequence[int]) -> list[str]:
     def cell(rtt: str, size: int, scenario: str, tool: str) -> Cell:
         return results.get((rtt, size, scenario, tool)) or Cell()
 
-    def cpu(c: Cell, attr: str) -> float:
-        return median([getattr(r, attr) for r in c.runs]) if c.runs else float("nan")
-
     for rtt in sorted({k[0] for k in results if (k[0], n, "no-op", "supakong") in results}):
 
         def ratio(scenario: str, bottom: str, bound: float, text: str, rtt: str = rtt) -> tuple[str, bool | None]:
             """supakong over ``bottom``: met when both the ratio of the medians and the median
             paired ratio are at most ``bound``. A ``bound`` below 1 reads as "faster by 1/bound"."""
             a, b = cell(rtt, n, scenario, "supakong"), cell(rtt, n, scenario, bottom)
-            pair = (a.median / b.median, paired_ratio(a, b)) if a.runs and b.runs else (float("nan"),) * 2
+            if not (a.runs and b.runs):
+                return f"{text} (no {bottom} runs)", None
+            pair = a.median / b.median, paired_ratio(a, b)
             interval = paired_interval(a.seconds, b.seconds)
             if bound < 1:  # shown as "N× faster": the inverse ratios
                 shown, low_high = (1 / pair[0], 1 / pair[1]), (1 / interval[1], 1 / interval[0])
@@ -308,8 +311,6 @@ def targets(results: dict[Key, Cell], sizes: Sequence[int]) -> list[str]:
                 f"×{shown[0]:.2f} of the medians, ×{shown[1]:.2f} paired by round"
                 f" [90 % interval {span(low_high)}{noise_note(interval, bound)}]"
             )
-            if not (a.runs and b.runs):
-                return f"{text} (no {bottom} runs)", None
             return f"{text} ({detail})", max(pair) <= bound
 
         # A target is met only when it holds both ways: the ratio of the two medians and the
@@ -336,8 +337,8 @@ def targets(results: dict[Key, Cell], sizes: Sequence[int]) -> list[str]:
                     interval = growth_interval(big.seconds, little.seconds)
                     floor = "paramiko+health" if scenario == "change" else "paramiko"
                     floor_grow = quotient(cell(rtt, n, scenario, floor).median, cell(base, m, scenario, floor).median)
-                    work_grow = quotient(cpu(big, "machine_cpu_seconds"), cpu(little, "machine_cpu_seconds"))
-                    own_grow = quotient(cpu(big, "cpu_seconds"), cpu(little, "cpu_seconds"))
+                    work_grow = quotient(big.median_of("machine_cpu_seconds"), little.median_of("machine_cpu_seconds"))
+                    own_grow = quotient(big.median_of("cpu_seconds"), little.median_of("cpu_seconds"))
                     checks.append(
                         (
                             f"{scenario} growth N={m}→{n}: ×{grow:.2f} for ×{n / m:g} hosts"

@@ -12,6 +12,7 @@ reported as within the noise, beside the met / MISSED of the point estimates.
 
 from __future__ import annotations
 
+import math
 import random
 import statistics
 from collections.abc import Callable, Sequence
@@ -77,17 +78,22 @@ def growth_interval(big: Sequence[float], small: Sequence[float]) -> tuple[float
     return two_sample(big, small, lambda a, b: a / b)
 
 
+def _missing(interval: tuple[float, float]) -> bool:
+    """True for the NaN interval of fewer than two runs."""
+    return math.isnan(interval[0]) or math.isnan(interval[1])
+
+
 def span(interval: tuple[float, float], digits: int = 2) -> str:
     """``low–high``, or "–" without an interval (fewer than two runs)."""
     low, high = interval
-    return "–" if low != low or high != high else f"{low:.{digits}f}–{high:.{digits}f}"
+    return "–" if _missing(interval) else f"{low:.{digits}f}–{high:.{digits}f}"
 
 
 def noise_note(interval: tuple[float, float], bound: float) -> str:
     """ "" when the interval lies on one side of ``bound``; else a note that the point
     estimate's verdict is within this machine's run-to-run noise."""
     low, high = interval
-    if low != low or high != high:  # NaN: too few runs
+    if _missing(interval):
         return ""
     return "; within the noise: the interval straddles the target" if low <= bound <= high else ""
 
