@@ -10,7 +10,8 @@ the TCP connect is delayed by one round trip too. Only sandbox addresses are red
 
 Run as ``python bench/latency.py serve PORT DELAY_MS COUNT_FILE`` (the benchmark starts and
 stops it); COUNT_FILE holds the number of connections accepted, so that a run can check that
-every one of its SSH logins went through the delay.
+every one of its SSH logins went through the delay. ``forward PORT DELAY_MS ADDRESS
+COUNT_FILE`` is the same proxy for a client that dials it itself (the round-trip test).
 """
 
 from __future__ import annotations
@@ -92,14 +93,23 @@ def _bind_outside_ephemeral_range(sock: socket.socket) -> None:
     raise OSError("no free source port for the delaying proxy")
 
 
-async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float, count: Path) -> None:
+async def _handle(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    delay: float,
+    count: Path,
+    target: tuple[str, int] | None,
+) -> None:
     global _accepted
     _accepted += 1
     _write_count(count, _accepted)
     sock = writer.get_extra_info("socket")
-    raw = sock.getsockopt(socket.SOL_IP, SO_ORIGINAL_DST, 16)
-    port, packed = struct.unpack_from("!H", raw, 2)[0], raw[4:8]
-    address = socket.inet_ntoa(packed)
+    if target is None:  # redirected by the iptables rule: where the client was going
+        raw = sock.getsockopt(socket.SOL_IP, SO_ORIGINAL_DST, 16)
+        port, packed = struct.unpack_from("!H", raw, 2)[0], raw[4:8]
+        address = socket.inet_ntoa(packed)
+    else:
+        address, port = target
     if not address.startswith("10.203."):
         writer.close()
         return
@@ -131,9 +141,11 @@ def _write_count(count: Path, value: int) -> None:
     os.replace(partial, count)
 
 
-async def _serve(port: int, delay: float, count: Path) -> None:
+async def _serve(port: int, delay: float, count: Path, target: tuple[str, int] | None = None) -> None:
     _write_count(count, 0)
-    server = await asyncio.start_server(lambda r, w: _handle(r, w, delay, count), "127.0.0.1", port, backlog=512)
+    server = await asyncio.start_server(
+        lambda r, w: _handle(r, w, delay, count, target), "127.0.0.1", port, backlog=512
+    )
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     print("ready", flush=True)
@@ -189,24 +201,40 @@ def added_rtt(addresses: Sequence[str], rtt_ms: float, port: int = 10222) -> Ite
     """Within the block, SSH to ``addresses`` has ``rtt_ms`` more round-trip time."""
     remove_stale_rules(port)
     forget_stale_connections(addresses)
+    with _proxy(["serve", str(port), str(rtt_ms / 2)]) as proxy:
+        added: list[str] = []
+        try:
+            for address in addresses:
+                subprocess.run(_rule("-A", address, port), check=True)
+                added.append(address)
+            yield proxy
+        finally:
+            for address in added:
+                subprocess.run(_rule("-D", address, port), check=False)
+
+
+@contextlib.contextmanager
+def delayed_forward(address: str, rtt_ms: float, port: int) -> Iterator[DelayProxy]:
+    """Within the block, 127.0.0.1:``port`` forwards to ``address``:22 with ``rtt_ms`` of
+    round-trip time added (no iptables: the client dials the proxy itself, as the tests do)."""
+    with _proxy(["forward", str(port), str(rtt_ms / 2), address]) as proxy:
+        yield proxy
+
+
+@contextlib.contextmanager
+def _proxy(args: list[str]) -> Iterator[DelayProxy]:
     with tempfile.TemporaryDirectory(prefix="supakong-rtt-") as tmp:
         count = Path(tmp) / "accepted"
         proxy = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "serve", str(port), str(rtt_ms / 2), str(count)],
+            [sys.executable, str(Path(__file__).resolve()), *args, str(count)],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,  # asyncio's "task was destroyed" notes at shutdown
             text=True,
         )
-        added: list[str] = []
         try:
             assert proxy.stdout is not None and proxy.stdout.readline().strip() == "ready"
-            for address in addresses:
-                subprocess.run(_rule("-A", address, port), check=True)
-                added.append(address)
             yield DelayProxy(count)
         finally:
-            for address in added:
-                subprocess.run(_rule("-D", address, port), check=False)
             proxy.terminate()
             proxy.wait(10)
 
@@ -226,5 +254,10 @@ def measure_rtt(address: str, samples: int = 5) -> float:
 if __name__ == "__main__":
     if len(sys.argv) == 5 and sys.argv[1] == "serve":
         asyncio.run(_serve(int(sys.argv[2]), float(sys.argv[3]) / 1000, Path(sys.argv[4])))
+    elif len(sys.argv) == 6 and sys.argv[1] == "forward":
+        asyncio.run(_serve(int(sys.argv[2]), float(sys.argv[3]) / 1000, Path(sys.argv[5]), (sys.argv[4], 22)))
     else:
-        sys.exit("usage: latency.py serve PORT ONE_WAY_DELAY_MS COUNT_FILE")
+        sys.exit(
+            "usage: latency.py serve PORT ONE_WAY_DELAY_MS COUNT_FILE"
+            " | forward PORT ONE_WAY_DELAY_MS ADDRESS COUNT_FILE"
+        )

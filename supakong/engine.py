@@ -20,7 +20,6 @@ from __future__ import annotations
 import http.client
 import json
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -28,11 +27,9 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import paramiko
-from paramiko.common import cMSG_CHANNEL_OPEN
-from paramiko.message import Message
 
 from .errors import RestartError, TransportError
-from .sshchannel import send_eof
+from .sshchannel import STREAMLOCAL, PendingChannel, request_channel, send_eof, streamlocal_payload
 
 DIAL_STDIO = "docker system dial-stdio"
 DEFAULT_SOCKET = "/var/run/docker.sock"
@@ -43,46 +40,10 @@ Opener = Callable[[], paramiko.Channel]
 
 
 def open_streamlocal(transport: paramiko.Transport, socket_path: str, timeout: float) -> paramiko.Channel:
-    """Open a ``direct-streamlocal@openssh.com`` channel to ``socket_path`` on the server.
-
-    paramiko has no public call for this channel type (only tcpip and x11), so this mirrors
-    :meth:`paramiko.Transport.open_channel` with the streamlocal payload (RFC 4254 channel
-    open + OpenSSH PROTOCOL §2.4: socket path, reserved string, reserved uint32).
-    """
-    if not transport.is_active():
-        raise paramiko.SSHException("SSH session not active")
-    t: Any = transport  # paramiko's private channel bookkeeping (not in its type stubs)
-    with t.lock:
-        window_size = t._sanitize_window_size(None)
-        max_packet_size = t._sanitize_packet_size(None)
-        chanid = t._next_channel()
-        m = Message()
-        m.add_byte(cMSG_CHANNEL_OPEN)
-        m.add_string("direct-streamlocal@openssh.com")
-        m.add_int(chanid)
-        m.add_int(window_size)
-        m.add_int(max_packet_size)
-        m.add_string(socket_path)
-        m.add_string("")
-        m.add_int(0)
-        chan = paramiko.Channel(chanid)
-        t._channels.put(chanid, chan)
-        t.channel_events[chanid] = event = threading.Event()
-        t.channels_seen[chanid] = True
-        c: Any = chan
-        c._set_transport(transport)
-        c._set_window(window_size, max_packet_size)
-    t._send_user_message(m)
-    deadline = time.monotonic() + timeout
-    while not event.wait(0.1):
-        if not t.active:
-            raise t.get_exception() or paramiko.SSHException("SSH session ended")
-        if time.monotonic() > deadline:
-            raise paramiko.SSHException("timeout opening a streamlocal channel")
-    opened = t._channels.get(chanid)
-    if opened is None:
-        raise t.get_exception() or paramiko.ChannelException(1, f"cannot open {socket_path}")
-    return opened
+    """Open a ``direct-streamlocal@openssh.com`` channel to ``socket_path`` on the server
+    (an SSH channel straight to the Unix socket: no process on the host)."""
+    pending = request_channel(transport, STREAMLOCAL, streamlocal_payload(socket_path), what=socket_path)
+    return pending.wait(timeout)
 
 
 @dataclass(frozen=True)
@@ -95,13 +56,21 @@ class EngineRoute:
 
 
 def engine_opener(
-    transport: paramiko.Transport, *, host_name: str, socket_path: str = DEFAULT_SOCKET, timeout: float = 60.0
+    transport: paramiko.Transport,
+    *,
+    host_name: str,
+    socket_path: str = DEFAULT_SOCKET,
+    timeout: float = 60.0,
+    requested: PendingChannel | None = None,
 ) -> EngineRoute:
     """A streamlocal channel to ``socket_path`` if the server allows it, else ``docker
     system dial-stdio`` (checked with ``GET /_ping``); a :class:`TransportError` that names
-    the host and the likely fix when neither reaches the engine."""
+    the host and the likely fix when neither reaches the engine. ``requested``: that
+    streamlocal channel, already asked for (with the authentication, see
+    :mod:`supakong.transport`)."""
     try:
-        first = [open_streamlocal(transport, socket_path, timeout)]  # proves it works; used first
+        # The first channel proves the route works, then serves the first request.
+        first = [requested.wait(timeout) if requested else open_streamlocal(transport, socket_path, timeout)]
         taking = threading.Lock()
 
         def streamlocal() -> paramiko.Channel:

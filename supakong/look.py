@@ -3,8 +3,9 @@ resolved path) and the host lock (optionally taking it), while the containers ar
 through the Docker Engine API at the same time, on other channels of the same connection.
 
 A no-op converge is this look plus the audit line, sent to the look's command, which waits
-for it (:func:`look_held`): two exchanges after the handshake (three round trips with the
-session channel's opening), one SSH session. Its look inspects Kong only: Realtime's state
+for it (:func:`look_held`): two round trips after the handshake (the session and the engine
+channel open with the authentication, see :mod:`supakong.transport`), one SSH session. Its
+look inspects Kong only: Realtime's state
 matters only to validate a file that is going to be written (see
 :func:`supakong.deploy.deploy_host`).
 

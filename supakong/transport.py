@@ -6,6 +6,14 @@ difference from Fabric's default: host keys are verified. Fabric accepts any key
 (``AutoAddPolicy``, fabric#1804); supakong loads ``UserKnownHostsFile`` and
 ``GlobalKnownHostsFile`` and refuses unknown or changed keys unless the operator opts in
 with ``accept_new`` (OpenSSH's ``StrictHostKeyChecking accept-new``).
+
+The channels a run needs first (a session for the look's command, a streamlocal channel to
+the Docker Engine) are asked for right behind the authentication request, in the same
+flight: RFC 4252 §5.1 has the server pass "any non-authentication messages sent by the
+client after the request that resulted in SSH_MSG_USERAUTH_SUCCESS" to the connection
+service, so they open with the authentication's own round trip instead of one after it.
+When that first request is not the one that succeeds (another key is tried next), the
+server dropped them as unexpected and they are opened the usual way.
 """
 
 from __future__ import annotations
@@ -18,19 +26,20 @@ import shlex
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import fabric
 import paramiko
+from paramiko.message import Message
 
 from .engine import EngineClient, EngineRoute, engine_opener
 from .errors import TransportError
 from .inventory import HostConfig
 from .secrets import mask
-from .sshchannel import send_eof
+from .sshchannel import SESSION, STREAMLOCAL, PendingChannel, request_channel, send_eof, streamlocal_payload
 
 # paramiko logs refused channel opens (e.g. the streamlocal probe of supakong.dockerssh
 # falling back to dial-stdio) as errors; supakong reports failures itself, masked.
@@ -73,15 +82,56 @@ class _AcceptNewPolicy(paramiko.MissingHostKeyPolicy):
         client.get_host_keys().add(hostname, key.get_name(), key)
 
 
+#: The channels a connection can ask for with its authentication (see the module's doc).
+SESSION_CHANNEL = "session"
+ENGINE_CHANNEL = "engine"
+_MSG_USERAUTH_REQUEST = 50
+
+
+@dataclass(frozen=True)
+class _EarlyChannel:
+    kind: str
+    payload: Callable[[Message], None] | None
+    what: str
+
+
 class _Transport(paramiko.Transport):
     """paramiko's transport, preferring AES-GCM when the server offers it (OpenSSH has since
     6.2): an AEAD cipher has no separate MAC, which paramiko otherwise computes with a fresh
     HMAC object and compares byte by byte in Python for every packet it sends and receives.
-    The other ciphers stay, in paramiko's order, for servers without GCM."""
+    The other ciphers stay, in paramiko's order, for servers without GCM.
+
+    It also sends the CHANNEL_OPENs of ``early`` right after the first authentication
+    request (see the module's doc): :meth:`take_early` hands them out."""
 
     _preferred_ciphers = tuple(
         sorted(paramiko.Transport._preferred_ciphers, key=lambda c: "-gcm@" not in c)  # type: ignore[attr-defined]
     )
+
+    def __init__(self, sock: Any, *args: Any, early: Sequence[_EarlyChannel] = (), **kwargs: Any) -> None:
+        super().__init__(sock, *args, **kwargs)
+        self._early = tuple(early)
+        self._requested: dict[str, PendingChannel] = {}
+        self.auth_requests = 0
+
+    def _send_message(self, data: Message) -> None:
+        super()._send_message(data)  # type: ignore[misc]  # private in paramiko's stubs
+        if self._early and not self.is_authenticated() and data.asbytes()[:1] == bytes([_MSG_USERAUTH_REQUEST]):
+            self.auth_requests += 1
+            if self.auth_requests == 1:  # paramiko's thread, between sending it and reading the answer
+                for early in self._early:
+                    self._requested[early.kind] = request_channel(
+                        self, early.kind, early.payload, what=early.what, from_transport_thread=True
+                    )
+
+    def take_early(self, kind: str) -> PendingChannel | None:
+        """The channel of ``kind`` asked for with the authentication, once: None if there is
+        none, or if the server will never answer it (the request it followed failed)."""
+        pending = self._requested.pop(kind, None)
+        if pending is not None and self.auth_requests != 1:
+            pending.abandon()
+            return None
+        return pending
 
 
 def _fabric_config(ssh_config_file: str | None) -> fabric.Config:
@@ -103,10 +153,22 @@ def _cached_fabric_config(ssh_config_file: str | None, version: int) -> fabric.C
 class HostConnection:
     """The one SSH connection supakong keeps to a host for a whole run."""
 
-    def __init__(self, host: HostConfig, *, accept_new: bool = False, connect_timeout: float = 10.0):
+    def __init__(
+        self,
+        host: HostConfig,
+        *,
+        accept_new: bool = False,
+        connect_timeout: float = 10.0,
+        early: Collection[str] = (SESSION_CHANNEL, ENGINE_CHANNEL),
+    ):
+        """``early``: the channels to ask for with the authentication (see the module's
+        doc), the ones the caller is going to use first: a session for its first command
+        (:data:`SESSION_CHANNEL`), a channel to the Docker Engine (:data:`ENGINE_CHANNEL`)."""
         self.host = host
         self.accept_new = accept_new
         self.connect_timeout = connect_timeout
+        self._early = self._early_channels(early)
+        self._transport_made: _Transport | None = None
         self._fabric = self._make_fabric_connection()
         self._docker: Any = None
         self._engine: EngineClient | None = None
@@ -118,7 +180,7 @@ class HostConnection:
     # -- connection -------------------------------------------------------------------
     def _make_fabric_connection(self) -> fabric.Connection:
         config = _fabric_config(str(self.host.ssh_config_file) if self.host.ssh_config_file else None)
-        connect_kwargs: dict[str, Any] = {"allow_agent": True, "transport_factory": _Transport}
+        connect_kwargs: dict[str, Any] = {"allow_agent": True, "transport_factory": self._make_transport}
         if self.host.identity_file:
             connect_kwargs["key_filename"] = [str(self.host.identity_file)]
         return fabric.Connection(
@@ -129,6 +191,23 @@ class HostConnection:
             connect_timeout=self.connect_timeout,
             connect_kwargs=connect_kwargs,
         )
+
+    def _early_channels(self, names: Collection[str]) -> tuple[_EarlyChannel, ...]:
+        unknown = set(names) - {SESSION_CHANNEL, ENGINE_CHANNEL}
+        if unknown:
+            raise ValueError(f"unknown early channels: {sorted(unknown)}")
+        channels = []
+        if SESSION_CHANNEL in names:
+            channels.append(_EarlyChannel(SESSION, None, "a session"))
+        if ENGINE_CHANNEL in names:
+            socket_path = self.host.docker_socket
+            channels.append(_EarlyChannel(STREAMLOCAL, streamlocal_payload(socket_path), socket_path))
+        return tuple(channels)
+
+    def _make_transport(self, sock: Any, *args: Any, **kwargs: Any) -> _Transport:
+        """paramiko's ``transport_factory``: our transport, remembered for :meth:`open`."""
+        self._transport_made = _Transport(sock, *args, early=self._early, **kwargs)
+        return self._transport_made
 
     @property
     def address(self) -> str:
@@ -167,14 +246,13 @@ class HostConnection:
             return self
         self._install_host_key_policy()
         try:
-            if not self._fabric.gateway:
-                # Dial ourselves to set TCP_NODELAY: without it every small SSH request
-                # waits ~40 ms for a delayed ACK (Nagle), which dominates a no-op run.
-                hostname, port = self.address.rsplit(":", 1)
-                sock = socket.create_connection((hostname, int(port)), timeout=self.connect_timeout)
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                self._fabric.connect_kwargs["sock"] = sock
-            self._fabric.open()
+            try:
+                self._connect()
+            except (paramiko.SSHException, EOFError, OSError):
+                if not self._dropped_for_early_channels():
+                    raise
+                self._early = ()  # a server that ends the connection over them: connect without
+                self._connect()
         except paramiko.BadHostKeyException as exc:
             raise TransportError(self._changed_key_message(exc)) from None
         except paramiko.SSHException as exc:
@@ -185,6 +263,23 @@ class HostConnection:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or "timed out"
             raise TransportError(f"{self.host.name} ({self.address}): cannot connect: {reason}") from None
         return self
+
+    def _connect(self) -> None:
+        if not self._fabric.gateway:
+            # Dial ourselves to set TCP_NODELAY: without it every small SSH request
+            # waits ~40 ms for a delayed ACK (Nagle), which dominates a no-op run.
+            hostname, port = self.address.rsplit(":", 1)
+            sock = socket.create_connection((hostname, int(port)), timeout=self.connect_timeout)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._fabric.connect_kwargs["sock"] = sock
+        self._fabric.open()
+
+    def _dropped_for_early_channels(self) -> bool:
+        """Did the server end the connection after a failed first authentication request
+        that early channel requests followed? OpenSSH answers them "unimplemented" and goes
+        on; a stricter server may disconnect, and then the next key was never tried."""
+        made = self._transport_made
+        return made is not None and bool(made._early) and made.auth_requests >= 1 and not made.is_active()
 
     def _unknown_key_message(self) -> str:
         hostname, port = self.address.rsplit(":", 1)
@@ -280,12 +375,27 @@ class HostConnection:
     def _exec(self, argv: Sequence[str], timeout: float) -> paramiko.Channel:
         """A new session running ``argv``."""
         try:
-            channel = self.transport.open_session(timeout=self.connect_timeout)
+            channel = self._early_channel(SESSION) or self.transport.open_session(timeout=self.connect_timeout)
             channel.settimeout(timeout)
             channel.exec_command(shlex.join(argv))
         except (paramiko.SSHException, OSError) as exc:
             raise self._failed(argv, exc) from None
         return channel
+
+    def _early_channel(self, kind: str) -> paramiko.Channel | None:
+        """The channel of ``kind`` asked for with the authentication, if there is one and
+        the server opened it (else the caller opens one the usual way)."""
+        pending = self._early_request(kind)
+        if pending is None:
+            return None
+        try:
+            return pending.wait(self.connect_timeout)
+        except paramiko.ChannelException:
+            return None
+
+    def _early_request(self, kind: str) -> PendingChannel | None:
+        transport = self.transport
+        return transport.take_early(kind) if isinstance(transport, _Transport) else None
 
     def _complete(
         self, channel: paramiko.Channel, argv: Sequence[str], stdin: bytes | None, timeout: float
@@ -338,7 +448,12 @@ class HostConnection:
             if self._route is None or self._route_transport is not transport:
                 # First use, or the connection was lost and opened again: channels of the old
                 # transport are gone, so the route (and the clients on it) are made again.
-                self._route = engine_opener(transport, host_name=self.host.name, socket_path=self.host.docker_socket)
+                self._route = engine_opener(
+                    transport,
+                    host_name=self.host.name,
+                    socket_path=self.host.docker_socket,
+                    requested=self._early_request(STREAMLOCAL),
+                )
                 self._route_transport = transport
                 self._engine = self._docker = None
             return self._route

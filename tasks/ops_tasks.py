@@ -17,7 +17,7 @@ from supakong.remote_file import list_backups
 from supakong.report import HostResult, Output
 from supakong.rollback import rollback_host
 from supakong.runner import exits_cleanly, fail, inventory_path, run_task, select_hosts
-from supakong.transport import HostConnection
+from supakong.transport import ENGINE_CHANNEL, SESSION_CHANNEL, HostConnection
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -42,7 +42,7 @@ def logs(c: Context, since: str = "10m", grep: str | None = None, follow: bool =
     """Kong and Realtime logs of -H HOST, interleaved by time, secrets masked."""
     [host] = select_hosts(c, require=True)[:1]
     window = _seconds(since)
-    with HostConnection(host) as conn:
+    with HostConnection(host, early=(ENGINE_CHANNEL,)) as conn:  # no command: only the engine
         api = conn.engine()
         start = time.time() - window
         containers = (host.kong_container, host.realtime_container)
@@ -61,7 +61,7 @@ def logs(c: Context, since: str = "10m", grep: str | None = None, follow: bool =
 def backups(c: Context) -> None:
     """List the backups of kong-simple.yml on -H HOST, newest first."""
     for host in select_hosts(c, require=True):
-        with HostConnection(host) as conn:
+        with HostConnection(host, early=(SESSION_CHANNEL,)) as conn:  # one command, no engine
             found = list_backups(conn, host.kong_config_path)
         print(f"{host.name}: {len(found)} backups of {host.kong_config_path}")
         for path in found:
@@ -85,7 +85,7 @@ def rollback_kong(c: Context, to: str | None = None, verify: bool = True) -> Non
 def audit(c: Context, lines: int = 20, json: bool = False) -> None:
     """The audit log on -H HOST: one line per deploy (when, who, from where, sha256, result)."""
     for host in select_hosts(c, require=True):
-        with HostConnection(host) as conn:
+        with HostConnection(host, early=(SESSION_CHANNEL,)) as conn:  # one command, no engine
             entries = read_audit(conn, host.kong_config_path, lines)
         print(f"{host.name}: last {len(entries)} runs ({audit_path(host.kong_config_path)})")
         for e in entries:

@@ -5,8 +5,11 @@ redeploy run exactly as its systemd unit would run it."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import re
+import socket
 import subprocess
 import sys
 import threading
@@ -19,7 +22,7 @@ import pytest
 
 import supakong.deploy
 from supakong.deploy import DeployOptions, deploy_host
-from supakong.inventory import load_inventory
+from supakong.inventory import HostConfig, load_inventory
 from supakong.render import render_kong_config, sha256_text
 from supakong.report import BufferOutput
 from supakong.sandbox import SandboxSpec
@@ -29,6 +32,9 @@ from supakong.sandbox.stack import SEED_CONFIG, docker_client
 from supakong.schedule import parse_exec_line
 from supakong.secrets import load_secrets
 from supakong.transport import HostConnection
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+from latency import delayed_forward  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -313,11 +319,58 @@ def test_a_no_op_converge_runs_one_remote_command_that_also_writes_the_audit_lin
     [conn] = opened
     # One command: the look (file hash + stat and the lock, with the container inspections
     # over the Docker API running concurrently with it), which then appends the audit line
-    # sent on its stdin: two exchanges after the handshake, one session.
+    # sent on its stdin: one session (its round trips: the test below).
     assert conn.commands_run == 1
     assert "sftp" not in used, "a no-op uploads nothing"
     last = json.loads((spec(F1).kong_config_path.parent / ".supakong" / "audit.log").read_text().splitlines()[-1])
     assert last["result"] == "ok" and last["plan"] == "no change" and last["task"] == "deploy-kong"
+
+
+def test_a_no_op_converge_makes_two_round_trips_after_the_handshake(fleet, monkeypatch, tmp_path):
+    """Counted with time: bench's delaying proxy adds a round-trip time far above the run's own
+    work, so the time from the end of authentication to the end of the run, in RTTs, is the
+    number of round trips. The look's session and the Docker Engine channel open with the
+    authentication; then the look (command + inspections), then the audit line's exit."""
+    converge(fleet, F1)
+    rtt = 1.0
+    port = free_port()
+    host = through_local_port(fleet["hosts"][F1], spec(F1), port, tmp_path)  # type: ignore[index]
+    authenticated: list[float] = []
+
+    class TimedConnection(HostConnection):
+        def open(self) -> HostConnection:
+            super().open()
+            authenticated.append(time.monotonic())
+            return self
+
+    monkeypatch.setattr(supakong.deploy, "HostConnection", TimedConnection)
+    with delayed_forward(spec(F1).vps_addr, rtt * 1000, port) as proxy:
+        result = deploy_host(host, DeployOptions(), BufferOutput())
+        done = time.monotonic()
+        connections = proxy.accepted()
+
+    assert result.status == "ok" and result.plan == "no change", result.message
+    assert connections == 1, "the run went through the delay, on one connection"
+    round_trips = (done - authenticated[0]) / rtt
+    assert 1.5 < round_trips < 2.5, f"{round_trips:.2f} round trips after the handshake"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def through_local_port(host: HostConfig, sandbox: SandboxSpec, port: int, tmp_path: Path) -> HostConfig:
+    """``host`` dialled at 127.0.0.1:``port`` (a proxy to it), its host key known there."""
+    key = sandbox.known_hosts_path.read_text().split(None, 1)[1]
+    known = tmp_path / "known_hosts"
+    known.write_text(f"[127.0.0.1]:{port} {key}")
+    config = tmp_path / "ssh_config"
+    text = sandbox.ssh_config_path.read_text()
+    text = re.sub(r"HostName .*", "HostName 127.0.0.1", text)
+    config.write_text(re.sub(r"UserKnownHostsFile .*", f"UserKnownHostsFile {known}", text))
+    return dataclasses.replace(host, ssh_config_file=config, ssh_port=port)
 
 
 # -- the scheduled, unattended redeploy --------------------------------------------------

@@ -6,6 +6,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
+import socket
+import subprocess
+import threading
 import time
 
 import pytest
@@ -96,6 +99,105 @@ def test_an_eof_held_up_by_a_busy_thread_never_follows_the_channels_close(host, 
         assert transport.is_active(), "the server dropped the connection"
         assert conn.run(["echo", "still connected"]).stdout == b"still connected\n"
         assert conn.transport is transport
+
+
+def test_the_first_session_and_the_engine_channel_open_with_the_authentication(host):
+    from supakong.transport import _Transport
+
+    with HostConnection(host) as conn:
+        transport = conn.transport
+        assert isinstance(transport, _Transport) and transport.auth_requests == 1
+        early = {kind: transport._requested[kind].chanid for kind in ("session", "direct-streamlocal@openssh.com")}
+        assert conn.run(["echo", "first"]).stdout == b"first\n"
+        assert conn.engine().inspect_container(host.kong_container)["State"]["Running"]
+        assert conn.engine_route().mode.startswith("streamlocal")
+        assert conn.run(["echo", "second"]).stdout == b"second\n"  # a channel opened the usual way
+        assert not transport._requested, "both were taken"
+    assert sorted(early.values()) == [0, 1], "asked for before any other channel"
+
+
+def test_channels_asked_for_behind_a_rejected_key_are_opened_again_after_the_accepted_one(host, sandbox_spec, tmp_path):
+    """OpenSSH answers channel requests that arrive before authentication succeeded with
+    "unimplemented" (and logs a protocol error): the next key is tried and the channels are
+    opened the usual way."""
+    wrong = tmp_path / "not_authorized"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(wrong)], check=True)
+    config = tmp_path / "ssh_config"
+    config.write_text(
+        re.sub(r"(\n\s*)IdentityFile ", rf"\1IdentityFile {wrong}\1IdentityFile ", host.ssh_config_file.read_text())
+    )
+    log = sandbox_spec.state_dir / "sshd.log"
+    before = log.read_text()
+    with HostConnection(dataclasses.replace(host, ssh_config_file=config)) as conn:
+        assert conn.transport.auth_requests == 2  # type: ignore[attr-defined]
+        assert conn.run(["echo", "ok"]).stdout == b"ok\n"
+        assert conn.engine().inspect_container(host.kong_container)["State"]["Running"]
+        assert conn.engine_route().mode.startswith("streamlocal")
+    seen = log.read_text()[len(before) :]
+    assert seen.count("Accepted publickey") == 1 and "dispatch_protocol_error: type 90" in seen
+
+
+def test_a_server_that_hangs_up_over_early_channel_requests_is_dialled_again_without_them(host, tmp_path):
+    """Dropbear, for one, exits on a channel request that arrives before authentication
+    succeeded: after a rejected first key the next key was never tried. supakong connects
+    once more without asking for channels early. (A paramiko server stands in for it.)"""
+    import paramiko
+    from paramiko.common import HIGHEST_USERAUTH_MESSAGE_ID
+
+    keys = {}
+    for name in ("rejected", "accepted"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / name)], check=True)
+        keys[name] = paramiko.Ed25519Key.from_private_key_file(str(tmp_path / name))
+    host_key = paramiko.Ed25519Key.from_private_key_file(str(tmp_path / "rejected"))  # any key will do
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    hung_up: list[int] = []
+
+    class Strict(paramiko.Transport):
+        def _ensure_authed(self, ptype, message):  # type: ignore[no-untyped-def]
+            if ptype > HIGHEST_USERAUTH_MESSAGE_ID and not self.is_authenticated():
+                hung_up.append(ptype)
+                self.close()
+                return None
+            return super()._ensure_authed(ptype, message)
+
+    class Server(paramiko.ServerInterface):
+        def get_allowed_auths(self, username):  # type: ignore[no-untyped-def]
+            return "publickey"
+
+        def check_auth_publickey(self, username, key):  # type: ignore[no-untyped-def]
+            return paramiko.AUTH_SUCCESSFUL if key == keys["accepted"] else paramiko.AUTH_FAILED
+
+        def check_channel_request(self, kind, chanid):  # type: ignore[no-untyped-def]
+            return paramiko.OPEN_SUCCEEDED
+
+        def check_channel_exec_request(self, channel, command):  # type: ignore[no-untyped-def]
+            channel.sendall(b"ran " + command + b"\n")
+            channel.send_exit_status(0)
+            channel.shutdown_write()
+            return True
+
+    def serve() -> None:
+        for _ in range(2):
+            sock, _ = listener.accept()
+            server = Strict(sock)
+            server.add_server_key(host_key)
+            server.start_server(server=Server())
+
+    threading.Thread(target=serve, daemon=True).start()
+    known = tmp_path / "known_hosts"
+    known.write_text(f"[127.0.0.1]:{port} {host_key.get_name()} {host_key.get_base64()}\n")
+    config = tmp_path / "ssh_config"
+    config.write_text(
+        f"Host {host.ssh_host}\n  HostName 127.0.0.1\n  User someone\n  IdentitiesOnly yes\n"
+        f"  IdentityFile {tmp_path / 'rejected'}\n  IdentityFile {tmp_path / 'accepted'}\n"
+        f"  UserKnownHostsFile {known}\n  StrictHostKeyChecking yes\n"
+    )
+    strict = dataclasses.replace(host, ssh_config_file=config, ssh_port=port, identity_file=None)
+    with HostConnection(strict) as conn:
+        assert conn.run(["echo", "hi"]).stdout == b"ran echo hi\n"
+    listener.close()
+    assert hung_up == [90], "the first connection ended over an early CHANNEL_OPEN"
 
 
 def test_arguments_are_quoted_never_interpolated(host, sandbox_spec):
