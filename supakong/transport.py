@@ -88,6 +88,21 @@ ENGINE_CHANNEL = "engine"
 _MSG_USERAUTH_REQUEST = 50
 
 
+def _answered_at_once(request: bytes) -> bool:
+    """Does this USERAUTH_REQUEST get SUCCESS or FAILURE as its very next answer? A signed
+    publickey request and a password do; a publickey query, keyboard-interactive and GSSAPI
+    exchange more messages first, and a success after them would come after the early
+    requests were already dropped as unexpected."""
+    m = Message(request)
+    m.get_byte()
+    m.get_text()  # user
+    m.get_text()  # service
+    method = m.get_text()
+    if method == "publickey":
+        return m.get_boolean()  # with a signature (not a query)
+    return method == "password"
+
+
 @dataclass(frozen=True)
 class _EarlyChannel:
     kind: str
@@ -116,9 +131,13 @@ class _Transport(paramiko.Transport):
 
     def _send_message(self, data: Message) -> None:
         super()._send_message(data)  # type: ignore[misc]  # private in paramiko's stubs
-        if self._early and not self.is_authenticated() and data.asbytes()[:1] == bytes([_MSG_USERAUTH_REQUEST]):
+        if not self._early or self.is_authenticated():
+            return
+        raw = data.asbytes()
+        if raw[:1] == bytes([_MSG_USERAUTH_REQUEST]):
             self.auth_requests += 1
-            if self.auth_requests == 1:  # paramiko's thread, between sending it and reading the answer
+            if self.auth_requests == 1 and _answered_at_once(raw):
+                # paramiko's thread, between sending the request and reading its answer
                 for early in self._early:
                     self._requested[early.kind] = request_channel(
                         self, early.kind, early.payload, what=early.what, from_transport_thread=True
@@ -126,7 +145,8 @@ class _Transport(paramiko.Transport):
 
     def take_early(self, kind: str) -> PendingChannel | None:
         """The channel of ``kind`` asked for with the authentication, once: None if there is
-        none, or if the server will never answer it (the request it followed failed)."""
+        none, or if the server will never answer it (the request it followed was not the one
+        that succeeded: the server saw it before authentication and dropped it)."""
         pending = self._requested.pop(kind, None)
         if pending is not None and self.auth_requests != 1:
             pending.abandon()
