@@ -410,7 +410,7 @@ class HostConnection:
             return None
         try:
             return pending.wait(self.connect_timeout)
-        except paramiko.ChannelException:
+        except paramiko.SSHException:  # refused, or never answered: the usual way says why
             return None
 
     def _early_request(self, kind: str) -> PendingChannel | None:
