@@ -128,6 +128,7 @@ class _Transport(paramiko.Transport):
         self._early = tuple(early)
         self._requested: dict[str, PendingChannel] = {}
         self.auth_requests = 0
+        self.sent_early = False
 
     def _send_message(self, data: Message) -> None:
         super()._send_message(data)  # type: ignore[misc]  # private in paramiko's stubs
@@ -138,6 +139,7 @@ class _Transport(paramiko.Transport):
             self.auth_requests += 1
             if self.auth_requests == 1 and _answered_at_once(raw):
                 # paramiko's thread, between sending the request and reading its answer
+                self.sent_early = True
                 for early in self._early:
                     self._requested[early.kind] = request_channel(
                         self, early.kind, early.payload, what=early.what, from_transport_thread=True
@@ -299,7 +301,7 @@ class HostConnection:
         that early channel requests followed? OpenSSH answers them "unimplemented" and goes
         on; a stricter server may disconnect, and then the next key was never tried."""
         made = self._transport_made
-        return made is not None and bool(made._early) and made.auth_requests >= 1 and not made.is_active()
+        return made is not None and made.sent_early and not made.is_active()
 
     def _unknown_key_message(self) -> str:
         hostname, port = self.address.rsplit(":", 1)
