@@ -8,8 +8,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import re
-import socket
 import subprocess
 import sys
 import threading
@@ -19,10 +17,12 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
+from ports import free_port
+from sshconfig import with_known_hosts
 
 import supakong.deploy
 from supakong.deploy import DeployOptions, deploy_host
-from supakong.inventory import HostConfig, load_inventory
+from supakong.inventory import load_inventory
 from supakong.render import render_kong_config, sha256_text
 from supakong.report import BufferOutput
 from supakong.sandbox import SandboxSpec
@@ -334,7 +334,11 @@ def test_a_no_op_converge_makes_two_round_trips_after_the_handshake(fleet, monke
     converge(fleet, F1)
     rtt = 1.0
     port = free_port()
-    host = through_local_port(fleet["hosts"][F1], spec(F1), port, tmp_path)  # type: ignore[index]
+    key = spec(F1).known_hosts_path.read_text().split(None, 1)[1]
+    hosts = fleet["hosts"]
+    assert isinstance(hosts, dict)
+    proxied, _ = with_known_hosts(hosts[F1], tmp_path, f"[127.0.0.1]:{port} {key}", hostname="127.0.0.1")
+    host = dataclasses.replace(proxied, ssh_port=port)  # the delaying proxy in front of it
     authenticated: list[float] = []
 
     class TimedConnection(HostConnection):
@@ -353,24 +357,6 @@ def test_a_no_op_converge_makes_two_round_trips_after_the_handshake(fleet, monke
     assert connections == 1, "the run went through the delay, on one connection"
     round_trips = (done - authenticated[0]) / rtt
     assert 1.5 < round_trips < 2.5, f"{round_trips:.2f} round trips after the handshake"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def through_local_port(host: HostConfig, sandbox: SandboxSpec, port: int, tmp_path: Path) -> HostConfig:
-    """``host`` dialled at 127.0.0.1:``port`` (a proxy to it), its host key known there."""
-    key = sandbox.known_hosts_path.read_text().split(None, 1)[1]
-    known = tmp_path / "known_hosts"
-    known.write_text(f"[127.0.0.1]:{port} {key}")
-    config = tmp_path / "ssh_config"
-    text = sandbox.ssh_config_path.read_text()
-    text = re.sub(r"HostName .*", "HostName 127.0.0.1", text)
-    config.write_text(re.sub(r"UserKnownHostsFile .*", f"UserKnownHostsFile {known}", text))
-    return dataclasses.replace(host, ssh_config_file=config, ssh_port=port)
 
 
 # -- the scheduled, unattended redeploy --------------------------------------------------

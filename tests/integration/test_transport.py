@@ -12,6 +12,7 @@ import threading
 import time
 
 import pytest
+from sshconfig import with_known_hosts
 
 from supakong.container import inspect_container
 from supakong.engine import EngineClient, EngineRoute
@@ -21,18 +22,8 @@ from supakong.logs import fetch_interleaved
 from supakong.transport import HostConnection
 
 
-def with_ssh_config(host, tmp_path, known_hosts_line: str | None):
-    """A copy of the sandbox host whose ssh config points at another known_hosts file."""
-    known = tmp_path / "known_hosts"
-    known.write_text(known_hosts_line or "")
-    original = host.ssh_config_file.read_text()
-    config = tmp_path / "ssh_config"
-    config.write_text(re.sub(r"UserKnownHostsFile .*", f"UserKnownHostsFile {known}", original))
-    return dataclasses.replace(host, ssh_config_file=config), known
-
-
 def test_unknown_host_key_is_refused_with_the_fix_spelled_out(host, tmp_path):
-    unknown, _ = with_ssh_config(host, tmp_path, None)
+    unknown, _ = with_known_hosts(host, tmp_path, "")
     with pytest.raises(TransportError) as err:
         HostConnection(unknown).open()
     message = str(err.value)
@@ -41,13 +32,13 @@ def test_unknown_host_key_is_refused_with_the_fix_spelled_out(host, tmp_path):
 
 def test_changed_host_key_is_refused(host, sandbox_spec, tmp_path):
     fake = f"{sandbox_spec.vps_addr} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBq2hJ0oVQkbG4ofQ9wqH3ytbqL1l4r8mvSv8bHZZ0u5\n"
-    changed, _ = with_ssh_config(host, tmp_path, fake)
+    changed, _ = with_known_hosts(host, tmp_path, fake)
     with pytest.raises(TransportError, match="HOST KEY HAS CHANGED"):
         HostConnection(changed).open()
 
 
 def test_accept_new_records_the_key_then_connects(host, tmp_path):
-    unknown, known = with_ssh_config(host, tmp_path, None)
+    unknown, known = with_known_hosts(host, tmp_path, "")
     with HostConnection(unknown, accept_new=True) as conn:
         assert conn.run(["true"]).exit_code == 0
     assert "ssh-ed25519" in known.read_text()

@@ -27,6 +27,7 @@ from typing import Any
 
 import jwt
 import pytest
+from ports import free_port
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
@@ -43,12 +44,6 @@ def make_token(secret: str = SECRET, *, expires_in: int = 86400, **claims: Any) 
     slow suite may reach them much later); pass role=None to leave the role out."""
     body = {"role": "anon", "exp": int(time.time()) + expires_in, **claims}
     return jwt.encode({k: v for k, v in body.items() if v is not None}, secret, algorithm="HS256")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass

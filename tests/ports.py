@@ -1,0 +1,12 @@
+"""Test helpers shared by every test directory (``tests/`` is on sys.path: its conftest.py is)."""
+
+from __future__ import annotations
+
+import socket
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
