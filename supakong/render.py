@@ -57,12 +57,22 @@ def template_context(host: HostConfig, secrets: Secrets) -> dict[str, Any]:
 
 _COMPILING = threading.Lock()
 
+#: The environment's options. Compiled templates depend on them (and on the filters'
+#: names), so they are part of the bytecode cache's file names too.
+_OPTIONS: dict[str, Any] = {
+    "keep_trailing_newline": True,
+    "trim_blocks": True,
+    "lstrip_blocks": True,
+    "autoescape": False,
+}
+_FILTERS = {"yaml_str": yaml_single_quoted}
+
 
 @functools.lru_cache(maxsize=16)
 def _environment(directory: str) -> jinja2.Environment:
     """One Jinja2 environment per template directory, shared by every host and thread, so
-    a template is compiled once per run (~30 ms each), not once per host. Jinja2 checks the
-    file's mtime on each ``get_template`` and recompiles an edited template.
+    a template is compiled once per run, not once per host. Jinja2 checks the file's
+    mtime on each ``get_template`` and recompiles an edited template.
 
     Jinja2 is imported on first use, not with the module (~30 ms): tasks that render
     nothing (logs, audit, backups, verify-realtime) start without it."""
@@ -71,14 +81,46 @@ def _environment(directory: str) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(directory),
         undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        autoescape=False,
         finalize=refuse_shell_commands,
+        bytecode_cache=bytecode_cache(),
+        **_OPTIONS,
     )
-    env.filters["yaml_str"] = yaml_single_quoted
+    env.filters.update(_FILTERS)
     return env
+
+
+def bytecode_cache(directory: str | None = None) -> jinja2.BytecodeCache | None:
+    """Jinja2's on-disk cache of compiled templates, so that a run loads the template's
+    code (~0.5 ms) instead of compiling it (~10 ms for the Supabase template).
+
+    By default in Jinja2's own per-user directory (``$TMPDIR/_jinja2-cache-UID``, mode 0700,
+    checked to be the user's); None where Jinja2 finds no safe one. A cache file is keyed
+    by the template's name and source (Jinja2's checksum), and its name carries a digest of
+    the environment's options and filters. The cache only ever holds compiled template
+    code: the values rendered (secrets among them) are never in it. A cache that cannot
+    be read or written is skipped: the template is compiled as before.
+    """
+    import jinja2
+
+    class _SkippableCache(jinja2.FileSystemBytecodeCache):
+        def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+            try:
+                super().load_bytecode(bucket)
+            except OSError:
+                bucket.reset()
+
+        def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+            try:
+                super().dump_bytecode(bucket)
+            except OSError:
+                pass
+
+    settings = repr((sorted(_OPTIONS.items()), refuse_shell_commands.__qualname__, sorted(_FILTERS)))
+    digest = hashlib.sha256(settings.encode()).hexdigest()[:12]
+    try:
+        return _SkippableCache(directory, pattern=f"__supakong_{digest}_%s.cache")
+    except (OSError, RuntimeError):  # no safe directory (RuntimeError is Jinja2's word for it)
+        return None
 
 
 def render_kong_config(host: HostConfig, secrets: Secrets, template: Path | None = None) -> str:
