@@ -89,12 +89,12 @@ def _environment(directory: str) -> jinja2.Environment:
     return env
 
 
-def bytecode_cache(directory: str | None = None) -> jinja2.BytecodeCache | None:
+def bytecode_cache() -> jinja2.FileSystemBytecodeCache | None:
     """Jinja2's on-disk cache of compiled templates, so that a run loads the template's
     code (~0.5 ms) instead of compiling it (~10 ms for the Supabase template).
 
-    By default in Jinja2's own per-user directory (``$TMPDIR/_jinja2-cache-UID``, mode 0700,
-    checked to be the user's); None where Jinja2 finds no safe one. A cache file is keyed
+    In Jinja2's own per-user directory (``$TMPDIR/_jinja2-cache-UID``, mode 0700, checked
+    to be the user's); None where Jinja2 finds no safe one. A cache file is keyed
     by the template's name and source (Jinja2's checksum), and its name carries a digest of
     the environment's options and filters. The cache only ever holds compiled template
     code: the values rendered (secrets among them) are never in it. A cache that cannot
@@ -118,7 +118,7 @@ def bytecode_cache(directory: str | None = None) -> jinja2.BytecodeCache | None:
     settings = repr((sorted(_OPTIONS.items()), refuse_shell_commands.__qualname__, sorted(_FILTERS)))
     digest = hashlib.sha256(settings.encode()).hexdigest()[:12]
     try:
-        return _SkippableCache(directory, pattern=f"__supakong_{digest}_%s.cache")
+        return _SkippableCache(pattern=f"__supakong_{digest}_%s.cache")
     except (OSError, RuntimeError):  # no safe directory (RuntimeError is Jinja2's word for it)
         return None
 
