@@ -1,7 +1,6 @@
 """Shared test setup: never let anything reach a host outside the sandbox."""
 
 import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -17,11 +16,13 @@ def pytest_sessionstart(session):  # noqa: ANN001, ANN201 - pytest's hook signat
 def pytest_sessionfinish(session, exitstatus):  # noqa: ANN001, ANN201 - pytest's hook signature
     """Remove the compiled templates this run left in Jinja2's bytecode cache: most tests
     render templates from their own tmp_path, each a cache file nobody will read again."""
+    from supakong.render import bytecode_cache
+
     started = getattr(session.config, "supakong_started", None)
-    cache = Path(tempfile.gettempdir()) / f"_jinja2-cache-{os.getuid()}"
-    if started is None or not cache.is_dir():
+    cache = bytecode_cache()
+    if started is None or cache is None:
         return
-    for path in cache.glob("__supakong_*.cache"):
+    for path in Path(cache.directory).glob(cache.pattern % "*"):
         try:
             if path.stat().st_mtime >= started:
                 path.unlink()
