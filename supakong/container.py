@@ -200,6 +200,7 @@ def wait_until_running(
     settle: float = 2.0,
     listening: Callable[[ContainerState], bool | None] | None = None,
     ungated_after: tuple[float, float] = UNGATED_PROBE_AFTER,
+    ask_ahead: Callable[[ContainerState], None] | None = None,
 ) -> ContainerState:
     """Poll with growing sleeps until the restarted container is up; raise
     :class:`RestartError` with the last state seen on a crash loop or at the deadline.
@@ -213,6 +214,10 @@ def wait_until_running(
     healthcheck runs: while it says False, the healthcheck runs only on a slow doubling
     schedule (``ungated_after``: first delay, longest delay); True or None (no gate) runs it
     at every poll.
+
+    ``ask_ahead`` (the gate's :meth:`~supakong.listen_probe.ListenGate.ask_ahead`) is called
+    before each inspection that the gate will follow, so that its question goes out with
+    the inspection instead of after it.
 
     ``since`` is the container's previous StartedAt (engine clock). "Up for ``settle``
     seconds" is measured as StartedAt plus the time we have watched this incarnation run,
@@ -244,6 +249,8 @@ def wait_until_running(
             raise RestartError(f"{name} did not come up within {timeout:.0f}s: {state.describe()}")
         time.sleep(min(delay, max(deadline - time.monotonic(), 0.01)))
         delay = min(delay * 1.5, 1.0)
+        if ask_ahead and state.running and state.started_at > since and state.health == "starting":
+            ask_ahead(state)
         state = inspect_container(api, name)
 
 

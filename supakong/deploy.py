@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .audit import append_argv, audit_line, audit_path
 from .container import (
@@ -25,7 +26,7 @@ from .container import (
     wait_until_healthy,
     wait_until_running,
 )
-from .errors import DeployError, InventoryError, RestartError, ValidationError, VerifyError
+from .errors import DeployError, InventoryError, RestartError, TransportError, ValidationError, VerifyError
 from .faults import checkpoint
 from .hostlock import LockOwner, acquire, break_if_stale, lock_path
 from .inventory import HostConfig
@@ -33,7 +34,7 @@ from .listen_probe import ListenGate
 from .logs import LogLine, fetch_interleaved, format_log_lines
 from .look import look, look_held
 from .plan import HostState, Plan, plan_deploy, unified_diff
-from .preflight import preflight_parse
+from .preflight import PreflightResult, preflight_parse
 from .remote_file import read_remote_file, read_remote_text, replace_file_atomically, restore_backup
 from .render import render_kong_config, sha256_text
 from .report import HostResult, Output
@@ -65,6 +66,60 @@ class DeployOptions:
 
 class RolledBackError(DeployError):
     """The new config failed and the previous one was put back."""
+
+
+#: The work a change starts before the step that needs it (see :class:`_Ahead`), for every
+#: host of the run (threads start on demand, then are reused).
+_AHEAD = ThreadPoolExecutor(max_workers=128, thread_name_prefix="supakong-ahead")
+
+
+def _same_incarnation(a: ContainerState, b: ContainerState) -> bool:
+    """The same run of the same container (nothing restarted or recreated it in between)."""
+    return (a.started_at, a.restart_count, a.running, a.image, a.command) == (
+        b.started_at,
+        b.restart_count,
+        b.running,
+        b.image,
+        b.command,
+    )
+
+
+class _Ahead:
+    """A change's read-only steps, started as soon as the look has planned the change and
+    the file is valid, so that they run while the lock is taken instead of after it (each is
+    several round trips): ``kong config parse`` on the new file in the running Kong, and the
+    probe of Kong's port that the wait after the restart relies on. Their results count only
+    for the container seen under the lock when it is the same incarnation they ran against;
+    otherwise they run again there, as they would have without this."""
+
+    def __init__(self, conn: HostConnection, kong: ContainerState, content: bytes | None) -> None:
+        self.kong = kong
+        self.gate = ListenGate(lambda: conn.transport)
+        self._futures: list[Future[Any]] = [_AHEAD.submit(self.gate.check_before_restart, kong)]
+        self._preflight: Future[PreflightResult] | None = None
+        if content is not None:
+            self._preflight = _AHEAD.submit(preflight_parse, conn.engine(), kong, content)
+            self._futures.append(self._preflight)
+
+    def preflight(self, conn: HostConnection, kong: ContainerState, content: bytes) -> PreflightResult:
+        """The preflight's verdict for ``kong`` (raises :class:`ValidationError` as
+        :func:`preflight_parse` does)."""
+        if self._preflight is not None and _same_incarnation(self.kong, kong):
+            return self._preflight.result()
+        return preflight_parse(conn.engine(), kong, content)
+
+    def gate_for(self, conn: HostConnection, kong: ContainerState) -> ListenGate:
+        """The listen gate, checked against ``kong`` before its restart."""
+        wait_for([self._futures[0]])
+        if self._futures[0].exception() is None and _same_incarnation(self.kong, kong):
+            return self.gate
+        gate = ListenGate(lambda: conn.transport)
+        gate.check_before_restart(kong)
+        return gate
+
+    def settle(self) -> None:
+        """Wait for the steps still running (their channels belong to this connection)."""
+        wait_for(self._futures)
 
 
 def desired_config(host: HostConfig, secrets: Secrets, options: DeployOptions) -> str:
@@ -158,6 +213,7 @@ def deploy_host(host: HostConfig, options: DeployOptions, out: Output, task: str
     with HostConnection(host, accept_new=options.accept_new) as conn:
         owner: LockOwner | None = None
         held: HeldCommand | None = None
+        ahead: _Ahead | None = None
         try:
             # The look's command stays open for the audit line: a no-op is one SSH session.
             state, lock_status, held = look_held(
@@ -186,6 +242,9 @@ def deploy_host(host: HostConfig, options: DeployOptions, out: Output, task: str
                 if held is not None:  # a change is audited with the lock's release instead
                     held.release()
                     held = None
+                if state.kong.exists:
+                    checked = plan.replace and not options.skip_validate
+                    ahead = _Ahead(conn, state.kong, text.encode("utf-8") if checked else None)
                 owner = LockOwner.current(task)
                 with result.timed("lock"):
                     state = acquire(
@@ -199,6 +258,8 @@ def deploy_host(host: HostConfig, options: DeployOptions, out: Output, task: str
                     )
                 checkpoint("locked")
                 plan = _plan(desired_sha, state, result, out, host, again=True)
+                if plan.replace:
+                    conn.reserve_session()  # the replace's, opening while the preflight ends
             if not plan.changes:
                 result.message = "no change"
                 if state.kong.health == "starting" and not options.check:
@@ -211,12 +272,14 @@ def deploy_host(host: HostConfig, options: DeployOptions, out: Output, task: str
                         conn, host.kong_config_path, lock_status, notify=lambda msg: out.line(f"  {msg}", host.name)
                     )
             else:
-                _apply(conn, host, state, plan, text, options, out, result, secrets)
+                _apply(conn, host, state, plan, text, options, out, result, secrets, ahead)
         except DeployError as exc:
             result.status = "rolled_back" if isinstance(exc, RolledBackError) else "failed"
             result.message = str(exc)
             raise
         finally:
+            if ahead is not None:
+                ahead.settle()
             # A run refused before the lock (bad config, wrong mount) leaves the host exactly
             # as it was: no audit line either. Every other run but --check is audited.
             if not options.check and not (result.status == "failed" and owner is None):
@@ -303,6 +366,7 @@ def _apply(
     out: Output,
     result: HostResult,
     secrets: Secrets,
+    ahead: _Ahead | None,
 ) -> None:
     """Replace, restart, wait, verify; roll back on failure."""
     if not state.kong.exists:
@@ -310,7 +374,12 @@ def _apply(
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     if plan.replace and not options.skip_validate:
         with result.timed("preflight"):
-            check = preflight_parse(conn.engine(), state.kong, text.encode("utf-8"))
+            content = text.encode("utf-8")
+            check = (
+                ahead.preflight(conn, state.kong, content)
+                if ahead
+                else preflight_parse(conn.engine(), state.kong, content)
+            )
         out.line(
             f"  preflight: {check.detail}" if check.status == "ok" else f"  ! preflight skipped: {check.detail}",
             host.name,
@@ -329,8 +398,9 @@ def _apply(
         out.line(f"  replaced {host.kong_config_path} (backup: {result.backup or 'none, file was new'})", host.name)
         checkpoint("committed")
     result.status = "changed"
+    gate = ahead.gate_for(conn, state.kong) if ahead else None
     try:
-        _restart_and_verify(conn, host, state.kong, sha256_text(text), options, out, result, secrets)
+        _restart_and_verify(conn, host, state.kong, sha256_text(text), options, out, result, secrets, gate)
     except (RestartError, VerifyError) as failure:
         if not (options.rollback and result.backup):
             raise
@@ -346,14 +416,21 @@ def _restart_and_verify(
     out: Output,
     result: HostResult,
     secrets: Secrets,
+    gate: ListenGate | None = None,
 ) -> None:
-    gate = ListenGate(lambda: conn.transport)
-    gate.check_before_restart(before)
+    """Restart Kong, wait until it is up, check it reads ``expected_sha``, show the logs
+    and verify. ``gate``: the listen gate already checked against ``before`` (else here)."""
+    if gate is None:
+        gate = ListenGate(lambda: conn.transport)
+        gate.check_before_restart(before)
     engine = conn.engine()  # restart, waits, execs and logs: light requests, no docker-py
     with result.timed("restart"):
         restart_container(engine, host.kong_container)
         out.line(f"  restarted {host.kong_container}", host.name)
         checkpoint("restarted")
+        # The file a container reads is fixed when it starts: it is checked while Kong loads.
+        confirming = _AHEAD.submit(_confirm_content, engine, host, expected_sha)
+        gate.ask_ahead(before, _AHEAD)  # the wait's first question, asked with its first inspect
         try:
             after = wait_until_running(
                 engine,
@@ -364,17 +441,24 @@ def _restart_and_verify(
                 settle=options.settle,
                 listening=gate,
                 ungated_after=gate.ungated_after,
+                ask_ahead=lambda state: gate.ask_ahead(state, _AHEAD),
             )
-        except RestartError:
-            _print_logs(conn, host, before.started_at, options, out)
+        except BaseException as exc:
+            wait_for([confirming])  # its verdict no longer matters; the failure's does
+            if isinstance(exc, RestartError):
+                _print_logs(conn, host, before.started_at, options, out)
             raise
+        finally:
+            gate.settle()
     out.line(f"  {host.kong_container} is up: {after.describe()}", host.name)
     checkpoint("up")
-    with result.timed("logs"), ThreadPoolExecutor(max_workers=1) as pool:
-        # The check inside the container and the two log reads go out at the same time.
-        confirming = pool.submit(_confirm_content, engine, host, expected_sha)
+    with result.timed("logs"):
+        conn.reserve_session()  # the audit line's (or the rollback's), opening meanwhile
         lines = _read_logs(conn, host, after.started_at - 1, options)
-        confirming.result()
+        try:
+            confirming.result()
+        except (RestartError, TransportError):
+            _confirm_content(engine, host, expected_sha)  # again, on the container now up
         _show_logs(lines, options, out, host.name)
     if options.verify:
         report = run_verification(host, secrets, out)

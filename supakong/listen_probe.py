@@ -20,6 +20,7 @@ travels in a ``direct-tcpip`` channel of the host's one SSH connection.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Executor, Future
 
 import paramiko
 
@@ -91,14 +92,34 @@ class ListenGate:
         self.refused = False
         #: the running Kong answered at its address before the restart
         self.verified = False
+        self._ahead: tuple[tuple[str, int], Future[bool | None]] | None = None
 
     def __call__(self, state: ContainerState) -> bool | None:
         address = proxy_address(state)
         if address is None or self.refused:
             return None
-        answer = answers_http(self._transport(), address)
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead[0] == address:
+            answer = ahead[1].result()
+        else:
+            answer = answers_http(self._transport(), address)
         self.refused = answer is None
         return answer
+
+    def ask_ahead(self, state: ContainerState, executor: Executor) -> None:
+        """Ask now, in the background, for the next call: right after the restart, while
+        the restarted container is inspected (the two answers then take one round trip
+        instead of one after the other). The next call takes this answer when it asks the
+        same address (a container's address can change when it starts)."""
+        address = proxy_address(state)
+        if address is not None and not self.refused:
+            self._ahead = (address, executor.submit(answers_http, self._transport(), address))
+
+    def settle(self) -> None:
+        """Wait for a question asked ahead and not taken (its channel is this connection's)."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            ahead[1].exception()
 
     def check_before_restart(self, running: ContainerState) -> None:
         """Ask the running Kong once; an answer proves the address (see :attr:`verified`)."""

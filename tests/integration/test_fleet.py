@@ -326,19 +326,18 @@ def test_a_no_op_converge_runs_one_remote_command_that_also_writes_the_audit_lin
     assert last["result"] == "ok" and last["plan"] == "no change" and last["task"] == "deploy-kong"
 
 
-def test_a_no_op_converge_makes_two_round_trips_after_the_handshake(fleet, monkeypatch, tmp_path):
-    """Counted with time: bench's delaying proxy adds a round-trip time far above the run's own
-    work, so the time from the end of authentication to the end of the run, in RTTs, is the
-    number of round trips. The look's session and the Docker Engine channel open with the
-    authentication; then the look (command + inspections), then the audit line's exit."""
-    converge(fleet, F1)
-    rtt = 1.0
-    port = free_port()
+def proxied_host(fleet: dict[str, object], tmp_path: Path, port: int):
+    """F1's host config dialling 127.0.0.1:``port`` (where bench's delaying proxy listens)."""
     key = spec(F1).known_hosts_path.read_text().split(None, 1)[1]
     hosts = fleet["hosts"]
     assert isinstance(hosts, dict)
     proxied, _ = with_known_hosts(hosts[F1], tmp_path, f"[127.0.0.1]:{port} {key}", hostname="127.0.0.1")
-    host = dataclasses.replace(proxied, ssh_port=port)  # the delaying proxy in front of it
+    return dataclasses.replace(proxied, ssh_port=port)
+
+
+def after_authentication(monkeypatch, host, rtt: float, options: DeployOptions):
+    """Deploy to ``host`` through the delaying proxy with ``rtt`` added: the result and the
+    seconds from the end of authentication to the end of the run."""
     authenticated: list[float] = []
 
     class TimedConnection(HostConnection):
@@ -348,15 +347,47 @@ def test_a_no_op_converge_makes_two_round_trips_after_the_handshake(fleet, monke
             return self
 
     monkeypatch.setattr(supakong.deploy, "HostConnection", TimedConnection)
-    with delayed_forward(spec(F1).vps_addr, rtt * 1000, port) as proxy:
-        result = deploy_host(host, DeployOptions(), BufferOutput())
+    with delayed_forward(spec(F1).vps_addr, rtt * 1000, host.ssh_port) as proxy:
+        result = deploy_host(host, options, BufferOutput())
         done = time.monotonic()
-        connections = proxy.accepted()
+        assert proxy.accepted() == 1, "the run went through the delay, on one connection"
+    return result, done - authenticated[0]
+
+
+def test_a_no_op_converge_makes_two_round_trips_after_the_handshake(fleet, monkeypatch, tmp_path):
+    """Counted with time: bench's delaying proxy adds a round-trip time far above the run's own
+    work, so the time from the end of authentication to the end of the run, in RTTs, is the
+    number of round trips. The look's session and the Docker Engine channel open with the
+    authentication; then the look (command + inspections), then the audit line's exit."""
+    converge(fleet, F1)
+    rtt = 1.0
+    host = proxied_host(fleet, tmp_path, free_port())
+    result, seconds = after_authentication(monkeypatch, host, rtt, DeployOptions())
 
     assert result.status == "ok" and result.plan == "no change", result.message
-    assert connections == 1, "the run went through the delay, on one connection"
-    round_trips = (done - authenticated[0]) / rtt
+    round_trips = seconds / rtt
     assert 1.5 < round_trips < 2.5, f"{round_trips:.2f} round trips after the handshake"
+
+
+def test_a_change_runs_its_read_only_steps_while_it_takes_the_lock(fleet, monkeypatch, tmp_path):
+    """A change's round trips after the handshake, counted as the difference between the
+    same change with and without 0.5 s of added RTT (its own work, Kong's restart and start,
+    cancels out): ~25 when every step waited for the one before; fewer since `kong config
+    parse` and the probe of Kong's port run while the lock is taken, the replace's and the
+    audit's sessions open while the step before them ends, and the container's content is
+    checked while Kong starts."""
+    rtt = 0.5
+    host = proxied_host(fleet, tmp_path, free_port())
+    seconds = {}
+    for added in (0.0, rtt):
+        converge(fleet, F1)
+        spec(F1).kong_config_path.write_text(rendered(fleet, F1) + f"# edited on the server ({added})\n")
+        time.sleep(1.0)  # Kong's start and Docker's own healthcheck are not part of the count
+        result, seconds[added] = after_authentication(monkeypatch, host, added, DeployOptions(verify=False))
+        assert result.status == "changed" and result.plan == "replace file + restart Kong (file differs)"
+
+    round_trips = (seconds[rtt] - seconds[0.0]) / rtt
+    assert round_trips < 21, f"{round_trips:.1f} round trips after the handshake (26 before)"
 
 
 # -- the scheduled, unattended redeploy --------------------------------------------------

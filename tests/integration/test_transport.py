@@ -8,10 +8,13 @@ import hashlib
 import re
 import socket
 import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
+from ports import free_port
 from sshconfig import with_known_hosts
 
 from supakong.container import inspect_container
@@ -319,3 +322,32 @@ def test_a_kept_channel_the_engine_side_closed_is_replaced_without_an_error(host
         assert engine.inspect_container(host.kong_container) is not None
         assert len(opened) == 2
         engine.close()
+
+
+def test_a_reserved_session_opens_meanwhile_and_carries_the_next_command(host, sandbox_spec, tmp_path):
+    """reserve_session() asks for the session without waiting: a command with input then
+    costs two round trips (its exec, then its input and answer) instead of three. Counted
+    with bench's delaying proxy, whose RTT is far above the command's own time."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+    from latency import delayed_forward
+
+    rtt, port = 0.4, free_port()
+    key = sandbox_spec.known_hosts_path.read_text().split(None, 1)[1]
+    proxied, _ = with_known_hosts(host, tmp_path, f"[127.0.0.1]:{port} {key}", hostname="127.0.0.1")
+    proxied = dataclasses.replace(proxied, ssh_port=port)
+
+    with delayed_forward(sandbox_spec.vps_addr, rtt * 1000, port), HostConnection(proxied, early=()) as conn:
+
+        def round_trips() -> float:
+            started = time.monotonic()
+            assert conn.run(["cat"], stdin=b"input\n").stdout == b"input\n"
+            return (time.monotonic() - started) / rtt
+
+        plain = round_trips()
+        conn.reserve_session()
+        time.sleep(rtt * 1.5)  # the caller's own work meanwhile
+        reserved = round_trips()
+        after = round_trips()  # a reservation serves one command
+
+    assert 2.5 < plain < 3.5 and 2.5 < after < 3.5, (plain, after)
+    assert 1.5 < reserved < 2.5, reserved
