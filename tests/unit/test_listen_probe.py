@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import types
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from supakong import container
 from supakong.container import ContainerState, state_from_inspect, wait_until_running
-from supakong.listen_probe import proxy_address
+from supakong.listen_probe import ListenGate, proxy_address
 
 
 def kong(**extra) -> ContainerState:
@@ -137,3 +138,32 @@ def test_once_the_address_is_proven_the_healthcheck_waits_for_kong_to_answer(clo
     )
     assert 20.0 <= clock.now <= 21.0
     assert engine.healthchecks <= 3  # at ~8 and ~16 s, then when Kong answers
+
+
+class RefusingTransport:
+    """Nothing listens yet: every direct-tcpip open is refused (as sshd reports a refused
+    connect); the addresses asked are recorded."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, int]] = []
+
+    def open_channel(self, kind, dest, src, timeout):
+        import paramiko
+
+        self.asked.append(dest)
+        raise paramiko.ChannelException(2, "Connect failed")
+
+
+def test_a_question_asked_ahead_answers_the_next_call_once_and_only_for_its_address():
+    transport = RefusingTransport()
+    gate = ListenGate(lambda: transport)
+    state = kong(network_mode="host", env={"KONG_PROXY_LISTEN": "0.0.0.0:8000"})
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        gate.ask_ahead(state, pool)
+        assert gate(state) is False and transport.asked == [("127.0.0.1", 8000)]  # the answer asked ahead
+        assert gate(state) is False and len(transport.asked) == 2  # then a question of its own
+        gate.ask_ahead(state, pool)
+        moved = dataclasses.replace(state, env={"KONG_PROXY_LISTEN": "0.0.0.0:8443"})
+        assert gate(moved) is False and transport.asked[-1] == ("127.0.0.1", 8443)  # not the old address's
+        gate.settle()
+    assert len(transport.asked) == 4
