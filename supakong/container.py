@@ -179,8 +179,24 @@ def probed_healthy(api: Any, state: ContainerState) -> ContainerState | None:
     if not (state.health == "starting" and probe_health(api, state)):
         return None
     again = inspect_container(api, state.name)
-    same = again.running and again.started_at == state.started_at and again.restart_count == state.restart_count
+    same = again.running and same_incarnation(again, state)
     return dataclasses.replace(again, health="healthy") if same and again.health != "unhealthy" else None
+
+
+def same_incarnation(a: ContainerState, b: ContainerState) -> bool:
+    """The same run of the same container (nothing restarted or recreated it in between)."""
+    return (a.started_at, a.restart_count, a.running, a.image, a.command) == (
+        b.started_at,
+        b.restart_count,
+        b.running,
+        b.image,
+        b.command,
+    )
+
+
+def _awaiting_health(state: ContainerState, since: float) -> bool:
+    """Restarted after ``since``, running, its healthcheck not passed yet: the listen gate's turn."""
+    return state.running and state.started_at > since and state.health == "starting"
 
 
 #: Without an answer on Kong's port, the healthcheck still runs after these many seconds
@@ -235,7 +251,7 @@ def wait_until_running(
         if state.running and state.started_at > since:
             if state.healthcheck and state.health == "healthy":
                 return state
-            gate = listening(state) if listening and state.health == "starting" else None
+            gate = listening(state) if listening and _awaiting_health(state, since) else None
             if gate is not False or time.monotonic() >= next_ungated:
                 if gate is False:
                     step = min(step * 2, longest)
@@ -249,7 +265,7 @@ def wait_until_running(
             raise RestartError(f"{name} did not come up within {timeout:.0f}s: {state.describe()}")
         time.sleep(min(delay, max(deadline - time.monotonic(), 0.01)))
         delay = min(delay * 1.5, 1.0)
-        if ask_ahead and state.running and state.started_at > since and state.health == "starting":
+        if ask_ahead and _awaiting_health(state, since):
             ask_ahead(state)
         state = inspect_container(api, name)
 

@@ -15,7 +15,7 @@ from concurrent.futures import wait as wait_for
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .audit import append_argv, audit_line, audit_path
 from .container import (
@@ -23,6 +23,7 @@ from .container import (
     exec_in_container,
     inspect_container,
     restart_container,
+    same_incarnation,
     wait_until_healthy,
     wait_until_running,
 )
@@ -73,17 +74,6 @@ class RolledBackError(DeployError):
 _AHEAD = ThreadPoolExecutor(max_workers=128, thread_name_prefix="supakong-ahead")
 
 
-def _same_incarnation(a: ContainerState, b: ContainerState) -> bool:
-    """The same run of the same container (nothing restarted or recreated it in between)."""
-    return (a.started_at, a.restart_count, a.running, a.image, a.command) == (
-        b.started_at,
-        b.restart_count,
-        b.running,
-        b.image,
-        b.command,
-    )
-
-
 class _Ahead:
     """A change's read-only steps, started as soon as the look has planned the change and
     the file is valid, so that they run while the lock is taken instead of after it (each is
@@ -95,31 +85,30 @@ class _Ahead:
     def __init__(self, conn: HostConnection, kong: ContainerState, content: bytes | None) -> None:
         self.kong = kong
         self.gate = ListenGate(lambda: conn.transport)
-        self._futures: list[Future[Any]] = [_AHEAD.submit(self.gate.check_before_restart, kong)]
+        self._gate_checked: Future[None] = _AHEAD.submit(self.gate.check_before_restart, kong)
         self._preflight: Future[PreflightResult] | None = None
         if content is not None:
             self._preflight = _AHEAD.submit(preflight_parse, conn.engine(), kong, content)
-            self._futures.append(self._preflight)
 
-    def preflight(self, conn: HostConnection, kong: ContainerState, content: bytes) -> PreflightResult:
-        """The preflight's verdict for ``kong`` (raises :class:`ValidationError` as
-        :func:`preflight_parse` does)."""
-        if self._preflight is not None and _same_incarnation(self.kong, kong):
-            return self._preflight.result()
-        return preflight_parse(conn.engine(), kong, content)
+    def preflight_for(self, kong: ContainerState) -> PreflightResult | None:
+        """The preflight's verdict if it ran against ``kong`` (raises :class:`ValidationError`
+        as :func:`preflight_parse` does), else None: the caller runs it."""
+        if self._preflight is None or not same_incarnation(self.kong, kong):
+            return None
+        return self._preflight.result()
 
-    def gate_for(self, conn: HostConnection, kong: ContainerState) -> ListenGate:
-        """The listen gate, checked against ``kong`` before its restart."""
-        wait_for([self._futures[0]])
-        if self._futures[0].exception() is None and _same_incarnation(self.kong, kong):
+    def gate_for(self, kong: ContainerState) -> ListenGate | None:
+        """The listen gate if it was checked against ``kong``, else None: the caller checks one."""
+        wait_for([self._gate_checked])
+        if self._gate_checked.exception() is None and same_incarnation(self.kong, kong):
             return self.gate
-        gate = ListenGate(lambda: conn.transport)
-        gate.check_before_restart(kong)
-        return gate
+        return None
 
     def settle(self) -> None:
         """Wait for the steps still running (their channels belong to this connection)."""
-        wait_for(self._futures)
+        wait_for([self._gate_checked])
+        if self._preflight is not None:
+            wait_for([self._preflight])
 
 
 def desired_config(host: HostConfig, secrets: Secrets, options: DeployOptions) -> str:
@@ -374,11 +363,8 @@ def _apply(
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     if plan.replace and not options.skip_validate:
         with result.timed("preflight"):
-            content = text.encode("utf-8")
-            check = (
-                ahead.preflight(conn, state.kong, content)
-                if ahead
-                else preflight_parse(conn.engine(), state.kong, content)
+            check = (ahead.preflight_for(state.kong) if ahead else None) or preflight_parse(
+                conn.engine(), state.kong, text.encode("utf-8")
             )
         out.line(
             f"  preflight: {check.detail}" if check.status == "ok" else f"  ! preflight skipped: {check.detail}",
@@ -398,7 +384,7 @@ def _apply(
         out.line(f"  replaced {host.kong_config_path} (backup: {result.backup or 'none, file was new'})", host.name)
         checkpoint("committed")
     result.status = "changed"
-    gate = ahead.gate_for(conn, state.kong) if ahead else None
+    gate = ahead.gate_for(state.kong) if ahead else None
     try:
         _restart_and_verify(conn, host, state.kong, sha256_text(text), options, out, result, secrets, gate)
     except (RestartError, VerifyError) as failure:

@@ -433,13 +433,12 @@ class HostConnection:
 
     def _reserved_channel(self) -> paramiko.Channel | None:
         """A session from :meth:`reserve_session` on the current transport, if one opened."""
-        transport = self.transport
         while True:
             with self._reserved_lock:
                 if not self._reserved:
                     return None
                 pending = self._reserved.pop(0)
-            if pending.transport is not transport:
+            if pending.transport is not self.transport:
                 continue  # asked for on a connection lost since
             try:
                 return pending.wait(self.connect_timeout)

@@ -23,3 +23,11 @@ def with_known_hosts(
     config = tmp_path / "ssh_config"
     config.write_text(text)
     return dataclasses.replace(host, ssh_config_file=config), known
+
+
+def dialling_local_port(host: HostConfig, known_hosts_path: Path, tmp_path: Path, port: int) -> HostConfig:
+    """A copy of ``host`` that dials 127.0.0.1:``port`` (where bench's delaying proxy listens
+    in front of it) and trusts there the host key recorded in ``known_hosts_path``."""
+    key = known_hosts_path.read_text().split(None, 1)[1]
+    proxied, _ = with_known_hosts(host, tmp_path, f"[127.0.0.1]:{port} {key}", hostname="127.0.0.1")
+    return dataclasses.replace(proxied, ssh_port=port)

@@ -5,7 +5,6 @@ redeploy run exactly as its systemd unit would run it."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import subprocess
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from ports import free_port
-from sshconfig import with_known_hosts
+from sshconfig import dialling_local_port
 
 import supakong.deploy
 from supakong.deploy import DeployOptions, deploy_host
@@ -328,11 +327,9 @@ def test_a_no_op_converge_runs_one_remote_command_that_also_writes_the_audit_lin
 
 def proxied_host(fleet: dict[str, object], tmp_path: Path, port: int):
     """F1's host config dialling 127.0.0.1:``port`` (where bench's delaying proxy listens)."""
-    key = spec(F1).known_hosts_path.read_text().split(None, 1)[1]
     hosts = fleet["hosts"]
     assert isinstance(hosts, dict)
-    proxied, _ = with_known_hosts(hosts[F1], tmp_path, f"[127.0.0.1]:{port} {key}", hostname="127.0.0.1")
-    return dataclasses.replace(proxied, ssh_port=port)
+    return dialling_local_port(hosts[F1], spec(F1).known_hosts_path, tmp_path, port)
 
 
 def after_authentication(monkeypatch, host, rtt: float, options: DeployOptions):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from ports import free_port
-from sshconfig import with_known_hosts
+from sshconfig import dialling_local_port, with_known_hosts
 
 from supakong.container import inspect_container
 from supakong.engine import EngineClient, EngineRoute
@@ -332,9 +332,7 @@ def test_a_reserved_session_opens_meanwhile_and_carries_the_next_command(host, s
     from latency import delayed_forward
 
     rtt, port = 0.4, free_port()
-    key = sandbox_spec.known_hosts_path.read_text().split(None, 1)[1]
-    proxied, _ = with_known_hosts(host, tmp_path, f"[127.0.0.1]:{port} {key}", hostname="127.0.0.1")
-    proxied = dataclasses.replace(proxied, ssh_port=port)
+    proxied = dialling_local_port(host, sandbox_spec.known_hosts_path, tmp_path, port)
 
     with delayed_forward(sandbox_spec.vps_addr, rtt * 1000, port), HostConnection(proxied, early=()) as conn:
 
