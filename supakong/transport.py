@@ -103,6 +103,14 @@ def _answered_at_once(request: bytes) -> bool:
     return method == "password"
 
 
+def connection_ended(sent_early: bool, active: bool, failure: BaseException) -> bool:
+    """After early channel requests, did ``failure`` come from the server ending the
+    connection? Either paramiko's own thread saw the end (``active`` is False), or this
+    thread saw it first, writing the next authentication request to a closed socket
+    (EOFError, a reset): paramiko's thread may not have read the end yet."""
+    return sent_early and (not active or isinstance(failure, EOFError | ConnectionError))
+
+
 @dataclass(frozen=True)
 class _EarlyChannel:
     kind: str
@@ -296,8 +304,8 @@ class HostConnection:
         try:
             try:
                 self._connect()
-            except (paramiko.SSHException, EOFError, OSError):
-                if not self._dropped_for_early_channels():
+            except (paramiko.SSHException, EOFError, OSError) as exc:
+                if not self._dropped_for_early_channels(exc):
                     raise
                 self._early = ()  # a server that ends the connection over them: connect without
                 self._connect()
@@ -307,6 +315,8 @@ class HostConnection:
             if "not found in known_hosts" in str(exc):
                 raise TransportError(self._unknown_key_message()) from None
             raise TransportError(f"{self.host.name} ({self.address}): SSH failed: {mask(str(exc))}") from None
+        except EOFError:
+            raise TransportError(f"{self.host.name} ({self.address}): the server closed the connection") from None
         except (TimeoutError, OSError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or "timed out"
             raise TransportError(f"{self.host.name} ({self.address}): cannot connect: {reason}") from None
@@ -322,12 +332,12 @@ class HostConnection:
             self._fabric.connect_kwargs["sock"] = sock
         self._fabric.open()
 
-    def _dropped_for_early_channels(self) -> bool:
+    def _dropped_for_early_channels(self, failure: BaseException) -> bool:
         """Did the server end the connection after a failed first authentication request
         that early channel requests followed? OpenSSH answers them "unimplemented" and goes
         on; a stricter server may disconnect, and then the next key was never tried."""
         made = self._transport_made
-        return made is not None and made.sent_early and not made.is_active()
+        return made is not None and connection_ended(made.sent_early, made.is_active(), failure)
 
     def _unknown_key_message(self) -> str:
         hostname, port = self.address.rsplit(":", 1)
