@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+from sandboxes import TEST_SANDBOX
 
 from supakong.inventory import HostConfig, load_inventory
 from supakong.report import BufferOutput
@@ -17,12 +18,6 @@ from supakong.secrets import Secrets, load_secrets
 
 REPO = Path(__file__).resolve().parents[2]
 INVENTORY = REPO / "inventory" / "hosts.yml"
-
-
-#: Which sandbox the integration tests use: the repository inventory's ``sandbox`` host by
-#: default; ``SUPAKONG_TEST_SANDBOX=sandbox-x:7`` gives a separate VPS (name:index), so that
-#: several people (or agents) can run the suite on one machine at once.
-TEST_SANDBOX = os.environ.get("SUPAKONG_TEST_SANDBOX", "sandbox:1")
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,7 @@
-"""A fleet of three sandbox VPSes (sandbox-f1..f3): a mixed deploy (ok, changed, rolled back)
-with its recap, JSON report and exit code; a rolling deploy that stops at the first failure;
-one SSH connection per host and two commands for a no-op; and the scheduled, unattended
-redeploy run exactly as its systemd unit would run it."""
+"""A fleet of three sandbox VPSes (sandbox-f1..f3 by default, see tests/sandboxes.py): a
+mixed deploy (ok, changed, rolled back) with its recap, JSON report and exit code; a rolling
+deploy that stops at the first failure; one SSH connection per host and two commands for a
+no-op; and the scheduled, unattended redeploy run exactly as its systemd unit would run it."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from ports import free_port
+from sandboxes import related_spec
 from sshconfig import dialling_local_port
 
 import supakong.deploy
@@ -25,7 +26,7 @@ from supakong.inventory import load_inventory
 from supakong.render import render_kong_config, sha256_text
 from supakong.report import BufferOutput
 from supakong.sandbox import SandboxSpec
-from supakong.sandbox.inventory import spec_for, write_sandbox_inventory
+from supakong.sandbox.inventory import write_sandbox_inventory
 from supakong.sandbox.multi import fleet_up
 from supakong.sandbox.stack import SEED_CONFIG, docker_client
 from supakong.schedule import parse_exec_line
@@ -37,7 +38,7 @@ from latency import delayed_forward  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-SPECS = [spec_for(f"sandbox-f{i}", 20 + i) for i in (1, 2, 3)]
+SPECS = [related_spec(f"f{i}", i) for i in (1, 2, 3)]
 F1, F2, F3 = (s.name for s in SPECS)
 
 
