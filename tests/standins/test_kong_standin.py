@@ -290,9 +290,10 @@ def test_standin_shares_no_code_with_the_project() -> None:
         assert not {name for name in imported if name.split(".")[0] == "supakong"}, source
 
 
-def test_version_prints_the_configured_kong_version(tmp_path: Path) -> None:
-    assert kong(tmp_path, "version").stdout.strip() == "Kong 2.8.1"
-    assert kong(tmp_path, "version", version="3.9.1").stdout.strip() == "Kong 3.9.1"
+def test_version_prints_the_bare_version_like_kong_cmd_version(tmp_path: Path) -> None:
+    # Kong/kong@2.8.1 and @3.9.3:kong/cmd/version.lua: print(meta._VERSION)
+    assert kong(tmp_path, "version").stdout == "2.8.1\n"
+    assert kong(tmp_path, "version", version="3.9.3").stdout == "3.9.3\n"
 
 
 def test_unknown_command_is_a_usage_error(tmp_path: Path) -> None:
@@ -399,17 +400,39 @@ def test_preserve_host_sends_the_client_host_upstream(start_kong: Callable[..., 
 
 
 @pytest.mark.parametrize(
-    "version, invalid", [("2.8.1", "Invalid authentication credentials"), ("3.9.1", "Unauthorized")]
+    "version, invalid, realm",
+    [("2.8.1", "Invalid authentication credentials", 'Key realm="kong"'), ("3.9.3", "Unauthorized", "Key")],
 )
 def test_key_auth_answers_401_with_the_version_specific_text(
-    start_kong: Callable[..., Kong], version: str, invalid: str
+    start_kong: Callable[..., Kong], version: str, invalid: str, realm: str
 ) -> None:
     gateway = start_kong(version=version)
     status, headers, body = gateway.get("/realtime/v1/websocket")
-    assert (status, json.loads(body)) == (401, {"message": "No API key found in request"})
-    assert headers["Server"] == f"kong/{version}"
-    status, _, body = gateway.get("/realtime/v1/websocket?apikey=stale-key")
-    assert (status, json.loads(body)) == (401, {"message": invalid})
+    assert (status, json.loads(body)["message"]) == (401, "No API key found in request")
+    assert headers["Server"] == f"kong/{version}" and headers["WWW-Authenticate"] == realm
+    status, headers, body = gateway.get("/realtime/v1/websocket?apikey=stale-key")
+    assert (status, json.loads(body)["message"]) == (401, invalid)
+
+
+def test_kong_errors_carry_the_request_id_on_3x_only(start_kong: Callable[..., Kong]) -> None:
+    # kong.response.error's JSON template: 2.8.1 {"message"}, 3.9.3 {"message","request_id"}
+    _, _, old = start_kong(version="2.8.1").get("/realtime/v1/websocket")
+    assert old == b'{\n  "message":"No API key found in request"\n}'
+    _, headers, new = start_kong(version="3.9.3").get("/realtime/v1/websocket")
+    request_id = headers["X-Kong-Request-Id"]
+    assert len(request_id) == 32
+    expected = '{\n  "message":"No API key found in request",\n  "request_id":"' + request_id + '"\n}'
+    assert new == expected.encode()
+
+
+def test_no_route_matched_is_compact_on_2_8_and_templated_on_3x(start_kong: Callable[..., Kong]) -> None:
+    _, _, old = start_kong(version="2.8.1").get("/nothing-here")
+    assert old == b'{"message":"no Route matched with those values"}'
+    _, headers, new = start_kong(version="3.9.3").get("/nothing-here")
+    assert json.loads(new) == {
+        "message": "no Route matched with those values",
+        "request_id": headers["X-Kong-Request-Id"],
+    }
 
 
 def test_acl_refuses_a_consumer_outside_the_allowed_groups(start_kong: Callable[..., Kong]) -> None:

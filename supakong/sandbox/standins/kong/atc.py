@@ -226,18 +226,27 @@ _COMPARE: Mapping[str, Callable[[object, object], bool]] = {
 }
 
 
-def evaluate(node: Node, values: Values) -> bool:
-    """Does the request whose fields ``values`` returns match the expression?"""
+def evaluate(node: Node, values: Values, matches: dict[str, str] | None = None) -> bool:
+    """Does the request whose fields ``values`` returns match the expression? ``matches``
+    receives what each matching ``==``, ``^=``, ``=^`` or ``~`` predicate matched (the
+    router strips the matched ``http.path`` for ``strip_path``, src/interpreter.rs:48-140)."""
     if isinstance(node, Logical):
         if node.op == "!":
-            return not evaluate(node.left, values)
+            return not evaluate(node.left, values, None)
         assert node.right is not None
         if node.op == "&&":
-            return evaluate(node.left, values) and evaluate(node.right, values)
-        return evaluate(node.left, values) or evaluate(node.right, values)
+            return evaluate(node.left, values, matches) and evaluate(node.right, values, matches)
+        return evaluate(node.left, values, matches) or evaluate(node.right, values, matches)
     found = values(node.field)
     if not found:
         return False
     compare = _COMPARE[node.op]
     results = [compare(str(v).lower() if "lower" in node.transforms else v, node.value) for v in found]
-    return any(results) if "any" in node.transforms else all(results)
+    matched = any(results) if "any" in node.transforms else all(results)
+    if matched and matches is not None and node.op in ("==", "^=", "=^", "~"):
+        if node.op == "~":
+            hit = node.value.search(str(found[0]))  # type: ignore[attr-defined]
+            matches[node.field] = hit.group(0) if hit else ""
+        else:
+            matches[node.field] = str(node.value)
+    return matched

@@ -163,8 +163,8 @@ def main(argv: list[str], environ: Mapping[str, str] | None = None) -> int:
         return cmd_health(settings)
     if command == "config" and len(words) == 3 and words[1] == "parse":
         return cmd_config_parse(settings, words[2])
-    if command == "version":
-        print(f"Kong {settings.version_text}")
+    if command == "version":  # kong/cmd/version.lua prints meta._VERSION alone (2.8.1 and 3.9.3)
+        print(settings.version_text)
         return 0
     print(USAGE, file=sys.stderr)
     return 1

@@ -26,6 +26,7 @@ class Request:
     headers: Headers
     client_ip: str
     server_port: int
+    upstream_path: str | None = None  # set by request-transformer's replace.uri
 
     def header(self, name: str) -> str | None:
         return next((v for k, v in self.headers if k.lower() == name.lower()), None)
@@ -36,12 +37,23 @@ class Request:
     def remove_header(self, name: str) -> None:
         self.headers = [(k, v) for k, v in self.headers if k.lower() != name.lower()]
 
-    def set_header(self, name: str, value: str) -> None:
-        """``ngx.req.set_header``: an empty value removes the header and never creates one
+    def set_header(self, name: str, value: str | list[str]) -> None:
+        """``ngx.req.set_header``: the first header of that name keeps its place and its
+        spelling and takes the value, the others go; an empty value removes the header and
+        never creates one; a list sets one header per value
         (openresty/lua-nginx-module:src/ngx_http_lua_headers_in.c, set_header_helper)."""
+        values = [v for v in (value if isinstance(value, list) else [value]) if v != ""]
+        spots = [i for i, (k, _) in enumerate(self.headers) if k.lower() == name.lower()]
+        if spots and values:
+            first = spots[0]
+            kept = [h for i, h in enumerate(self.headers) if i not in spots or i == first]
+            position = kept.index(self.headers[first])
+            key = self.headers[first][0]
+            kept[position : position + 1] = [(key, v) for v in values]
+            self.headers = kept
+            return
         self.remove_header(name)
-        if value != "":
-            self.headers.append((name, value))
+        self.headers.extend((name, v) for v in values)
 
     @property
     def host(self) -> str:

@@ -61,6 +61,7 @@ class Plugin:
     service: str | None
     route: str | None
     consumer: str | None
+    runtime: dict[str, Any] = field(default_factory=dict, compare=False)  # compiled Lua, per snapshot
 
 
 @dataclass
@@ -174,7 +175,9 @@ def add_plugins(gw: Gateway, items: list[Doc] | None, **scope: str | None) -> No
         where = {
             k: scope.get(k) or (ref_key(item[k]) if item.get(k) else None) for k in ("service", "route", "consumer")
         }
-        gw.plugins.append(Plugin(item["name"], item.get("config") or {}, **where))
+        gw.plugins.append(
+            Plugin(item["name"], item.get("config") or {}, where["service"], where["route"], where["consumer"])
+        )
 
 
 def load_consumers(gw: Gateway, doc: Doc) -> None:

@@ -1,4 +1,10 @@
-"""The access phase of the plugins self-hosted Supabase uses."""
+"""The access phase of the plugins self-hosted Supabase uses.
+
+Authentication failures answer like ``kong.response.error`` (Kong's JSON error template,
+with a ``request_id`` on 3.x); request-termination answers like ``kong.response.exit``
+(compact JSON). Messages, realms and priorities follow each plugin's handler at 2.8.1 and
+3.9.3 (Kong/kong@<tag>:kong/plugins/<name>/handler.lua).
+"""
 
 from __future__ import annotations
 
@@ -10,12 +16,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlencode
 
-from .http import JSON_TYPE, Headers, Reply, Request, exit_message
+from . import functions, transformer
+from .http import JSON_TYPE, Headers, Reply, Request, error_message, exit_message
+from .logs import log_error
 from .model import Consumer, Doc, Gateway, Plugin, Route
 from .settings import Settings
 
-# The access phase runs plugins by descending priority (kong/plugins/*/handler.lua, 2.8.1).
-PRIORITIES = {
+# The access phase runs plugins by descending PRIORITY (kong/plugins/*/handler.lua).
+PRIORITIES_2_8 = {
+    "pre-function": 10**9,  # math.huge
     "cors": 2000,
     "key-auth": 1003,
     "basic-auth": 1001,
@@ -23,7 +32,9 @@ PRIORITIES = {
     "acl": 950,
     "request-transformer": 801,
     "request-termination": 2,
+    "post-function": -1000,
 }
+PRIORITIES_3 = {**PRIORITIES_2_8, "pre-function": 1000000, "key-auth": 1250, "basic-auth": 1100}
 CORS_METHODS = ("GET", "HEAD", "PUT", "PATCH", "POST", "DELETE", "OPTIONS", "TRACE", "CONNECT")
 
 
@@ -37,6 +48,7 @@ class Context:
     gateway: Gateway
     line: str  # the request line as the client sent it, before any plugin edits
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    captures: list[tuple[str, str]] = field(default_factory=list)  # a regex route's captures
     consumer: Consumer | None = None
     credential: str | None = None
     response_headers: Headers = field(default_factory=list)  # cors' header_filter
@@ -87,20 +99,27 @@ def set_consumer(ctx: Context, consumer: Consumer, credential: str | None) -> No
             ctx.request.set_header(name, value)
 
 
+def fail(ctx: Context, status: int, text: str, *headers: tuple[str, str]) -> Reply:
+    """``kong.response.error(status, text, headers)``."""
+    return error_message(ctx.settings, status, text, ctx.request_id, *headers)
+
+
 def unless_anonymous(ctx: Context, conf: Doc, failure: Reply) -> Reply | None:
     """``anonymous``: a missing *or invalid* credential becomes that consumer instead."""
     if not conf.get("anonymous"):
         return failure
     consumer = ctx.gateway.consumers.get(conf["anonymous"])
     if consumer is None:
-        return exit_message(500, "An unexpected error occurred")
+        return fail(ctx, 500, "An unexpected error occurred")
     set_consumer(ctx, consumer, None)
     return None
 
 
 def invalid_credentials(ctx: Context, realm: tuple[str, str]) -> Reply:
+    """2.8.1 "Invalid authentication credentials", 3.9.3 "Unauthorized"
+    (key-auth/handler.lua:31, basic-auth/access.lua)."""
     text = "Invalid authentication credentials" if not ctx.settings.v3 else "Unauthorized"
-    return exit_message(401, text, realm)
+    return fail(ctx, 401, text, realm)
 
 
 def find_api_key(req: Request, conf: Doc) -> str | None:
@@ -123,10 +142,14 @@ def key_auth(ctx: Context, conf: Doc) -> Reply | None:
         conf.get("anonymous") and ctx.credential
     ):
         return None
-    realm = ("WWW-Authenticate", f'Key realm="{conf.get("realm") or "kong"}"')
+    # 2.8.1: Key realm="kong" (handler.lua:18); 3.9.3: Key, or the configured realm (:114)
+    if ctx.settings.v3:
+        realm = ("WWW-Authenticate", f'Key realm="{conf["realm"]}"' if conf.get("realm") else "Key")
+    else:
+        realm = ("WWW-Authenticate", 'Key realm="kong"')
     key = find_api_key(ctx.request, conf)
     if not key:
-        return unless_anonymous(ctx, conf, exit_message(401, "No API key found in request", realm))
+        return unless_anonymous(ctx, conf, fail(ctx, 401, "No API key found in request", realm))
     consumer = ctx.gateway.keys.get(key)
     if consumer is None:
         return unless_anonymous(ctx, conf, invalid_credentials(ctx, realm))
@@ -137,10 +160,12 @@ def key_auth(ctx: Context, conf: Doc) -> Reply | None:
 def basic_auth(ctx: Context, conf: Doc) -> Reply | None:
     if conf.get("anonymous") and ctx.credential:
         return None
-    realm = ("WWW-Authenticate", f'Basic realm="{conf.get("realm") or "kong"}"')
+    # 2.8.1: Basic realm="kong"; 3.9.3: the realm setting, default "service"
+    realm_name = (conf.get("realm") or "service") if ctx.settings.v3 else "kong"
+    realm = ("WWW-Authenticate", f'Basic realm="{realm_name}"')
     header = ctx.request.header("authorization") or ctx.request.header("proxy-authorization")
     if not header or not header.lower().startswith("basic "):
-        return unless_anonymous(ctx, conf, exit_message(401, "Unauthorized", realm))
+        return unless_anonymous(ctx, conf, fail(ctx, 401, "Unauthorized", realm))
     try:
         username, _, password = base64.b64decode(header[6:].strip()).decode().partition(":")
     except ValueError:
@@ -164,18 +189,20 @@ def ip_restriction(ctx: Context, conf: Doc) -> Reply | None:
             return False
 
     if listed(conf.get("deny")) or (conf.get("allow") and not listed(conf.get("allow"))):
-        return exit_message(conf.get("status") or 403, conf.get("message") or "Your IP address is not allowed")
+        # 2.8.1 "Your IP address is not allowed"; 3.9.3 "IP address not allowed: <addr>"
+        default = f"IP address not allowed: {address}" if ctx.settings.v3 else "Your IP address is not allowed"
+        return fail(ctx, int(conf.get("status") or 403), conf.get("message") or default)
     return None
 
 
 def acl(ctx: Context, conf: Doc) -> Reply | None:
     if ctx.consumer is None:
-        return exit_message(401, "Unauthorized")
+        return fail(ctx, 401, "Unauthorized")
     groups = set(ctx.consumer.groups)
     allow = conf.get("allow") or conf.get("whitelist")
     deny = conf.get("deny") or conf.get("blacklist")
     if (allow and not groups & set(allow)) or (deny and groups & set(deny)):
-        return exit_message(403, "You cannot consume this service")
+        return fail(ctx, 403, "You cannot consume this service")
     ctx.request.remove_header("X-Consumer-Groups")
     if not conf.get("hide_groups_header") and groups:
         ctx.request.set_header("X-Consumer-Groups", ", ".join(ctx.consumer.groups))
@@ -183,49 +210,9 @@ def acl(ctx: Context, conf: Doc) -> Reply | None:
 
 
 def request_transformer(ctx: Context, conf: Doc) -> Reply | None:
-    """remove, rename, replace, add, append (Kong's order) on headers and querystring.
-    Values are taken literally: Kong's ``$(...)`` Lua templates are not evaluated."""
-    req = ctx.request
-    query = parse_qsl(req.query, keep_blank_values=True)
-    query_changed = False
-    if conf.get("http_method"):
-        req.method = str(conf["http_method"]).upper()
-    for op in ("remove", "rename", "replace", "add", "append"):
-        part = conf.get(op) or {}
-        for item in part.get("headers") or []:
-            edit_header(req, op, *item.partition(":")[::2])
-        for item in part.get("querystring") or []:
-            query, query_changed = edit_query(query, op, *item.partition(":")[::2]), True
-    if query_changed:
-        req.query = urlencode(query)
+    """See ``transformer``: the ``$(...)`` templates run as Lua."""
+    transformer.transform(ctx.request, conf, ctx.captures)
     return None
-
-
-def edit_header(req: Request, op: str, name: str, value: str) -> None:
-    present = req.header(name) is not None
-    if op == "remove":
-        req.remove_header(name)
-    elif op == "rename" and present:
-        old = req.header(name) or ""
-        req.remove_header(name)
-        req.set_header(value, old)
-    elif (op == "replace" and present) or (op == "add" and not present):
-        req.set_header(name, value)
-    elif op == "append":
-        req.headers.append((name, value))
-
-
-def edit_query(query: Headers, op: str, name: str, value: str) -> Headers:
-    present = any(k == name for k, _ in query)
-    if op == "remove":
-        return [(k, v) for k, v in query if k != name]
-    if op == "rename":
-        return [(value if k == name else k, v) for k, v in query]
-    if op == "replace" and present:
-        return [(k, value if k == name else v) for k, v in query]
-    if (op == "add" and not present) or op == "append":
-        return [*query, (name, value)]
-    return query
 
 
 def request_termination(ctx: Context, conf: Doc) -> Reply | None:
@@ -245,6 +232,13 @@ def request_termination(ctx: Context, conf: Doc) -> Reply | None:
     return exit_message(status, conf.get("message") or defaults.get(status, "Service unavailable"))
 
 
+def function_plugin(name: str) -> Callable[[Context, Plugin], Reply | None]:
+    def run(ctx: Context, plugin: Plugin) -> Reply | None:
+        return functions.run_access(ctx, name, plugin.config, plugin.runtime)
+
+    return run
+
+
 ACCESS_HANDLERS: dict[str, PluginHandler] = {
     "cors": cors,
     "key-auth": key_auth,
@@ -256,7 +250,10 @@ ACCESS_HANDLERS: dict[str, PluginHandler] = {
 }
 
 
-def plugins_for(gw: Gateway, route: Route) -> list[Plugin]:
+PLUGIN_HANDLERS = {"pre-function": function_plugin("pre-function"), "post-function": function_plugin("post-function")}
+
+
+def plugins_for(gw: Gateway, route: Route, settings: Settings) -> list[Plugin]:
     """Per plugin name a route plugin beats a service plugin beats a global one, then all
     run by priority. Consumer-scoped plugins are not supported and are skipped."""
     service_key = route.service.key if route.service else None
@@ -271,14 +268,23 @@ def plugins_for(gw: Gateway, route: Route) -> list[Plugin]:
         level = 2 if plugin.route else 1 if plugin.service else 0
         if plugin.name not in chosen or level >= chosen[plugin.name][0]:
             chosen[plugin.name] = (level, plugin)
-    return sorted((p for _, p in chosen.values()), key=lambda p: -PRIORITIES.get(p.name, 0))
+    priorities = PRIORITIES_3 if settings.v3 else PRIORITIES_2_8
+    return sorted((p for _, p in chosen.values()), key=lambda p: -priorities.get(p.name, 0))
 
 
 def run_access_phase(ctx: Context) -> Reply | None:
-    """The first plugin that answers (kong.response.exit) ends the request."""
-    for plugin in plugins_for(ctx.gateway, ctx.route):
-        handler = ACCESS_HANDLERS.get(plugin.name)
-        reply = handler(ctx, plugin.config) if handler else None
+    """The first plugin that answers (kong.response.exit) ends the request. A plugin whose
+    Lua fails is logged and the request answered 500, like Kong's runloop."""
+    for plugin in plugins_for(ctx.gateway, ctx.route, ctx.settings):
+        try:
+            if plugin.name in PLUGIN_HANDLERS:
+                reply = PLUGIN_HANDLERS[plugin.name](ctx, plugin)
+            else:
+                handler = ACCESS_HANDLERS.get(plugin.name)
+                reply = handler(ctx, plugin.config) if handler else None
+        except (transformer.TemplateFailure, functions.FunctionFailure) as exc:
+            log_error("error", f'[kong] {exc}, client: {ctx.request.client_ip}, request: "{ctx.line}"')
+            return fail(ctx, 500, "An unexpected error occurred")
         if reply is not None:
             return reply
     return None

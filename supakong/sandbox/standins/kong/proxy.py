@@ -14,6 +14,7 @@ import itertools
 import os
 import socket
 import time
+import uuid
 
 from .http import Reply, Request, error_message, exit_message, http_date, parse_request, reason, render_head
 from .logs import access_log, log_error
@@ -71,24 +72,39 @@ class Proxy:
             await self.send(writer, unparsed, self.nginx_error(400, "Bad request"), "-")
             return
         gateway = self.gateway  # this request's snapshot, whatever is swapped in meanwhile
+        request_id = uuid.uuid4().hex  # nginx's $request_id: 32 hex digits
         matched = match_route(gateway.routes, req)
         if matched is None:
-            await self.send(writer, req, exit_message(404, "no Route matched with those values"), req.line)
+            await self.send(
+                writer, req, self.kong_error(404, "no Route matched with those values", request_id), req.line
+            )
             return
-        route, prefix = matched
-        ctx = Context(req, route, self.settings, gateway, req.line)
+        route, prefix = matched.route, matched.prefix
+        ctx = Context(req, route, self.settings, gateway, req.line, request_id, captures=matched.captures)
         reply = run_access_phase(ctx)
         if reply is None and route.service is None:
             reply = exit_message(503, "no Service found with those values")
         if reply is not None:
-            reply.headers += ctx.response_headers
+            reply.headers += ctx.response_headers + self.request_id_header(request_id)
             await self.send(writer, req, reply, ctx.line)
         elif route.service is not None:
             await self.forward(conn, ctx, route.service, prefix, (reader, writer))
 
+    def kong_error(self, status: int, text: str, request_id: str) -> Reply:
+        """Kong's own refusals: 2.8 ``kong.response.exit(status, {message})``
+        (Kong/kong@2.8.1:kong/runloop/handler.lua:1284), 3.x ``kong.response.error``
+        (Kong/kong@3.9.3:kong/runloop/handler.lua:1197, 1140)."""
+        if not self.settings.v3:
+            return exit_message(status, text)
+        return error_message(self.settings, status, text, request_id, *self.request_id_header(request_id))
+
+    def request_id_header(self, request_id: str) -> list[tuple[str, str]]:
+        """3.x sends X-Kong-Request-Id downstream and upstream (kong_defaults.lua:71-72)."""
+        return [("X-Kong-Request-Id", request_id)] if self.settings.v3 else []
+
     def nginx_error(self, status: int, text: str, request_id: str = "") -> Reply:
         """An nginx error rendered by kong/error_handlers.lua with its JSON template."""
-        return error_message(self.settings, status, text, request_id)
+        return error_message(self.settings, status, text, request_id, *self.request_id_header(request_id))
 
     def reply_bytes(self, reply: Reply) -> bytes:
         headers = [("Date", http_date()), ("Content-Length", str(len(reply.body))), ("Connection", "close")]
@@ -111,7 +127,7 @@ class Proxy:
     ) -> None:
         """Resolve and connect like Kong's balancer, then send the rewritten head."""
         req, writer, line = ctx.request, client[1], ctx.line
-        target = upstream_path(ctx.route, service, req.path, prefix)
+        target = req.upstream_path or upstream_path(ctx.route, service, req.path, prefix)
         target += "?" + req.query if req.query else ""
         context = f'client: {req.client_ip}, server: kong, request: "{line}"'
         upstream = f'upstream: "{service.protocol}://{service.host}:{service.port}{target}"'
@@ -124,7 +140,7 @@ class Proxy:
                 f"dns/balancer resolve for '{service.host}' with: dns server "
                 f"error: 3 name error, {context}",
             )
-            await self.send(writer, req, exit_message(503, "name resolution failed"), line)
+            await self.send(writer, req, self.kong_error(503, "name resolution failed", ctx.request_id), line)
             return
         try:
             up_reader, up_writer = await asyncio.wait_for(
@@ -134,14 +150,16 @@ class Proxy:
             log_error(
                 "error", f"*{conn} upstream timed out (110: Connection timed out) while connecting to upstream, {where}"
             )
-            await self.send(writer, req, self.nginx_error(504, "The upstream server is timing out"), line)
+            await self.send(
+                writer, req, self.nginx_error(504, "The upstream server is timing out", ctx.request_id), line
+            )
             return
         except OSError as exc:
             code = exc.errno or 111
             log_error(
                 "error", f"*{conn} connect() failed ({code}: {os.strerror(code)}) while connecting to upstream, {where}"
             )
-            invalid = self.nginx_error(502, "An invalid response was received from the upstream server")
+            invalid = self.nginx_error(502, "An invalid response was received from the upstream server", ctx.request_id)
             await self.send(writer, req, invalid, line)
             return
         head = render_head(f"{req.method} {target} HTTP/1.1", self.upstream_headers(ctx, prefix))
@@ -175,6 +193,7 @@ class Proxy:
         )
         if route.strip_path and prefix:
             headers.append(("X-Forwarded-Prefix", prefix))
+        headers += self.request_id_header(ctx.request_id)
         # Kong keeps upgrades alive (runloop/handler.lua); plain requests close, for simplicity.
         if (req.header("upgrade") or "").lower() == "websocket":
             return headers + [("Connection", "keep-alive, Upgrade"), ("Upgrade", "websocket")]
@@ -203,13 +222,13 @@ class Proxy:
                 f"{conn} upstream timed out (110: Connection timed out) while "
                 f"reading response header from upstream, {where}",
             )
-            reply = self.nginx_error(504, "The upstream server is timing out")
+            reply = self.nginx_error(504, "The upstream server is timing out", ctx.request_id)
         except (OSError, ValueError, IndexError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             log_error(
                 "error",
                 f"{conn} upstream prematurely closed connection while reading response header from upstream, {where}",
             )
-            reply = self.nginx_error(502, "An invalid response was received from the upstream server")
+            reply = self.nginx_error(502, "An invalid response was received from the upstream server", ctx.request_id)
         if reply is None:
             client[1].write(head)
             sent = await pipe(upstream[0], client[1], service.read_timeout)
@@ -238,6 +257,7 @@ class Proxy:
             ("X-Kong-Upstream-Latency", latency),
             ("X-Kong-Proxy-Latency", "0"),
             ("Via", via),
+            *self.request_id_header(ctx.request_id),
         ]
         return status, render_head(lines[0], kept + extra)
 
