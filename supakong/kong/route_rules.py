@@ -1,4 +1,5 @@
-"""Route rules that depend on the protocols and on the Kong version (facts §2, §3).
+"""Route rules that depend on the protocols and on the Kong version
+(Kong/kong@2.8.1 and @3.9.3:kong/db/schema/entities/routes.lua, routes_subschemas.lua, typedefs.lua).
 
 - protocols: mutually exclusive groups; which matching fields each group needs or forbids;
 - paths: 2.8 (`typedefs.paths`, regex by heuristic) versus 3.x (`typedefs.router_path`:
@@ -20,7 +21,8 @@ DEFAULT_ROUTE_PROTOCOLS = ("http", "https")
 HTTP_MATCH_FIELDS = ("methods", "hosts", "headers", "paths")
 STREAM_MATCH_FIELDS = ("sources", "destinations", "snis")
 SNI_PROTOCOLS = frozenset({"https", "grpcs", "tls", "tls_passthrough", "wss"})
-# Kong 2.8 treats a path with any character outside this set as a regex (facts §3).
+# Kong 2.8 treats a path with any character outside this set as a regex
+# (Kong/kong@2.8.1:kong/db/schema/typedefs.lua:441-468).
 _REGEX_HINT_RE = re.compile(r"[^A-Za-z0-9._~/%-]")
 _PERCENT_RE = re.compile(r"%([0-9A-Fa-f]{2})")
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
@@ -63,8 +65,8 @@ def _check_groups(protocols: list[str], path: str, target: KongTarget) -> list[F
         return [
             warning(
                 where,
-                "mixing ws/wss with http/https in one route was not verified against Kong "
-                "Enterprise (facts §2); Kong may refuse it as mutually exclusive protocols",
+                "mixing ws/wss with http/https in one route is not documented for Kong "
+                "Enterprise; Kong may refuse it as mutually exclusive protocols",
                 "use plain http/https (they already carry WebSockets) or a separate ws/wss route",
             )
         ]
@@ -209,7 +211,7 @@ def check_route_path(value: str, path: str, target: KongTarget, format_version: 
 
 def _migrate_legacy_path(value: str, path: str, format_version: str) -> tuple[str, list[Finding]]:
     """Kong 3.x loading a 1.1/2.1 file: regex-looking paths get the `~` prefix, plain paths
-    are normalized (facts §1; kong/db/declarative/migrations/route_path.lua)."""
+    are normalized (Kong/kong@3.9.3:kong/db/declarative/migrations/route_path.lua)."""
     if not value.startswith("/"):
         return value, []
     if looks_like_regex(value):

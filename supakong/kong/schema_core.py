@@ -1,7 +1,7 @@
 """Schema checks for the document header, services, routes, consumers and credentials.
 
 Field tables follow kong/db/schema/entities/{services,routes,consumers}.lua and the plugin
-DAOs (facts §1, §3, §5). Plugin entities are checked in `schema_plugins`.
+DAOs at Kong/kong@2.8.1 and @3.9.3. Plugin entities are checked in `schema_plugins`.
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ _OTHER_CORE_KEYS: dict[str, tuple[tuple[int, int], tuple[int, int] | None]] = {
 
 
 def format_versions(target: KongTarget) -> tuple[str, ...]:
-    """Accepted `_format_version` values (facts §1)."""
+    """Accepted `_format_version` values (kong/db/schema/others/declarative_config.lua)."""
     return ("1.1", "2.1", "3.0") if target.at_least((3, 0)) else ("1.1", "2.1")
 
 
@@ -257,9 +257,10 @@ def _check_entity(entity: Entity, target: KongTarget, format_version: str) -> li
 
 
 def check_service(service: Entity, target: KongTarget) -> list[Finding]:
-    """Service fields, the `url` shorthand and host/path consistency (facts §2, §3)."""
+    """Service fields, the `url` shorthand and host/path consistency."""
     has_url = service.get("url") is not None
-    # With `url`, Kong overwrites protocol/host/port/path before validating them (facts §2).
+    # With `url`, Kong overwrites protocol/host/port/path before validating them
+    # (Kong/kong@3.9.3:kong/db/schema/entities/services.lua:72-103).
     skip = (
         "routes",
         "plugins",
@@ -303,7 +304,7 @@ def _shorthand_overrides(service: Entity, scheme: str, where: str) -> list[Findi
             info(
                 child(service.path, "protocol"),
                 f"protocol {protocol!r} is ignored: the url shorthand sets protocol to {scheme!r} "
-                "(Supabase's own file does this for realtime, facts §2)",
+                "(Supabase's own docker/volumes/api/kong.yml does this for realtime-v1-ws)",
                 f"drop the protocol line or make it {scheme!r} to avoid confusion",
             )
         )
@@ -422,7 +423,7 @@ def _expression_conflicts(route: Entity) -> list[Finding]:
 
 
 def check_consumer(consumer: Entity, target: KongTarget) -> list[Finding]:
-    """Consumer fields; at least one of username/custom_id (facts §5)."""
+    """Consumer fields; at least one of username/custom_id (kong/db/schema/entities/consumers.lua)."""
     findings = check_fields(
         consumer.data, CONSUMER_FIELDS, consumer.path, target, skip=(*CONSUMER_CHILD_KEYS, *_EXTRAS)
     )

@@ -221,7 +221,7 @@ def _template_findings(value: str, kind: str, where: str, target: KongTarget) ->
 
 
 PLUGIN_SCHEMAS: dict[str, PluginSchema] = {
-    # facts §4; private_network from 3.5.0 (absent in 3.4.0)
+    # Kong/kong@3.9.3:kong/plugins/cors/schema.lua; private_network from 3.5.0 (absent in 3.4.0)
     "cors": PluginSchema(
         fields={
             "origins": string_array(check=vc.cors_origin),
@@ -235,7 +235,7 @@ PLUGIN_SCHEMAS: dict[str, PluginSchema] = {
         },
         consumer_allowed=False,
     ),
-    # facts §5; realm from 3.7 (CHANGELOG 3.8.0 "realm ... before 3.7")
+    # Kong/kong@3.9.3:kong/plugins/key-auth/schema.lua; realm from 3.7 (CHANGELOG 3.8.0 "realm ... before 3.7")
     "key-auth": PluginSchema(
         fields={
             "key_names": Field("array", elements=Field("string", check=vc.header_name)),
@@ -250,7 +250,7 @@ PLUGIN_SCHEMAS: dict[str, PluginSchema] = {
         consumer_allowed=False,
         checks=(_key_names_not_empty,),
     ),
-    # facts §5; always_use_authenticated_groups from 3.8 (CHANGELOG 3.8.0, #13184)
+    # Kong/kong@3.9.3:kong/plugins/acl/schema.lua; always_use_authenticated_groups from 3.8 (CHANGELOG 3.8.0, #13184)
     "acl": PluginSchema(
         fields={
             "allow": string_array(),
