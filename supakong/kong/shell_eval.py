@@ -27,7 +27,8 @@ _SHELL_RE = re.compile(
     r"|(?P<backslash>\\[\\$`\"\n])"
 )
 _REASONS = {
-    "variable": "{token} is not a variable of the kong container, so it becomes empty",
+    "variable": "{token} becomes the kong container's variable of that name, or nothing if it has none",
+    "modern": "{token} is set only by Supabase's kong-entrypoint.sh of Kong 3.9, so here it becomes empty",
     "command": "{token} runs a shell command",
     "special": "{token} is a shell parameter",
     "quote": "double quotes are removed",
@@ -74,8 +75,19 @@ def _issue_kind(match: re.Match[str], known: frozenset[str]) -> str | None:
     return None
 
 
+# Names only the 2026 stack defines (docker-compose.kong.yml and kong-entrypoint.sh).
+_MODERN_NAMES = re.compile(
+    r"\$\{?(LUA_\w+|WELL_KNOWN_OAUTH_PATH|SUPABASE_(PUBLISHABLE|SECRET)_KEY|\w+_KEY_ASYMMETRIC|JWT_ISSUER)\b"
+)
+
+
+def _reason(issue: ShellIssue) -> str:
+    kind = "modern" if issue.kind == "variable" and _MODERN_NAMES.match(issue.token) else issue.kind
+    return _REASONS[kind].format(token=issue.token)
+
+
 def _message(what: str, issues: list[ShellIssue]) -> str:
-    reasons = dict.fromkeys(_REASONS[i.kind].format(token=i.token) for i in issues)
+    reasons = dict.fromkeys(_reason(i) for i in issues)
     return (
         f"{what} will be changed by the kong container's entrypoint, which expands the file with "
         f"a shell eval: {'; '.join(reasons)}"
