@@ -144,43 +144,6 @@ def _runtime_binds(spec: SandboxSpec, *, own_usr_local: bool = False) -> dict[st
     return binds
 
 
-def create_kong(
-    client: docker.APIClient, spec: SandboxSpec, keys: dict[str, str], template: Path | None = None
-) -> None:
-    """The Kong stand-in, started the way Supabase's compose of the spec's era starts Kong;
-    ``template`` replaces the VPS's kong config (the file mounted at /home/kong/temp.yml)."""
-    if spec.kong_era == "2026":
-        create_kong_2026(client, spec, keys, template)
-        return
-    binds = _runtime_binds(spec)
-    binds[str(template or spec.kong_config_path)] = {"bind": "/home/kong/temp.yml", "mode": "ro"}
-    host_config = client.create_host_config(
-        network_mode="host",
-        binds=binds,
-        restart_policy={"Name": "unless-stopped"},
-        extra_hosts={spec.realtime_upstream_host: "127.0.0.1"},
-    )
-    client.create_container(
-        spec.kong_image,
-        name=spec.kong_container,
-        entrypoint=["/bin/sh", "-c"],
-        command=[KONG_ENTRYPOINT],
-        environment={
-            "KONG_DATABASE": "off",
-            "KONG_DECLARATIVE_CONFIG": "/home/kong/kong.yml",
-            "KONG_DNS_ORDER": "LAST,A,CNAME",
-            "KONG_PLUGINS": SUPABASE_PLUGINS,
-            "KONG_PROXY_LISTEN": f"0.0.0.0:{spec.kong_port}",
-            "SUPABASE_ANON_KEY": keys["SUPABASE_ANON_KEY"],
-            "SUPABASE_SERVICE_KEY": keys["SUPABASE_SERVICE_KEY"],
-            "STANDIN_PYTHON": sys.executable,
-        },
-        healthcheck={"test": ["CMD", "kong", "health"], "interval": 2 * SECOND, "timeout": 5 * SECOND, "retries": 3},
-        host_config=host_config,
-        labels={"supakong.sandbox": spec.name},
-    )
-
-
 #: Variables of Supabase's 2026 Kong service besides KONG_* (docker-compose.kong.yml); the
 #: ones the sandbox's secrets lack are empty, as in Supabase's .env.example.
 KONG_2026_VARIABLES = (
@@ -196,12 +159,35 @@ KONG_2026_VARIABLES = (
 )
 
 
-def create_kong_2026(client: docker.APIClient, spec: SandboxSpec, keys: dict[str, str], template: Path | None) -> None:
-    """Kong as Supabase's docker-compose.kong.yml runs it: ``/bin/sh kong-entrypoint.sh``
-    with the script and the config template mounted, the expressions router, post-function."""
-    binds = _runtime_binds(spec, own_usr_local=True)
+def create_kong(
+    client: docker.APIClient, spec: SandboxSpec, keys: dict[str, str], template: Path | None = None
+) -> None:
+    """The Kong stand-in, started the way Supabase's compose of the spec's era starts Kong;
+    ``template`` replaces the VPS's kong config (the file mounted at /home/kong/temp.yml).
+
+    "legacy": the 2.8.1 compose's eval one-liner. "2026": docker-compose.kong.yml's
+    ``/bin/sh /home/kong/kong-entrypoint.sh`` with the script mounted, writing
+    /usr/local/kong/kong.yml, the expressions router and post-function."""
+    modern = spec.kong_era == "2026"
+    binds = _runtime_binds(spec, own_usr_local=modern)
     binds[str(template or spec.kong_config_path)] = {"bind": "/home/kong/temp.yml", "mode": "ro"}
-    binds[str(KONG_ENTRYPOINT_SCRIPT)] = {"bind": "/home/kong/kong-entrypoint.sh", "mode": "ro"}
+    if modern:
+        binds[str(KONG_ENTRYPOINT_SCRIPT)] = {"bind": "/home/kong/kong-entrypoint.sh", "mode": "ro"}
+        start: dict[str, Any] = {"entrypoint": ["/bin/sh", "/home/kong/kong-entrypoint.sh"]}
+        environment = {
+            "KONG_DECLARATIVE_CONFIG": "/usr/local/kong/kong.yml",
+            "KONG_ROUTER_FLAVOR": "expressions",
+            "KONG_PLUGINS": SUPABASE_PLUGINS_2026,
+            **{name: keys.get(name, "") for name in KONG_2026_VARIABLES},
+        }
+    else:
+        start = {"entrypoint": ["/bin/sh", "-c"], "command": [KONG_ENTRYPOINT]}
+        environment = {
+            "KONG_DECLARATIVE_CONFIG": "/home/kong/kong.yml",
+            "KONG_PLUGINS": SUPABASE_PLUGINS,
+            "SUPABASE_ANON_KEY": keys["SUPABASE_ANON_KEY"],
+            "SUPABASE_SERVICE_KEY": keys["SUPABASE_SERVICE_KEY"],
+        }
     host_config = client.create_host_config(
         network_mode="host",
         binds=binds,
@@ -211,20 +197,17 @@ def create_kong_2026(client: docker.APIClient, spec: SandboxSpec, keys: dict[str
     client.create_container(
         spec.kong_image,
         name=spec.kong_container,
-        entrypoint=["/bin/sh", "/home/kong/kong-entrypoint.sh"],
         environment={
             "KONG_DATABASE": "off",
-            "KONG_DECLARATIVE_CONFIG": "/usr/local/kong/kong.yml",
-            "KONG_ROUTER_FLAVOR": "expressions",
             "KONG_DNS_ORDER": "LAST,A,CNAME",
-            "KONG_PLUGINS": SUPABASE_PLUGINS_2026,
             "KONG_PROXY_LISTEN": f"0.0.0.0:{spec.kong_port}",
-            **{name: keys.get(name, "") for name in KONG_2026_VARIABLES},
+            **environment,
             "STANDIN_PYTHON": sys.executable,
         },
         healthcheck={"test": ["CMD", "kong", "health"], "interval": 2 * SECOND, "timeout": 5 * SECOND, "retries": 3},
         host_config=host_config,
         labels={"supakong.sandbox": spec.name},
+        **start,
     )
 
 

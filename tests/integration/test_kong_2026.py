@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from realtime import AsyncRealtimeClient, RealtimeSubscribeStates
+from realtime import RealtimeSubscribeStates
+from test_conformance import subscribe_with_official_client
 
 from supakong.sandbox import SandboxSpec
 from supakong.sandbox.stack import create_kong, docker_client, ensure_images, wait_running
@@ -73,19 +74,8 @@ def test_the_container_runs_the_entrypoint_and_writes_usr_local_kong(kong_2026: 
     assert version == "3.9.3"
 
 
-async def _subscribe(url: str, token: str) -> str:
-    client = AsyncRealtimeClient(url, token=token, auto_reconnect=False, max_retries=1)
-    try:
-        await client.connect()
-        channel = client.channel("kong-2026")
-        states: asyncio.Queue[str] = asyncio.Queue()
-        channel.on_postgres_changes("*", callback=lambda _: None, schema="public", table="wells")
-        await channel.subscribe(lambda state, _err: states.put_nowait(getattr(state, "value", str(state))))
-        return await asyncio.wait_for(states.get(), timeout=10)
-    finally:
-        await client.close()
-
-
 def test_the_official_client_subscribes_through_the_2026_kong(kong_2026: SandboxSpec, secrets) -> None:
     url = f"http://{kong_2026.vps_addr}:{PORT}/realtime/v1"
-    assert asyncio.run(_subscribe(url, secrets.anon_key)) == RealtimeSubscribeStates.SUBSCRIBED.value
+    assert (
+        asyncio.run(subscribe_with_official_client(url, secrets.anon_key)) == RealtimeSubscribeStates.SUBSCRIBED.value
+    )
