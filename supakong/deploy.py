@@ -134,9 +134,9 @@ def kong_target(host: HostConfig, kong: ContainerState, realtime: ContainerState
     tenant = host.realtime_tenant or realtime.env.get("SELF_HOST_TENANT_NAME") or "realtime-dev"
     plugins = host.kong_plugins or kong.env.get("KONG_PLUGINS")
     if host.kong_version:
-        extra = {"plugins": tuple(p.strip() for p in plugins.split(",") if p.strip())} if plugins else {}
+        names = tuple(p.strip() for p in plugins.split(",") if p.strip()) if plugins else ()
         return KongTarget(
-            version=host.kong_version, edition=host.kong_edition or "oss", realtime_tenant=tenant, **extra
+            version=host.kong_version, edition=host.kong_edition or "oss", plugins=names, realtime_tenant=tenant
         )
     if not kong.exists:
         raise InventoryError(
