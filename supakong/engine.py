@@ -23,7 +23,7 @@ import shlex
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -56,6 +56,8 @@ class EngineRoute:
     #: each channel is an SSH session running dial-stdio: the server may limit how many are
     #: open at once (MaxSessions), so none is opened ahead of the request that needs it
     sessions: bool = False
+    #: connections already open (the one that proved the route), for the first client to keep
+    warm: list[_ChannelHTTPConnection] = field(default_factory=list, repr=False, compare=False)
 
 
 DIAL_STDIO_ARGV = ("docker", "system", "dial-stdio")
@@ -100,16 +102,19 @@ def ping(route: EngineRoute) -> str | None:
     stderr when it wrote one (sudo asking for a password, no docker CLI), or the error."""
     conn = _ChannelHTTPConnection(route)
     try:
-        try:
-            status, body, _ = _exchange(conn, "GET", "/_ping")
-            if status == 200:
-                return None
-            detail = body.decode("utf-8", "replace").strip()[:200] or f"HTTP {status}"
-        except (paramiko.SSHException, OSError, http.client.HTTPException) as exc:
-            detail = str(exc) or type(exc).__name__
-        return _stderr_of(conn.channel, route.timeout) or detail
-    finally:
-        _close(conn)
+        status, body, keep = _exchange(conn, "GET", "/_ping")
+        if status == 200:
+            if keep:  # its session serves the first request: no second dial-stdio process
+                route.warm.append(conn)
+            else:
+                _close(conn)
+            return None
+        detail = body.decode("utf-8", "replace").strip()[:200] or f"HTTP {status}"
+    except (paramiko.SSHException, OSError, http.client.HTTPException) as exc:
+        detail = str(exc) or type(exc).__name__
+    detail = _stderr_of(conn.channel, route.timeout) or detail
+    _close(conn)
+    return detail
 
 
 def _stderr_of(channel: paramiko.Channel | None, timeout: float) -> str:
@@ -213,10 +218,22 @@ def _exchange(
     return response.status, data, not response.will_close
 
 
+#: How long a dial-stdio session is given to end by itself once told its input ended.
+WIND_DOWN = 2.0
+
+
 def _close(conn: _ChannelHTTPConnection) -> None:
     conn.close()
-    if conn.channel is not None:
-        conn.channel.close()
+    channel = conn.channel
+    if channel is None:
+        return
+    if conn._route.sessions and not channel.closed:
+        # A session we close first stays counted by sshd until its dial-stdio has exited,
+        # and nothing on the wire says when: the next session could be refused. Ended by
+        # its input instead, it exits and reports its status, and then it is gone.
+        send_eof(channel)
+        channel.status_event.wait(min(WIND_DOWN, conn._route.timeout))
+    channel.close()
 
 
 def is_multiplexed(raw: bytes) -> bool:
@@ -253,7 +270,8 @@ class EngineClient:
     def __init__(self, route: EngineRoute, host_name: str) -> None:
         self.route = route
         self.host_name = host_name
-        self._idle: list[_ChannelHTTPConnection] = []
+        self._idle: list[_ChannelHTTPConnection] = route.warm[:]  # the route's proven one
+        route.warm.clear()
         self._lock = threading.Lock()
 
     def _call(
@@ -269,14 +287,17 @@ class EngineClient:
         """One request on a kept channel (a new one if none is idle), or on ``hijack``, a
         connection of its own that the engine takes over (an exec's start) and is closed."""
         hijacked = hijack is not None
+        hijack_reused = hijack is not None and hijack.channel is not None and hijack.sock is not None
         while True:
-            conn, reused = (hijack, False) if hijack is not None else self._take()
+            conn, reused = (hijack, hijack_reused) if hijack is not None else self._take()
             try:
                 status, data, keep = _exchange(conn, method, path, body, stdin)
             except (paramiko.SSHException, OSError, http.client.HTTPException) as exc:
                 _close(conn)
-                if reused:
-                    continue  # the engine closed a kept connection: again on a new channel
+                if reused:  # the engine closed a kept connection: again on a new channel
+                    hijack = _ChannelHTTPConnection(self.route) if hijacked else None
+                    hijack_reused = False
+                    continue
                 raise TransportError(f"{self.host_name}: {what}: {channel_error(exc)}") from None
             if keep and not hijacked:
                 with self._lock:
@@ -287,10 +308,12 @@ class EngineClient:
 
     def _take(self) -> tuple[_ChannelHTTPConnection, bool]:
         """A kept connection (True) or a new one (False)."""
+        kept = self._take_idle()
+        return (kept, True) if kept is not None else (_ChannelHTTPConnection(self.route), False)
+
+    def _take_idle(self) -> _ChannelHTTPConnection | None:
         with self._lock:
-            if self._idle:
-                return self._idle.pop(), True
-        return _ChannelHTTPConnection(self.route), False
+            return self._idle.pop() if self._idle else None
 
     def close(self) -> None:
         """Close the kept connections (their channels)."""
@@ -318,7 +341,8 @@ class EngineClient:
         what = f"docker exec {name} {argv[0] if argv else ''}".rstrip()
         spec = {"AttachStdin": stdin is not None, "AttachStdout": True, "AttachStderr": True, "Cmd": argv}
         # The start's own channel opens while the exec is created: one round trip less. Not
-        # where each channel is a session: the server may allow too few to hold one idle.
+        # where each channel is a session (the server may allow too few to hold one idle):
+        # there the start takes the kept channel the create used, and no session opens.
         starter = _ChannelHTTPConnection(self.route)
         opening = None if self.route.sessions else _OPENERS.submit(starter.connect)
         try:
@@ -328,6 +352,8 @@ class EngineClient:
             exec_id = quote(str(json.loads(body)["Id"]), safe="")
             if opening is not None:
                 _opened(opening, f"{self.host_name}: {what}")
+            else:
+                starter = self._take_idle() or starter
         except BaseException:
             if opening is not None:
                 opening.add_done_callback(lambda _: _close(starter))

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import threading
 import time
-import weakref
 from collections.abc import Callable
 
 import paramiko
@@ -53,12 +52,22 @@ def sessions_refused_message(host: str, address: str) -> str:
 
 
 class SessionBudget:
-    """The open session channels of one connection and, once learned, how many may be open."""
+    """The open session channels of one connection and, once learned, how many may be open.
+
+    A session closed on our side still counts on the server until its main loop collects
+    it, which it does only after it has handled every message that arrived with our CLOSE:
+    a CHANNEL_OPEN sent right behind the CLOSE finds it still there ("no more sessions").
+    So when the only free slots are ones that just closed, :meth:`wait_for_slot` first asks
+    the server a question (``sync``: one round trip): once the answer is back, the server has
+    collected them.
+    """
 
     def __init__(self) -> None:
         self.capacity: int | None = None
-        self._open: weakref.WeakSet[paramiko.Channel] = weakref.WeakSet()
+        self._channels: list[paramiko.Channel] = []  # open, or closed since the last sync
+        self._opening = 0  # slots taken by opens under way (wait_for_slot, then track or give_back)
         self._lock = threading.Lock()
+        self._sync_lock = threading.Lock()
         #: called while waiting for a free session: close what is idle (kept engine channels)
         self.reclaimers: list[Callable[[], None]] = []
 
@@ -68,32 +77,69 @@ class SessionBudget:
         return self.capacity is not None
 
     def in_use(self) -> int:
-        """Session channels of this connection not closed yet."""
+        """Session channels of this connection not closed yet, and opens under way."""
         with self._lock:
-            return sum(1 for channel in self._open if not channel.closed)
+            return self._in_use()
 
-    def track(self, channel: paramiko.Channel) -> paramiko.Channel:
-        """Count ``channel`` until it is closed; returns it."""
+    def _in_use(self) -> int:
+        return self._opening + sum(1 for channel in self._channels if not channel.closed)
+
+    def _closed(self) -> int:
+        return sum(1 for channel in self._channels if channel.closed)
+
+    def track(self, channel: paramiko.Channel, *, slot: bool = False) -> paramiko.Channel:
+        """Count ``channel`` until it is closed (``slot``: it takes the slot that
+        :meth:`wait_for_slot` gave); returns it."""
         with self._lock:
-            self._open.add(channel)
+            if slot:
+                self._opening -= 1
+            if self.capacity is None:  # nothing to sync yet: forget the closed ones
+                self._channels = [c for c in self._channels if not c.closed]
+            self._channels.append(channel)
         return channel
+
+    def give_back(self) -> None:
+        """The open that :meth:`wait_for_slot` gave a slot to failed."""
+        with self._lock:
+            self._opening -= 1
 
     def refused(self, pending: int = 0) -> None:
         """A session open was refused: learn from how many were open (``pending``: sessions
         asked for ahead and not taken yet, open on the server all the same)."""
         self.capacity = learned_capacity(self.capacity, self.in_use() + pending)
 
-    def wait_for_slot(self, deadline: float, pending: int = 0) -> bool:
+    def wait_for_slot(self, deadline: float, pending: int = 0, sync: Callable[[], None] = lambda: None) -> bool:
         """Wait until fewer than the learned limit are open (at once when it is unknown);
-        False if ``deadline`` (monotonic) passed first. Idle sessions are asked to close."""
+        False if ``deadline`` (monotonic) passed first. Idle sessions are asked to close;
+        sessions that just closed are made sure of with ``sync`` (see the class's doc). On
+        True the caller holds a slot: it passes the channel to :meth:`track` with ``slot``,
+        or calls :meth:`give_back`."""
         delay = 0.005
-        while self.capacity is not None and self.in_use() + pending >= self.capacity:
+        while True:
+            with self._lock:
+                if self.capacity is None or self._in_use() + pending < self.capacity:
+                    self._opening += 1
+                    must_sync = self.capacity is not None and self._in_use() + pending + self._closed() > self.capacity
+                    break
             for reclaim in self.reclaimers:
                 reclaim()
-            if self.in_use() + pending < self.capacity:
-                break
+            if self.in_use() + pending < (self.capacity or 1):
+                continue
             if time.monotonic() >= deadline:
                 return False
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
+        if must_sync:
+            self._sync(sync)
         return True
+
+    def _sync(self, sync: Callable[[], None]) -> None:
+        """One round trip, after which the server has let go of the sessions closed before it."""
+        with self._sync_lock:
+            with self._lock:
+                closed = [c for c in self._channels if c.closed]
+            if not closed:
+                return  # another thread synced them meanwhile
+            sync()
+            with self._lock:
+                self._channels = [c for c in self._channels if c not in closed]

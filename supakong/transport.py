@@ -520,14 +520,16 @@ class HostConnection:
         while True:
             if not shared and budget.capacity == 1:
                 raise _SingleSession()
-            if not budget.wait_for_slot(deadline, self._pending_sessions()):
+            if not budget.wait_for_slot(deadline, self._pending_sessions(), self._sync):
                 raise TransportError(max_sessions_message(self.host.name, self.address, budget.capacity, RETRY_FOR))
             transport = self.transport
             try:
-                return budget.track(transport.open_session(timeout=self.connect_timeout))
+                return budget.track(transport.open_session(timeout=self.connect_timeout), slot=True)
             except paramiko.ChannelException:
+                budget.give_back()
                 budget.refused(self._pending_sessions())
             except paramiko.SSHException:
+                budget.give_back()
                 if not transport.is_active():
                     raise
                 # paramiko keeps one refusal per connection: of two refused at once, one
@@ -539,6 +541,14 @@ class HostConnection:
                 raise TransportError(max_sessions_message(self.host.name, self.address, budget.capacity, RETRY_FOR))
             time.sleep(delay)  # a session closed on our side may still count on the server's
             delay = min(delay * 2, 0.2)
+
+    def _sync(self) -> None:
+        """One round trip to the server (OpenSSH's keepalive: a global request it answers
+        with a failure): everything sent before it has been handled when the answer is back."""
+        try:
+            self.transport.global_request("keepalive@openssh.com", wait=True)
+        except (paramiko.SSHException, OSError):
+            pass  # the open that follows names the problem
 
     def _exec(self, argv: Sequence[str], timeout: float) -> paramiko.Channel:
         """A new session running ``argv`` (through sudo under become)."""

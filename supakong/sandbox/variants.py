@@ -30,8 +30,10 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from ..errors import DeployError
-from .inventory import host_vars
+from .inventory import host_vars, write_sandbox_inventory
 from .spec import CLIENT_KEY, SSH_USER, SandboxSpec
 from .vps import sh, start_sshd
 
@@ -169,3 +171,27 @@ def variant_host_vars(spec: SandboxSpec, variant: SshdVariant, **extra: object) 
         "ssh_config_file": str(variants_ssh_config(spec)),
         **extra,
     }
+
+
+def become_hosts(spec: SandboxSpec) -> dict[str, dict[str, object]]:
+    """Inventory hosts of the ``become`` sshd: the sudo user with and without ansible_become,
+    and the user whose sudo asks for a password, with ansible_become."""
+    return {
+        f"{spec.name}-become": variant_host_vars(spec, BECOME, ansible_user=sudo_user(spec), ansible_become=True),
+        f"{spec.name}-sudo-user": variant_host_vars(spec, BECOME, ansible_user=sudo_user(spec)),
+        f"{spec.name}-become-password": variant_host_vars(
+            spec, BECOME, ansible_user=password_user(spec), ansible_become=True
+        ),
+    }
+
+
+def write_variants_inventory(path: Path, spec: SandboxSpec) -> Path:
+    """An inventory with ``spec``'s own host, one host per hardened variant and the become
+    hosts, all reaching the same containers (the variants must be started)."""
+    write_sandbox_inventory(path, [spec])
+    doc = yaml.safe_load(path.read_text())
+    hosts = doc["all"]["children"]["sandboxes"]["hosts"]
+    hosts.update({v.host_name(spec): variant_host_vars(spec, v) for v in HARDENED})
+    hosts.update(become_hosts(spec))
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
