@@ -14,6 +14,13 @@ client after the request that resulted in SSH_MSG_USERAUTH_SUCCESS" to the conne
 service, so they open with the authentication's own round trip instead of one after it.
 When that first request is not the one that succeeds (another key is tried next), the
 server dropped them as unexpected and they are opened the usual way.
+
+Hardened servers refuse some of these: a session beyond ``MaxSessions`` teaches the
+connection its limit once (:mod:`supakong.sessions`), and from then on sessions open as they
+free up; a refused streamlocal channel sends the engine through ``docker system dial-stdio``
+sessions, which move to a second connection when the server allows one session per
+connection. Under ``ansible_become`` commands and the engine go through ``sudo -n``
+(:mod:`supakong.become`).
 """
 
 from __future__ import annotations
@@ -678,10 +685,9 @@ class HostConnection:
     def _explain_engine_failure(self, detail: str) -> str | None:
         """The engine's route failed with ``detail`` (dial-stdio's stderr): sudo refusing
         under become is worded as for any command."""
-        why = sudo_refusal(detail) if self.become is not None else None
-        if why is not None and self.become is not None:
-            return sudo_refusal_message(self.host.name, self.user, self.become, why)
-        return None
+        if self.become is None or (why := sudo_refusal(detail)) is None:
+            return None
+        return sudo_refusal_message(self.host.name, self.user, self.become, why)
 
     def engine(self) -> EngineClient:
         """The light Engine API client (standard library HTTP): the inspections and execs
