@@ -15,13 +15,7 @@ sys.path.insert(0, str(BENCH))
 
 import stats  # noqa: E402
 
-# bench/sandboxes.py and tests/sandboxes.py share a module name: in a whole-suite run the
-# integration tests' one is imported first, and bench's `from sandboxes import …` failed.
-_tests_sandboxes = sys.modules.pop("sandboxes", None)
 import bench  # noqa: E402
-
-if _tests_sandboxes is not None:
-    sys.modules["sandboxes"] = _tests_sandboxes
 
 
 def test_paired_ratios_pair_rounds_and_skip_zero_times() -> None:
