@@ -365,10 +365,8 @@ def slow_lossy_link(spec) -> Iterator[str]:
 
 def test_a_slow_lossy_link_still_converges(served, host, secrets):
     spec, _, variant = served
-    with slow_lossy_link(spec):
-        started = time.monotonic()
+    with slow_lossy_link(spec):  # the run's own deadlines bound it; speed is the benchmark's
         assert_the_next_run_converges(spec, host, secrets, variant)
-        assert time.monotonic() - started < 90
 
 
 # -- a host key that changed, or was never seen ------------------------------------------------

@@ -326,26 +326,26 @@ def test_a_kept_channel_the_engine_side_closed_is_replaced_without_an_error(host
 
 def test_a_reserved_session_opens_meanwhile_and_carries_the_next_command(host, sandbox_spec, tmp_path):
     """reserve_session() asks for the session without waiting: a command with input then
-    costs two round trips (its exec, then its input and answer) instead of three. Counted
-    with bench's delaying proxy, whose RTT is far above the command's own time."""
+    costs two round trips (its exec, then its input and answer) instead of three. Counted by
+    bench's delaying proxy, as the flights its client waited for (bench/latency.py)."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
     from latency import delayed_forward
 
-    rtt, port = 0.4, free_port()
+    port = free_port()
     proxied = dialling_local_port(host, sandbox_spec.known_hosts_path, tmp_path, port)
 
-    with delayed_forward(sandbox_spec.vps_addr, rtt * 1000, port), HostConnection(proxied, early=()) as conn:
+    with delayed_forward(sandbox_spec.vps_addr, 300, port) as proxy, HostConnection(proxied, early=()) as conn:
 
-        def round_trips() -> float:
-            started = time.monotonic()
+        def round_trips() -> int:
+            before = proxy.round_trips()[-1]
             assert conn.run(["cat"], stdin=b"input\n").stdout == b"input\n"
-            return (time.monotonic() - started) / rtt
+            return proxy.round_trips()[-1] - before
 
         plain = round_trips()
         conn.reserve_session()
-        time.sleep(rtt * 1.5)  # the caller's own work meanwhile
+        # The caller's own work meanwhile, here as long as the session takes to open.
+        assert conn._reserved[0].event.wait(10), "the reserved session never opened"
         reserved = round_trips()
         after = round_trips()  # a reservation serves one command
 
-    assert 2.5 < plain < 3.5 and 2.5 < after < 3.5, (plain, after)
-    assert 1.5 < reserved < 2.5, reserved
+    assert (plain, reserved, after) == (3, 2, 3)
