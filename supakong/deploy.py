@@ -388,7 +388,10 @@ def _apply(
     try:
         _restart_and_verify(conn, host, state.kong, sha256_text(text), options, out, result, secrets, gate)
     except (RestartError, VerifyError) as failure:
-        if not (options.rollback and result.backup):
+        if not options.rollback:
+            kept = f"its backup: {result.backup}" if result.backup else "the file was new"
+            raise type(failure)(f"{failure}; --no-rollback: the new file stays in place ({kept})") from None
+        if not result.backup:
             raise
         _roll_back(conn, host, options, out, result, secrets, failure)
 
