@@ -34,6 +34,7 @@ from . import fence
 from .container import ContainerState, exec_in_container, probed_healthy
 from .deploy import kong_target
 from .errors import DeployError, InventoryError, VerifyError
+from .eval_expansion import expand_like_eval
 from .fleet import HostAction
 from .inventory import HostConfig, check_allowed
 from .kong.entities import Entities, collect_entities, effective_upstream, parent_of
@@ -56,7 +57,6 @@ VSNS = ("1.0.0", "2.0.0")
 DEFAULT_TENANT = "realtime-dev"
 _CHANNEL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
 _TABLE_RE = re.compile(r"(?:[A-Za-z0-9_]+\.)?[A-Za-z0-9_]+|")
-_PLACEHOLDER_RE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
 #: The inventory's keys and the kong.yml consumers that must hold them (Supabase's names).
 KEY_CONSUMERS = (("anon", "SUPABASE_ANON_KEY"), ("service_role", "SUPABASE_SERVICE_KEY"))
 
@@ -391,9 +391,11 @@ class Check:
     notes: tuple[str, ...] = ()
 
 
-def expand_placeholders(text: str, env: Mapping[str, str]) -> str:
-    """``$VAR`` / ``${VAR}`` replaced by ``env`` values as Supabase's entrypoint does (unset: empty)."""
-    return _PLACEHOLDER_RE.sub(lambda m: env.get(m.group(1) or m.group(2), ""), text)
+def expand_placeholders(text: str, env: Mapping[str, str]) -> str | None:
+    """The file Supabase's eval entrypoint makes of ``text`` with Kong's ``env`` (``$VARS``
+    substituted, unset: empty), or None where only its shell could tell (see
+    :mod:`supakong.eval_expansion`)."""
+    return expand_like_eval(text, env)
 
 
 def _entities(text: str | None) -> Entities | None:
@@ -682,6 +684,8 @@ def check_keys(f: DoctorFacts) -> Check:
     if f.ssh_error:
         return Check(name, SKIP, "not read: no SSH")
     entities = _entities(f.keys_text)
+    if entities is None and f.live_text is not None and f.effective_text is None and f.keys_text is None:
+        return Check(name, SKIP, "cannot tell what Kong's entrypoint makes of the live config without its shell")
     if entities is None:
         return Check(name, SKIP, "the live config cannot be read (see the live config check)")
     live = live_key_hashes(entities)
