@@ -1,6 +1,7 @@
 """Shared test setup: never let anything reach a host outside the sandbox."""
 
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -52,6 +53,7 @@ def pytest_sessionfinish(session, exitstatus):  # noqa: ANN001, ANN201 - pytest'
     render templates from their own tmp_path, each a cache file nobody will read again."""
     from supakong.render import bytecode_cache
 
+    shutil.rmtree(_GUARD_LOG.parent, ignore_errors=True)  # its refusals failed their tests already
     started = getattr(session.config, "supakong_started", None)
     cache = bytecode_cache()
     if started is None or cache is None:
