@@ -11,7 +11,19 @@ the TCP connect is delayed by one round trip too. Only sandbox addresses are red
 Run as ``python bench/latency.py serve PORT DELAY_MS COUNT_FILE`` (the benchmark starts and
 stops it); COUNT_FILE holds the number of connections accepted, so that a run can check that
 every one of its SSH logins went through the delay. ``forward PORT DELAY_MS ADDRESS
-COUNT_FILE`` is the same proxy for a client that dials it itself (the round-trip test).
+COUNT_FILE`` is the same proxy for a client that dials it itself (the round-trip tests).
+
+The proxy also counts round trips, per connection, without looking at a clock: each chunk
+gets a *flight* number. A chunk the client sends is one flight after the newest server chunk
+delivered to it before (the client may have been waiting for that one), and never below the
+client's previous chunk; a chunk the server sends belongs to the flight of the newest client
+chunk forwarded to the server before it. So a request and its answer share a flight, and a
+request that needed an answer is one flight later; requests sent together, or answers that
+arrive together, do not add flights. The highest flight delivered to the client so far is
+written to ROUNDS_FILE (beside COUNT_FILE; ``forward`` only): the number of round trips the client has waited
+for. The delay only keeps causes apart: a client chunk is counted as caused by a server
+chunk only if that chunk was delivered before it, and nothing can be delivered sooner than
+one round trip after the client's previous flight.
 """
 
 from __future__ import annotations
@@ -28,7 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,13 +55,46 @@ def _rule(action: str, address: str, port: int) -> list[str]:
     ]  # fmt: skip
 
 
-async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float) -> None:
-    """Forward ``reader`` to ``writer``, each chunk ``delay`` seconds after it arrived."""
-    queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+class Flights:
+    """One connection's flight numbers (see the module's doc)."""
+
+    def __init__(self, on_answered: Callable[[int], None]) -> None:
+        self.client = 0  # the newest client chunk's flight
+        self.forwarded = 0  # the newest client chunk's flight the server has been sent
+        self.answered = 0  # the highest server chunk's flight delivered to the client
+        self._on_answered = on_answered
+
+    def from_client(self, _chunk: bytes) -> int:
+        self.client = max(self.client, self.answered + 1)
+        return self.client
+
+    def to_server(self, flight: int) -> None:
+        self.forwarded = max(self.forwarded, flight)
+
+    def from_server(self, _chunk: bytes) -> int:
+        return self.forwarded
+
+    def to_client(self, flight: int) -> None:
+        if flight > self.answered:
+            self.answered = flight
+            self._on_answered(flight)
+
+
+async def _pump(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    delay: float,
+    tag: Callable[[bytes], int],
+    sending: Callable[[int], None],
+) -> None:
+    """Forward ``reader`` to ``writer``, each chunk ``delay`` seconds after it arrived;
+    ``tag`` gives each chunk its flight as it is read, ``sending`` hears of it just before
+    it is written (so nothing can see the chunk before its flight is counted)."""
+    queue: asyncio.Queue[tuple[float, bytes, int]] = asyncio.Queue()
 
     async def send() -> None:
         while True:
-            due, chunk = await queue.get()
+            due, chunk, flight = await queue.get()
             wait = due - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
@@ -57,6 +102,7 @@ async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, dela
                 with contextlib.suppress(OSError):
                     writer.write_eof()
                 return
+            sending(flight)
             writer.write(chunk)
             await writer.drain()
 
@@ -64,7 +110,7 @@ async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, dela
     try:
         while True:
             chunk = await reader.read(65536)
-            queue.put_nowait((time.monotonic() + delay, chunk))
+            queue.put_nowait((time.monotonic() + delay, chunk, tag(chunk) if chunk else 0))
             if not chunk:
                 break
         await sender
@@ -103,6 +149,14 @@ async def _handle(
     global _accepted
     _accepted += 1
     _write_count(count, _accepted)
+    connection = len(_answered)
+    _answered.append(0)
+
+    def answered(flight: int) -> None:
+        _answered[connection] = flight
+        if target is not None:  # the tests' proxy; the benchmark's times them instead
+            _write_text(count.with_name(ROUNDS_FILE), " ".join(map(str, _answered)))
+
     sock = writer.get_extra_info("socket")
     if target is None:  # redirected by the iptables rule: where the client was going
         raw = sock.getsockopt(socket.SOL_IP, SO_ORIGINAL_DST, 16)
@@ -126,19 +180,30 @@ async def _handle(
         writer.close()
         return
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    await asyncio.gather(_pump(reader, up_writer, delay), _pump(up_reader, writer, delay))
+    flights = Flights(answered)
+    await asyncio.gather(
+        _pump(reader, up_writer, delay, flights.from_client, flights.to_server),
+        _pump(up_reader, writer, delay, flights.from_server, flights.to_client),
+    )
     for w in (writer, up_writer):
         w.close()
 
 
 _accepted = 0
+#: Per accepted connection (in order), the highest flight delivered to the client.
+_answered: list[int] = []
+ROUNDS_FILE = "rounds"
 
 
 def _write_count(count: Path, value: int) -> None:
-    """Replace the count file whole, so that a reader never sees it empty."""
-    partial = count.with_name(count.name + ".partial")
-    partial.write_text(f"{value}\n")
-    os.replace(partial, count)
+    _write_text(count, str(value))
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Replace the file whole, so that a reader never sees it empty."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(f"{text}\n")
+    os.replace(partial, path)
 
 
 async def _serve(port: int, delay: float, count: Path, target: tuple[str, int] | None = None) -> None:
@@ -179,6 +244,15 @@ class DelayProxy:
             return int(self.count_file.read_text() or 0)
         except (OSError, ValueError):
             return 0
+
+    def round_trips(self) -> list[int]:
+        """Per connection accepted so far, the round trips its client has waited for (the
+        highest flight delivered to it; see the module's doc). Subtract two readings to
+        count the round trips between them."""
+        try:
+            return [int(n) for n in self.count_file.with_name(ROUNDS_FILE).read_text().split()]
+        except (OSError, ValueError):
+            return []
 
 
 def forget_stale_connections(addresses: Sequence[str]) -> int:

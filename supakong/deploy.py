@@ -36,7 +36,7 @@ from .listen_probe import ListenGate
 from .logs import LogLine, fetch_interleaved, format_log_lines
 from .look import look, look_held
 from .plan import HostState, Plan, plan_deploy, unified_diff
-from .preflight import PreflightResult, preflight_parse
+from .preflight import PreflightResult, judge, preflight_parse
 from .remote_file import read_remote_file, read_remote_text, replace_file_atomically, restore_backup
 from .render import render_kong_config, sha256_text
 from .report import HostResult, Output
@@ -58,6 +58,7 @@ class DeployOptions:
     verify: bool = True
     rollback: bool = True
     skip_validate: bool = False
+    skip_preflight: bool = False
     file: Path | None = None
     accept_new: bool = False
     wait_timeout: float = 60.0
@@ -233,7 +234,7 @@ def deploy_host(host: HostConfig, options: DeployOptions, out: Output, task: str
                     held.release()
                     held = None
                 if state.kong.exists:
-                    checked = plan.replace and not options.skip_validate
+                    checked = plan.replace and not (options.skip_validate or options.skip_preflight)
                     ahead = _Ahead(conn, state.kong, text.encode("utf-8") if checked else None)
                 owner = LockOwner.current(task)
                 with result.timed("lock"):
@@ -367,15 +368,14 @@ def _apply(
     if not state.kong.exists:
         raise RestartError(f"{host.name}: container {host.kong_container} does not exist; nothing to restart")
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    if plan.replace and not options.skip_validate:
+    if plan.replace and options.skip_preflight and not options.skip_validate:
+        out.line("  ! --skip-preflight: NOT asking the running Kong to parse the file first", host.name)
+    elif plan.replace and not options.skip_validate:
         with result.timed("preflight"):
             check = (ahead.preflight_for(state.kong) if ahead else None) or preflight_parse(
                 conn.engine(), state.kong, text.encode("utf-8")
             )
-        out.line(
-            f"  preflight: {check.detail}" if check.status == "ok" else f"  ! preflight skipped: {check.detail}",
-            host.name,
-        )
+        out.line(f"  {judge(check, host.name)}", host.name)
     if plan.replace:
         with result.timed("replace"):
             result.backup = replace_file_atomically(
@@ -394,7 +394,10 @@ def _apply(
     try:
         _restart_and_verify(conn, host, state.kong, sha256_text(text), options, out, result, secrets, gate)
     except (RestartError, VerifyError) as failure:
-        if not (options.rollback and result.backup):
+        if not options.rollback:
+            kept = f"its backup: {result.backup}" if result.backup else "the file was new"
+            raise type(failure)(f"{failure}; --no-rollback: the new file stays in place ({kept})") from None
+        if not result.backup:
             raise
         _roll_back(conn, host, options, out, result, secrets, failure)
 

@@ -30,11 +30,13 @@ from urllib.parse import urlsplit
 import jwt
 from invoke import Exit
 
+from . import fence
 from .container import ContainerState, exec_in_container, probed_healthy
 from .deploy import kong_target
 from .errors import DeployError, InventoryError, VerifyError
+from .eval_expansion import expand_like_eval
 from .fleet import HostAction
-from .inventory import ALLOWLIST_ENV, HostConfig, check_allowed
+from .inventory import HostConfig, check_allowed
 from .kong.entities import Entities, collect_entities, effective_upstream, parent_of
 from .kong.findings import ERROR, WARNING
 from .kong.pitfalls import realtime_routes
@@ -55,7 +57,6 @@ VSNS = ("1.0.0", "2.0.0")
 DEFAULT_TENANT = "realtime-dev"
 _CHANNEL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
 _TABLE_RE = re.compile(r"(?:[A-Za-z0-9_]+\.)?[A-Za-z0-9_]+|")
-_PLACEHOLDER_RE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
 #: The inventory's keys and the kong.yml consumers that must hold them (Supabase's names).
 KEY_CONSUMERS = (("anon", "SUPABASE_ANON_KEY"), ("service_role", "SUPABASE_SERVICE_KEY"))
 
@@ -253,33 +254,10 @@ def apikey_from_env(name: str, environ: Mapping[str, str] | None = None) -> str:
     return value
 
 
-def _endpoint(url: str) -> tuple[str, int] | None:
-    """(host, port) a URL reaches, with the scheme's default port."""
-    try:
-        parts = urlsplit(url.strip())
-        port = parts.port
-    except ValueError:
-        return None
-    secure = parts.scheme.lower() in ("https", "wss")
-    return ((parts.hostname or "").lower(), port or (443 if secure else 80)) if parts.hostname else None
-
-
 def check_url_allowed(url: str, hosts: Iterable[HostConfig], environ: Mapping[str, str] | None = None) -> None:
     """With ``SUPAKONG_HOST_ALLOWLIST`` set, ``--url`` may only reach the public URL of an
     inventory host the allowlist lets through (the fence stays closed for raw URLs)."""
-    environ = os.environ if environ is None else environ
-    allow = environ.get(ALLOWLIST_ENV, "").strip()
-    if not allow:
-        return
-    wanted = _endpoint(url)
-    for host in hosts:
-        if wanted is not None and _endpoint(host.public_url) == wanted:
-            check_allowed(host, environ)
-            return
-    raise InventoryError(
-        f"--url {url}: {ALLOWLIST_ENV}={allow!r} is set and this URL is not the public_url of an allowed"
-        f" inventory host; refusing to contact it (unset {ALLOWLIST_ENV} to check any URL)"
-    )
+    fence.check_url(url, ((host.name, host.public_url) for host in hosts), environ)
 
 
 def verify_action(options: VerifyOptions, collected: dict[str, dict[str, Any]]) -> HostAction:
@@ -322,7 +300,7 @@ def run_url_check(
     exit 1 unless SUBSCRIBED with every probe passed. ``hosts`` lists the inventory for the
     allowlist fence (only called when the allowlist is set)."""
     apikey = apikey_from_env(apikey_env)
-    check_url_allowed(url, hosts() if os.environ.get(ALLOWLIST_ENV, "").strip() else ())
+    check_url_allowed(url, hosts() if fence.current() is not None else ())
     out = Output(sys.stderr) if as_json else Output()
     out.line(f"verify-realtime {url}")
     started = time.monotonic()
@@ -413,9 +391,11 @@ class Check:
     notes: tuple[str, ...] = ()
 
 
-def expand_placeholders(text: str, env: Mapping[str, str]) -> str:
-    """``$VAR`` / ``${VAR}`` replaced by ``env`` values as Supabase's entrypoint does (unset: empty)."""
-    return _PLACEHOLDER_RE.sub(lambda m: env.get(m.group(1) or m.group(2), ""), text)
+def expand_placeholders(text: str, env: Mapping[str, str]) -> str | None:
+    """The file Supabase's eval entrypoint makes of ``text`` with Kong's ``env`` (``$VARS``
+    substituted, unset: empty), or None where only its shell could tell (see
+    :mod:`supakong.eval_expansion`)."""
+    return expand_like_eval(text, env)
 
 
 def _entities(text: str | None) -> Entities | None:
@@ -704,6 +684,8 @@ def check_keys(f: DoctorFacts) -> Check:
     if f.ssh_error:
         return Check(name, SKIP, "not read: no SSH")
     entities = _entities(f.keys_text)
+    if entities is None and f.live_text is not None and f.effective_text is None and f.keys_text is None:
+        return Check(name, SKIP, "cannot tell what Kong's entrypoint makes of the live config without its shell")
     if entities is None:
         return Check(name, SKIP, "the live config cannot be read (see the live config check)")
     live = live_key_hashes(entities)

@@ -33,3 +33,7 @@ class RestartError(DeployError):
 
 class VerifyError(DeployError):
     """The Realtime verification through Kong failed."""
+
+
+class FenceError(InventoryError):
+    """``SUPAKONG_HOST_ALLOWLIST`` refuses a host or an address (or is set but empty)."""

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from .errors import DeployError
+from .fence import check_public_url
 from .inventory import HostConfig, check_allowed
 from .report import EXIT_CODES, HostResult, Output
 from .secrets import mask
@@ -74,6 +75,7 @@ def run_one(host: HostConfig, action: HostAction, out: Output) -> HostResult:
     started = time.monotonic()
     try:
         check_allowed(host)
+        check_public_url(host.name, host.public_url)
         result = action(host, out)
         result.seconds = result.seconds or time.monotonic() - started
         return result

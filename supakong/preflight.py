@@ -32,12 +32,35 @@ _EXPAND_AND_PARSE = (
 _PARSE_ONLY = _RECEIVE + 'kong config parse temp.yml; code=$?; rm -rf "$1"; exit $code'
 
 
+#: Kong parsed the file.
+OK = "ok"
+#: Kong is not running: nothing to parse in; it parses the file itself when it starts.
+NOT_RUNNING = "not_running"
+#: Kong runs but could not give its verdict (no exec, no ``kong`` CLI, no room for the file).
+NO_VERDICT = "no_verdict"
+
+
 @dataclass(frozen=True)
 class PreflightResult:
-    """What the preflight did: ``ok``, ``failed`` or ``skipped`` (with why)."""
+    """What the preflight did: :data:`OK`, :data:`NOT_RUNNING` or :data:`NO_VERDICT` (with why);
+    Kong's refusal is a :class:`ValidationError` instead."""
 
     status: str
     detail: str
+
+
+def judge(result: PreflightResult, host: str) -> str:
+    """The deploy's line for a preflight that gave ``result``; :class:`ValidationError` when
+    it gave no verdict on a running Kong: like Ansible's ``validate=``, a check that cannot
+    run refuses the change (``--skip-preflight`` deploys on the offline verdict alone)."""
+    if result.status == OK:
+        return f"preflight: {result.detail}"
+    if result.status == NOT_RUNNING:
+        return f"! preflight skipped: {result.detail}; the offline validator passed the file, Kong parses it at start"
+    raise ValidationError(
+        f"{host}: Kong could not check the new file ({result.detail}); nothing was changed."
+        " Fix that, or deploy on the offline validator's verdict alone with --skip-preflight"
+    )
 
 
 def expands_with_eval(command: Sequence[str]) -> bool:
@@ -49,23 +72,25 @@ def preflight_parse(engine: EngineClient, kong: ContainerState, content: bytes) 
     """Run ``kong config parse`` on ``content`` inside the running Kong container (one exec,
     the file on its standard input).
 
-    Raises :class:`ValidationError` when Kong refuses the file; returns ``skipped`` when
-    Kong is not running (nothing to exec into) or the file cannot be put into it.
+    Raises :class:`ValidationError` when Kong refuses the file; returns :data:`NOT_RUNNING`
+    when Kong is not running (nothing to exec into), :data:`NO_VERDICT` when Kong runs but
+    the check could not run in it.
     """
     if not (kong.running and not kong.restarting):
-        return PreflightResult("skipped", f"{kong.name} is {kong.status}: cannot run kong config parse in it")
+        return PreflightResult(NOT_RUNNING, f"{kong.name} is {kong.status}: cannot run kong config parse in it")
     workdir = f"{WORKDIR}-{time.time_ns()}"
     script = _EXPAND_AND_PARSE if expands_with_eval(kong.command) else _PARSE_ONLY
     try:
         code, output = exec_in_container(engine, kong.name, ["sh", "-c", script, "sh", workdir], stdin=content)
     except TransportError as exc:
-        return PreflightResult("skipped", f"cannot exec into {kong.name}: {mask(str(exc))[:200]}")
+        return PreflightResult(NO_VERDICT, f"cannot exec into {kong.name}: {mask(str(exc))[:200]}")
     if code == 0 and "parse successful" in output:
-        return PreflightResult("ok", "kong config parse: parse successful")
+        return PreflightResult(OK, "kong config parse: parse successful")
     if code == 100:
-        return PreflightResult("skipped", f"cannot write the file into {kong.name}: {mask(output.strip())[:200]}")
+        said = " | ".join(line.strip() for line in mask(output).splitlines() if line.strip())
+        return PreflightResult(NO_VERDICT, f"cannot write the file into {kong.name}: {said[:200]}")
     if code == 127:
-        return PreflightResult("skipped", f"no kong CLI in {kong.name}")
+        return PreflightResult(NO_VERDICT, f"no kong CLI in {kong.name}")
     lines = [line.strip() for line in mask(output).splitlines() if line.strip()]
     raise ValidationError(
         f"Kong in {kong.name} refuses the new file (kong config parse exited {code}): "

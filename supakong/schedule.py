@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import fence
 from .errors import DeployError
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
@@ -99,11 +100,12 @@ def redeploy_command(
     environ: Mapping[str, str] | None = None,
 ) -> list[str]:
     """The exact, self-contained command a scheduler runs: ``env`` sets the inventory (and
-    passes ``SUPAKONG_HOST_ALLOWLIST`` through when it is set), then ``supakong redeploy``."""
+    passes ``SUPAKONG_HOST_ALLOWLIST`` through when it is set; set but empty is refused here
+    as every run would refuse it), then ``supakong redeploy``."""
     env = [f"SUPAKONG_INVENTORY={inventory}"]
-    allow = (environ or {}).get("SUPAKONG_HOST_ALLOWLIST", "").strip()
-    if allow:
-        env.append(f"SUPAKONG_HOST_ALLOWLIST={allow}")
+    allow = fence.current(environ or {})
+    if allow is not None:
+        env.append(f"{fence.ALLOWLIST_ENV}={allow.text}")
     argv = ["/usr/bin/env", *env, supakong, "redeploy"]
     if group:
         argv += ["--group", group]

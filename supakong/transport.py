@@ -42,10 +42,11 @@ import fabric
 import paramiko
 from paramiko.message import Message
 
+from . import fence
 from .become import Become, as_become, dial_stdio_argv, sudo_refusal, sudo_refusal_message
 from .engine import EngineClient, EngineRoute, engine_opener
 from .errors import TransportError
-from .inventory import HostConfig
+from .inventory import HostConfig, check_allowed
 from .secrets import mask
 from .sessions import RETRY_FOR, SessionBudget, max_sessions_message, sessions_refused_message
 from .sshchannel import SESSION, STREAMLOCAL, PendingChannel, request_channel, send_eof, streamlocal_payload
@@ -212,12 +213,56 @@ class _Connection(fabric.Connection):
     """
 
     inline_ssh_env: bool | None = None
+    #: The inventory host this connection (or ProxyJump hop) is for, named by the fence.
+    fence_name: str = ""
+
+    def __init__(self, *args: Any, fence_name: str, **kwargs: Any) -> None:
+        object.__setattr__(self, "fence_name", fence_name)  # get_gateway() needs it already
+        super().__init__(*args, **kwargs)
 
     def __setattr__(self, key: str, value: Any) -> None:
         if key in self.__dict__ or hasattr(type(self), key):
             object.__setattr__(self, key, value)
         else:  # a config key, as Invoke's DataProxy does it
             super().__setattr__(key, value)
+
+    def open(self) -> Any:
+        """Fabric's open, with the socket dialled through :func:`supakong.fence.connect`
+        (the allowlist's check of the resolved address) and TCP_NODELAY set: without it
+        every small SSH request waits ~40 ms for a delayed ACK (Nagle)."""
+        if self.is_connected:
+            return None
+        if not self.gateway:
+            what = f"host {self.fence_name!r}"
+            sock = fence.connect(what, self.host, int(self.port), self.connect_timeout)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.connect_kwargs["sock"] = sock
+        return super().open()
+
+    def get_gateway(self) -> Any:
+        """Fabric's gateway, with each ProxyJump hop one of these (so its own dial is
+        fenced too), built as Fabric builds them."""
+        if "proxyjump" not in self.ssh_config:
+            return super().get_gateway()
+        gateway = None
+        for hop in reversed(self.ssh_config["proxyjump"].split(",")):
+            if self.derive_shorthand(hop)["host"] == self.host:
+                return None  # we appear to be our own proxy (ssh config wildcards)
+            kwargs: dict[str, Any] = {"config": self.config.clone(), "fence_name": self.fence_name}
+            if gateway is not None:
+                kwargs["gateway"] = gateway
+            gateway = _Connection(hop, **kwargs)
+        return gateway
+
+    def open_gateway(self) -> Any:
+        """The socket through the gateway, once the fence agreed to what the gateway dials
+        for us: a ProxyCommand cannot be checked; a jump host dials ``host:port``."""
+        what = f"host {self.fence_name!r}"
+        if isinstance(self.gateway, str):
+            fence.check_proxy_command(what, self.gateway)
+        else:
+            fence.check_unresolved(f"{what} (through the jump host {self.gateway.host})", self.host, int(self.port))
+        return super().open_gateway()
 
 
 class HostConnection:
@@ -268,6 +313,7 @@ class HostConnection:
             config=config,
             connect_timeout=self.connect_timeout,
             connect_kwargs=connect_kwargs,
+            fence_name=self.host.name,
         )
 
     def _early_channels(self, names: Collection[str]) -> tuple[_EarlyChannel, ...]:
@@ -335,6 +381,7 @@ class HostConnection:
         """Connect and authenticate, verifying the host key; idempotent."""
         if self._fabric.is_connected:
             return self
+        check_allowed(self.host)  # by name; each address is checked where it is dialled
         self._install_host_key_policy()
         try:
             try:
@@ -358,14 +405,7 @@ class HostConnection:
         return self
 
     def _connect(self) -> None:
-        if not self._fabric.gateway:
-            # Dial ourselves to set TCP_NODELAY: without it every small SSH request
-            # waits ~40 ms for a delayed ACK (Nagle), which dominates a no-op run.
-            hostname, port = self.address.rsplit(":", 1)
-            sock = socket.create_connection((hostname, int(port)), timeout=self.connect_timeout)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self._fabric.connect_kwargs["sock"] = sock
-        self._fabric.open()
+        self._fabric.open()  # dials through the fence (see _Connection.open)
 
     def _dropped_for_early_channels(self, failure: BaseException) -> bool:
         """Did the server end the connection after a failed first authentication request

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidHandshake, InvalidHeader, InvalidMessage, InvalidStatus
 
+from supakong import fence
 from supakong.verify_diagnose import answer_message, diagnose_handshake, trim_body
 from supakong.verify_model import (
     CHANNEL_ERROR,
@@ -156,7 +157,8 @@ async def check_transport(log: StageLog, target: Target, opts: ProbeOptions) -> 
     where = f"{target.host}:{target.port}"
     started = time.perf_counter()
     try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(target.host, target.port), opts.timeout)
+        sock = await asyncio.wait_for(fence.connect_async(dialled(target), target.host, target.port), opts.timeout)
+        _, writer = await asyncio.open_connection(sock=sock)
     except (OSError, TimeoutError) as exc:
         why = describe_connect_error(exc)
         log.record("tcp", False, started, f"{where}: {why}", diagnose_unreachable(target.host, target.port, why))
@@ -186,10 +188,21 @@ async def _check_tls(log: StageLog, target: Target, opts: ProbeOptions, writer: 
 
 
 class _NoRedirectConnect(connect):
-    """websockets follows redirects; browsers (hence supabase-js) do not, so neither do we."""
+    """websockets follows redirects; browsers (hence supabase-js) do not, so neither do we.
+    The socket is dialled through the fence (within websockets' open timeout)."""
 
     def process_redirect(self, exc: Exception) -> Exception | str:
         return exc
+
+    async def create_connection(self) -> ClientConnection:
+        target = parse_target(self.uri)
+        self.connection_kwargs["sock"] = await fence.connect_async(dialled(target), target.host, target.port)
+        return await super().create_connection()
+
+
+def dialled(target: Target) -> str:
+    """How the fence names what the probe dials."""
+    return f"the Realtime URL's host {target.host!r}"
 
 
 async def open_websocket(url: str, target: Target, opts: ProbeOptions) -> ClientConnection:

@@ -62,9 +62,9 @@ def shell_issues(text: str, known: frozenset[str]) -> list[ShellIssue]:
 
 def _issue_kind(match: re.Match[str], known: frozenset[str]) -> str | None:
     braced, name = match.group("braced"), match.group("name")
-    if braced is not None:
-        variable = re.match(r"[A-Za-z_][A-Za-z0-9_]*", braced)
-        if variable and variable.group(0) in known:
+    if braced is not None:  # a known variable only as ${NAME} (${NAME:+x} is another value)
+        variable = re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", braced)
+        if variable and variable.group(0) in known and match.group(0).endswith("}"):
             return None
         return "variable"
     if name is not None:
@@ -94,9 +94,30 @@ def _message(what: str, issues: list[ShellIssue]) -> str:
     )
 
 
+def _whole_file(text: str, source: str) -> list[Finding]:
+    """What the entrypoint's `echo "$(cat …)"` does to the file as a whole: a last odd
+    backslash escapes the closing quote (the eval fails, Kong does not start); a file that
+    is only `-n`/`-e`/`-E` is taken as echo's option (Kong gets an empty file)."""
+    body = text.rstrip("\n")
+    where = f"{source}:{body.count(chr(10)) + 1}:{len(body) - body.rfind(chr(10))}"
+    if (len(body) - len(body.rstrip("\\"))) % 2:
+        return [
+            error(
+                where,
+                "the file ends with a backslash: it escapes the closing quote of the eval in Supabase's kong"
+                " entrypoint, which then fails, and Kong does not start",
+                "remove the last backslash (a newline after it does not help: $(cat) drops it)",
+            )
+        ]
+    if re.fullmatch(r"-[neE]+", body):
+        return [error(where, f"the whole file is {body!r}: the entrypoint's echo takes it as its option", "")]
+    return []
+
+
 def findings_for_text(text: str, spans: tuple[ScalarSpan, ...], source: str, known: frozenset[str]) -> list[Finding]:
     """Shell-expansion warnings for raw kong.yml text, mapped to YAML paths where possible;
-    outside scalars (comments), one warning per line at `<source>:line:col`."""
+    outside scalars (comments), one warning per line at `<source>:line:col`; then what the
+    entrypoint does to the file as a whole."""
     grouped: dict[str, list[ShellIssue]] = {}
     locations: dict[str, str] = {}
     for issue in shell_issues(text, known):
@@ -106,7 +127,7 @@ def findings_for_text(text: str, spans: tuple[ScalarSpan, ...], source: str, kno
     return [
         _finding(locations[key], _message("this value" if key == locations[key] else "this line", issues), issues)
         for key, issues in grouped.items()
-    ]
+    ] + _whole_file(text, source)
 
 
 def _finding(path: str, message: str, issues: list[ShellIssue]) -> Finding:

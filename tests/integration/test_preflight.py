@@ -5,12 +5,19 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
+import supakong.deploy
 from supakong.deploy import DeployOptions, deploy_host
 from supakong.errors import ValidationError
 from supakong.render import render_kong_config
+from supakong.report import BufferOutput
+from supakong.sandbox.stack import docker_client
 from supakong.transport import HostConnection
 
 
@@ -67,3 +74,87 @@ def test_preflight_leaves_no_copy_of_the_file_in_the_container_whether_kong_acce
         code, listing = conn.engine().exec(host.kong_container, ["ls", "-a", "/tmp"])
     assert code == 0
     assert "supakong-preflight" not in listing.decode()
+
+
+# -- when Kong cannot give its verdict -------------------------------------------------------
+
+
+def variant_of(host, secrets, tmp_path) -> Path:
+    """The rendered file plus a unique comment: a change to deploy, whatever is there now."""
+    variant = tmp_path / "variant.yml"
+    variant.write_text(render_kong_config(host, secrets) + f"# variant {time.time_ns()}\n")
+    return variant
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@contextmanager
+def broken_kong(spec, how: str) -> Iterator[str]:
+    """Kong running, but unable to run `kong config parse` for us; what the deploy says why."""
+    client = docker_client(spec)
+    name = spec.kong_container
+    run = lambda script: client.exec_start(client.exec_create(name, ["sh", "-c", script])["Id"])  # noqa: E731
+    try:
+        if how == "paused":  # Docker refuses an exec into a paused container
+            client.pause(name)
+            yield f"cannot exec into {name}"
+        elif how == "no kong CLI":  # an image without the CLI: the exec's shell exits 127
+            run('mv "$(command -v kong)" /bin/kong.away')
+            yield f"no kong CLI in {name}"
+        else:  # no room for the file: its directory cannot be made
+            run("mv /tmp /tmp.away && touch /tmp")
+            yield f"cannot write the file into {name}"
+    finally:
+        if how == "paused":
+            client.unpause(name)
+        elif how == "no kong CLI":
+            run("mv /bin/kong.away /bin/kong")
+        else:
+            run("rm /tmp && mv /tmp.away /tmp")
+        client.close()
+
+
+@pytest.mark.parametrize("how", ["paused", "no kong CLI", "no room for the file"])
+def test_without_kongs_verdict_nothing_is_deployed(sandbox_spec, host, secrets, tmp_path, how):
+    variant = variant_of(host, secrets, tmp_path)
+    before = sha256(sandbox_spec.kong_config_path)
+    out = BufferOutput()
+    with broken_kong(sandbox_spec, how) as why, pytest.raises(ValidationError) as err:
+        deploy_host(host, DeployOptions(file=variant), out)
+    message = str(err.value)
+    assert message.startswith(f"{host.name}: Kong could not check the new file ({why}")
+    assert "nothing was changed" in message and "--skip-preflight" in message and "\n" not in message
+    assert sha256(sandbox_spec.kong_config_path) == before
+    assert "replaced" not in out.text and "restarted" not in out.text
+
+
+def test_skip_preflight_deploys_on_the_offline_verdict_when_kong_cannot_check(
+    sandbox_spec, host, secrets, tmp_path, monkeypatch
+):
+    variant = variant_of(host, secrets, tmp_path)
+    out = BufferOutput()
+    with broken_kong(sandbox_spec, "no room for the file"):
+        monkeypatch.setattr(supakong.deploy, "preflight_parse", lambda *a: pytest.fail("the preflight ran"))
+        result = deploy_host(host, DeployOptions(file=variant, skip_preflight=True), out)
+    assert result.status == "changed" and result.verify_state == "SUBSCRIBED", out.text
+    assert "! --skip-preflight: NOT asking the running Kong to parse the file first" in out.text
+    assert sha256(sandbox_spec.kong_config_path) == sha256(variant)
+
+
+def test_a_stopped_kong_is_started_with_the_file_the_offline_validator_passed(sandbox_spec, host, secrets, tmp_path):
+    variant = variant_of(host, secrets, tmp_path)
+    client = docker_client(sandbox_spec)
+    try:
+        client.stop(sandbox_spec.kong_container, timeout=5)
+        out = BufferOutput()
+        result = deploy_host(host, DeployOptions(file=variant), out)
+        assert client.inspect_container(sandbox_spec.kong_container)["State"]["Running"]
+    finally:
+        client.start(sandbox_spec.kong_container)  # a no-op when the deploy started it
+        client.close()
+    assert result.status == "changed" and result.verify_state == "SUBSCRIBED", out.text
+    assert f"! preflight skipped: {host.kong_container} is exited" in out.text
+    assert "the offline validator passed the file" in out.text
+    assert sha256(sandbox_spec.kong_config_path) == sha256(variant)

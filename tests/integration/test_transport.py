@@ -6,11 +6,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
-import socket
 import subprocess
 import sys
-import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ from supakong.engine import EngineClient, EngineRoute
 from supakong.errors import TransportError
 from supakong.listen_probe import ListenGate, answers_http, proxy_address
 from supakong.logs import fetch_interleaved
+from supakong.sandbox.spec import CLIENT_KEY, SSH_USER
 from supakong.transport import HostConnection
 
 
@@ -131,67 +131,58 @@ def test_channels_asked_for_behind_a_rejected_key_are_opened_again_after_the_acc
     assert seen.count("Accepted publickey") == 1 and "dispatch_protocol_error: type 90" in seen
 
 
-def test_a_server_that_hangs_up_over_early_channel_requests_is_dialled_again_without_them(host, tmp_path):
-    """Dropbear, for one, exits on a channel request that arrives before authentication
-    succeeded: after a rejected first key the next key was never tried. supakong connects
-    once more without asking for channels early. (A paramiko server stands in for it.)"""
-    import paramiko
-    from paramiko.common import HIGHEST_USERAUTH_MESSAGE_ID
+@pytest.fixture()
+def dropbear(sandbox_spec, tmp_path) -> Iterator[tuple[int, str, Path]]:
+    """A real Dropbear server (Debian's dropbear-bin) on the sandbox VPS's address, port 2222,
+    in the VPS's network namespace: its port, its host key line and its log."""
+    host_key = tmp_path / "dropbear_ed25519"
+    made = subprocess.run(["dropbearkey", "-t", "ed25519", "-f", str(host_key)], capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    public = subprocess.run(["dropbearkey", "-y", "-f", str(host_key)], capture_output=True, text=True).stdout
+    key_line = next(line for line in public.splitlines() if line.startswith("ssh-"))
+    port, log = 2222, tmp_path / "dropbear.log"
+    with log.open("wb") as sink:
+        server = subprocess.Popen(
+            ["ip", "netns", "exec", sandbox_spec.netns, "dropbear", "-F", "-E", "-s", "-w", "-j", "-k",
+             "-p", f"{sandbox_spec.vps_addr}:{port}", "-r", str(host_key)],
+            stdout=sink, stderr=sink,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 10
+        while "Not backgrounding" not in log.read_text():
+            assert server.poll() is None and time.monotonic() < deadline, f"dropbear did not start: {log.read_text()}"
+            time.sleep(0.05)
+        yield port, " ".join(key_line.split()[:2]), log
+    finally:
+        server.terminate()
+        server.wait(10)
 
-    keys = {}
-    for name in ("rejected", "accepted"):
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / name)], check=True)
-        keys[name] = paramiko.Ed25519Key.from_private_key_file(str(tmp_path / name))
-    host_key = paramiko.Ed25519Key.from_private_key_file(str(tmp_path / "rejected"))  # any key will do
-    listener = socket.create_server(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    hung_up: list[int] = []
 
-    class Strict(paramiko.Transport):
-        def _ensure_authed(self, ptype, message):  # type: ignore[no-untyped-def]
-            if ptype > HIGHEST_USERAUTH_MESSAGE_ID and not self.is_authenticated():
-                hung_up.append(ptype)
-                self.close()
-                return None
-            return super()._ensure_authed(ptype, message)
-
-    class Server(paramiko.ServerInterface):
-        def get_allowed_auths(self, username):  # type: ignore[no-untyped-def]
-            return "publickey"
-
-        def check_auth_publickey(self, username, key):  # type: ignore[no-untyped-def]
-            return paramiko.AUTH_SUCCESSFUL if key == keys["accepted"] else paramiko.AUTH_FAILED
-
-        def check_channel_request(self, kind, chanid):  # type: ignore[no-untyped-def]
-            return paramiko.OPEN_SUCCEEDED
-
-        def check_channel_exec_request(self, channel, command):  # type: ignore[no-untyped-def]
-            channel.sendall(b"ran " + command + b"\n")
-            channel.send_exit_status(0)
-            channel.shutdown_write()
-            return True
-
-    def serve() -> None:
-        for _ in range(2):
-            sock, _ = listener.accept()
-            server = Strict(sock)
-            server.add_server_key(host_key)
-            server.start_server(server=Server())
-
-    threading.Thread(target=serve, daemon=True).start()
+def test_a_server_that_hangs_up_over_early_channel_requests_is_dialled_again_without_them(
+    host, sandbox_spec, tmp_path, dropbear
+):
+    """Dropbear exits on a message other than authentication's before authentication
+    succeeded ("Received message 90 before userauth"): after a rejected first key the next
+    key was never tried. supakong connects once more without asking for channels early."""
+    port, key_line, log = dropbear
+    rejected = tmp_path / "rejected"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(rejected)], check=True)
     known = tmp_path / "known_hosts"
-    known.write_text(f"[127.0.0.1]:{port} {host_key.get_name()} {host_key.get_base64()}\n")
+    known.write_text(f"[{sandbox_spec.vps_addr}]:{port} {key_line}\n")
     config = tmp_path / "ssh_config"
     config.write_text(
-        f"Host {host.ssh_host}\n  HostName 127.0.0.1\n  User someone\n  IdentitiesOnly yes\n"
-        f"  IdentityFile {tmp_path / 'rejected'}\n  IdentityFile {tmp_path / 'accepted'}\n"
+        f"Host {host.ssh_host}\n  HostName {sandbox_spec.vps_addr}\n  User {SSH_USER}\n  IdentitiesOnly yes\n"
+        f"  IdentityFile {rejected}\n  IdentityFile {CLIENT_KEY}\n"
         f"  UserKnownHostsFile {known}\n  StrictHostKeyChecking yes\n"
     )
-    strict = dataclasses.replace(host, ssh_config_file=config, ssh_port=port, identity_file=None)
-    with HostConnection(strict) as conn:
-        assert conn.run(["echo", "hi"]).stdout == b"ran echo hi\n"
-    listener.close()
-    assert hung_up == [90], "the first connection ended over an early CHANNEL_OPEN"
+    through_dropbear = dataclasses.replace(host, ssh_config_file=config, ssh_port=port, identity_file=None)
+    with HostConnection(through_dropbear) as conn:
+        assert conn.run(["echo", "hi"]).stdout == b"hi\n"
+        assert conn._early == (), "the second connection asked for nothing early"
+    said = log.read_text()
+    assert said.count("Child connection from") == 2, said
+    assert "Received message 90 before userauth" in said, said
+    assert said.count("Pubkey auth succeeded for 'supakong'") == 1, said
 
 
 def test_arguments_are_quoted_never_interpolated(host, sandbox_spec):
@@ -326,26 +317,26 @@ def test_a_kept_channel_the_engine_side_closed_is_replaced_without_an_error(host
 
 def test_a_reserved_session_opens_meanwhile_and_carries_the_next_command(host, sandbox_spec, tmp_path):
     """reserve_session() asks for the session without waiting: a command with input then
-    costs two round trips (its exec, then its input and answer) instead of three. Counted
-    with bench's delaying proxy, whose RTT is far above the command's own time."""
+    costs two round trips (its exec, then its input and answer) instead of three. Counted by
+    bench's delaying proxy, as the flights its client waited for (bench/latency.py)."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
     from latency import delayed_forward
 
-    rtt, port = 0.4, free_port()
+    port = free_port()
     proxied = dialling_local_port(host, sandbox_spec.known_hosts_path, tmp_path, port)
 
-    with delayed_forward(sandbox_spec.vps_addr, rtt * 1000, port), HostConnection(proxied, early=()) as conn:
+    with delayed_forward(sandbox_spec.vps_addr, 300, port) as proxy, HostConnection(proxied, early=()) as conn:
 
-        def round_trips() -> float:
-            started = time.monotonic()
+        def round_trips() -> int:
+            before = proxy.round_trips()[-1]
             assert conn.run(["cat"], stdin=b"input\n").stdout == b"input\n"
-            return (time.monotonic() - started) / rtt
+            return proxy.round_trips()[-1] - before
 
         plain = round_trips()
         conn.reserve_session()
-        time.sleep(rtt * 1.5)  # the caller's own work meanwhile
+        # The caller's own work meanwhile, here as long as the session takes to open.
+        assert conn._reserved[0].event.wait(10), "the reserved session never opened"
         reserved = round_trips()
         after = round_trips()  # a reservation serves one command
 
-    assert 2.5 < plain < 3.5 and 2.5 < after < 3.5, (plain, after)
-    assert 1.5 < reserved < 2.5, reserved
+    assert (plain, reserved, after) == (3, 2, 3)

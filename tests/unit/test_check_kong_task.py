@@ -52,7 +52,7 @@ def test_json_output_lists_findings_with_severity_path_message_hint():
     assert any(f["path"].endswith("protocols[2]") for f in findings)
 
 
-def test_check_kong_for_a_host_renders_offline_without_printing_secrets():
+def test_check_kong_for_a_host_renders_offline_without_printing_secrets_or_connecting(refused_connections):
     proc = check_kong(
         "-H",
         "mudrock-enterprise",
@@ -60,10 +60,12 @@ def test_check_kong_for_a_host_renders_offline_without_printing_secrets():
         env={
             "SUPABASE_ANON_KEY": "anon-key-0123456789abcdef",
             "SUPABASE_SERVICE_KEY": "svc-key-0123456789abcdef",
-            "SUPAKONG_HOST_ALLOWLIST": "",
+            # The process may open no network connection at all (tests/guard): --offline
+            # reads nothing from the host, it only renders and validates locally.
+            "SUPAKONG_TEST_NO_NETWORK": "1",
         },
     )
-    # --offline reads nothing from the host: it only renders and validates locally.
+    assert refused_connections() == [], "check-kong --offline tried to connect"
     assert "anon-key-0123456789abcdef" not in proc.stdout + proc.stderr
     assert proc.returncode == 0, proc.stderr
     assert "ok for Kong 2.8.1" in proc.stdout

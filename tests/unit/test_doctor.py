@@ -440,8 +440,16 @@ def test_placeholders_in_the_host_file_are_expanded_from_kongs_env():
     assert check_keys(facts(effective_text=None, live_text=seed)).status == OK
 
 
+def test_keys_are_not_guessed_when_only_the_entrypoints_shell_could_tell():
+    # An unescaped double quote ends the quoting of the entrypoint's eval: words are split
+    # and joined again, which only running its shell would show.
+    live = config(anon="$SUPABASE_ANON_KEY") + 'x: "a  b"\n'
+    check = check_keys(facts(effective_text=None, live_text=live))
+    assert check.status == SKIP and "without its shell" in check.detail
+
+
 def test_expand_placeholders_substitutes_known_and_empties_unknown():
-    assert expand_placeholders("a: $A, b: ${B}, c: $C.", {"A": "1", "B": "2"}) == "a: 1, b: 2, c: ."
+    assert expand_placeholders("a: $A, b: ${B}, c: $C.\n\n", {"A": "1", "B": "2"}) == "a: 1, b: 2, c: .\n"
 
 
 # =========================================================================== realtime path

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from supakong.errors import FenceError
 from supakong.redeploy import append_log, default_log_path, post_webhook, run_record
 from supakong.report import HostResult
 from supakong.schedule import (
@@ -88,6 +89,11 @@ def test_the_command_is_self_contained_and_passes_the_allowlist_through_when_set
         "/var/log/redeploy.log",
     ]
     assert not any("ALLOWLIST" in w for w in command(environ={}))
+
+
+def test_an_empty_allowlist_is_refused_instead_of_scheduling_unfenced_runs():
+    with pytest.raises(FenceError, match="SUPAKONG_HOST_ALLOWLIST is set but empty"):
+        command(environ={"SUPAKONG_HOST_ALLOWLIST": " "})
 
 
 @given(st.lists(st.text(alphabet=st.characters(min_codepoint=32, exclude_characters="\x7f"), min_size=1), min_size=1))

@@ -1,8 +1,6 @@
 """Tests of supakong.verify: the diagnosis tables, the Phoenix wire format, and the staged
-probe against small WebSocket servers on 127.0.0.1 that answer like Kong and Realtime do.
-
-The servers here are deliberately tiny (a process_request hook for refusals, a handler that
-speaks just enough Phoenix); the full Realtime stand-in lives with the sandbox.
+probe against the sandbox's Kong and Realtime stand-ins running on 127.0.0.1 (tests/gateway.py),
+plus a small fake for the faults neither of them produces (each such test says why).
 """
 
 from __future__ import annotations
@@ -15,14 +13,14 @@ import ipaddress
 import json
 import socket
 import ssl
-import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from gateway import Gateway, start_gateway, supabase_key
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
@@ -415,7 +413,374 @@ def test_format_report_shows_stages_state_cause_and_fix() -> None:
         raise_if_failed(report)
 
 
-# =========================================================================== stand-ins
+# =========================================================================== the servers
+
+# Traffic tests speak to the sandbox's own Kong and Realtime stand-ins (tests/gateway.py: two
+# processes on 127.0.0.1, Kong in front with the config the project's template renders), the
+# servers the official clients are checked against (tests/standins). A few faults neither
+# Kong nor Realtime produces (a join left unanswered, a missing heartbeat reply…) come from
+# FaultyRealtime below; each test using it says why the stand-ins cannot.
+
+
+@pytest.fixture(scope="module")
+def gateways(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Gateway]]:
+    """Gateways by variant, started on first use and stopped with the module."""
+    started: dict[str, Gateway] = {}
+
+    def gateway(variant: str = "healthy", **options: Any) -> Gateway:
+        if variant not in started:
+            started[variant] = start_gateway(tmp_path_factory.mktemp(variant), **options)
+        return started[variant]
+
+    yield gateway
+    for running in started.values():
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def gateway(gateways: Callable[..., Gateway]) -> Gateway:
+    """Kong and Realtime as Supabase runs them, healthy."""
+    return gateways()
+
+
+def verify(gateway: Gateway, **kwargs: Any) -> VerifyReport:
+    return verify_realtime(gateway.public_url, kwargs.pop("key", gateway.anon_key), **kwargs)
+
+
+def stage_of(report: VerifyReport, name: str) -> StageResult:
+    found = report.stage(name)
+    assert found is not None, f"stage {name} did not run: {format_report(report)}"
+    return found
+
+
+def names(report: VerifyReport) -> list[str]:
+    return [stage.name for stage in report.stages]
+
+
+def assert_key_never_shown(report: VerifyReport, key: str) -> None:
+    assert key not in repr(report)
+    assert key not in "\n".join(format_report(report))
+    assert "apikey=***" in report.url
+
+
+# =========================================================================== traffic: success
+
+
+def test_healthy_realtime_behind_kong_is_subscribed_and_every_stage_passes(gateway: Gateway) -> None:
+    report = verify(gateway)
+    assert report.state == SUBSCRIBED and report.ok, format_report(report)
+    assert names(report) == ["tcp", "upgrade", "join", "postgres_changes", "heartbeat", "broadcast", "negative_key"]
+    assert stage_of(report, "upgrade").detail == "101 Switching Protocols, Sec-WebSocket-Accept valid (via kong/2.8.1)"
+    assert stage_of(report, "postgres_changes").detail == "Subscribed to PostgreSQL"
+    assert stage_of(report, "negative_key").detail == "refused by Kong with 401 Invalid authentication credentials"
+    assert report.diagnosis is None
+    assert_key_never_shown(report, gateway.anon_key)
+
+
+def test_vsn1_object_frames_work_too(gateway: Gateway) -> None:
+    report = verify(gateway, vsn="1.0.0")
+    assert report.ok, format_report(report)
+    assert report.url.endswith("vsn=1.0.0")
+
+
+def test_channel_without_table_skips_the_postgres_changes_stage(gateway: Gateway) -> None:
+    report = verify(gateway, channel=ChannelSpec(table=""), negative_probe=False)
+    assert report.ok and names(report) == ["tcp", "upgrade", "join", "heartbeat", "broadcast"]
+
+
+def test_the_async_probe_runs_in_a_loop_of_the_callers(gateway: Gateway) -> None:
+    async def scenario() -> VerifyReport:
+        return await verify_realtime_async(gateway.public_url, gateway.anon_key, negative_probe=False)
+
+    report = asyncio.run(scenario())
+    assert report.ok, format_report(report)
+
+
+# =========================================================================== traffic: refusals
+
+
+@pytest.mark.parametrize(
+    ("variant", "key", "status", "in_cause"),
+    [
+        pytest.param("healthy", "stale", 401, "keyauth_credentials", id="kong_stale_key_is_channel_error"),
+        pytest.param("no-route", "anon", 404, "no route", id="kong_missing_route_is_channel_error"),
+        pytest.param("unresolvable", "anon", 503, "cannot resolve", id="kong_upstream_dns_is_channel_error"),
+        pytest.param("other-tenant", "anon", 404, "tenant", id="realtime_tenant_mismatch_is_channel_error"),
+        pytest.param("old-realtime", "anon", 403, "empty 403", id="old_realtime_403_is_channel_error"),
+    ],
+)
+def test_refused_handshake_is_channel_error_with_its_cause(
+    gateways: Callable[..., Gateway], variant: str, key: str, status: int, in_cause: str
+) -> None:
+    options: dict[str, Any] = {
+        "healthy": {},
+        "no-route": {"edit": lambda config: config.replace("- /realtime/v1/\n", "- /realtime/v9/\n")},
+        "unresolvable": {"upstream_host": "nowhere.supabase-internal"},
+        "other-tenant": {"realtime_env": {"SELF_HOST_TENANT_NAME": "another-tenant"}},
+        "old-realtime": {"realtime_env": {"REALTIME_VERSION": "v2.30.0", "SELF_HOST_TENANT_NAME": "another-tenant"}},
+    }[variant]
+    gateway = gateways(variant, **options)
+    apikey = gateway.anon_key if key == "anon" else supabase_key("anon", "a-secret-this-kong-never-had-0123456789")
+    report = verify(gateway, key=apikey)
+    assert report.state == CHANNEL_ERROR, format_report(report)
+    assert names(report) == ["tcp", "upgrade"] and not stage_of(report, "upgrade").ok
+    assert report.diagnosis is not None and in_cause.lower() in report.diagnosis.cause.lower()
+    assert report.diagnosis.status == status
+    assert_key_never_shown(report, apikey)
+
+
+def test_apikey_echoed_by_the_server_is_masked_everywhere_in_the_report() -> None:
+    """Neither Kong nor Realtime repeats the key in an answer; a proxy in front might."""
+    echo = kong_refusal(401, f"key {GOOD_KEY} unknown; try ?apikey={GOOD_KEY}")
+    report = probe(Behaviour(refuse=echo))
+    assert report.diagnosis is not None and "***" in report.diagnosis.body
+    assert_key_never_shown(report, GOOD_KEY)
+
+
+def test_redirect_is_not_followed_like_in_a_browser() -> None:
+    """Kong redirects only for https-only routes, and the Kong stand-in serves plain HTTP:
+    the redirect comes from a fake (as from a proxy in front)."""
+    redirect = _http(301, "", [("Location", "http://127.0.0.1:1/elsewhere")])
+    report = probe(Behaviour(refuse=redirect))
+    assert report.state == CHANNEL_ERROR
+    assert report.diagnosis is not None and "redirected" in report.diagnosis.cause
+
+
+def test_closed_port_is_kong_not_reachable() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    report = verify_realtime(f"http://127.0.0.1:{port}", GOOD_KEY, timeout=1.0)
+    assert report.state == CHANNEL_ERROR and names(report) == ["tcp"]
+    assert report.diagnosis == Diagnosis(
+        f"Kong is not reachable at 127.0.0.1:{port} (connection refused)",
+        "start the Kong container / check the port and firewall",
+    )
+
+
+def test_server_that_never_answers_the_handshake_is_timed_out() -> None:
+    """Kong and Realtime answer every handshake; something holding it (a stuck proxy) is
+    played by a server that reads and never answers."""
+
+    async def scenario() -> VerifyReport:
+        async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                await reader.read(65536)
+                await asyncio.sleep(2)
+            finally:
+                writer.close()
+
+        server = await asyncio.start_server(hold, "127.0.0.1", 0)
+        async with server:
+            port = server.sockets[0].getsockname()[1]
+            return await verify_realtime_async(f"http://127.0.0.1:{port}", GOOD_KEY, timeout=0.3)
+
+    report = asyncio.run(scenario())
+    assert report.state == TIMED_OUT
+    assert names(report) == ["tcp", "upgrade"] and not stage_of(report, "upgrade").ok
+
+
+# =========================================================================== traffic: channel
+
+
+def test_table_outside_the_publication_stays_subscribed_but_fails_the_report(gateway: Gateway) -> None:
+    report = verify(gateway, channel=ChannelSpec(table="unpublished"))
+    assert report.state == SUBSCRIBED and not report.ok
+    assert not stage_of(report, "postgres_changes").ok
+    assert stage_of(report, "broadcast").ok
+    assert report.diagnosis is not None
+    assert report.diagnosis.fix == "alter publication supabase_realtime add table public.unpublished;"
+    assert "SUBSCRIBED, but failed: postgres_changes" in format_report(report)
+
+
+def test_join_error_is_channel_error_with_the_reason_diagnosed() -> None:
+    """Realtime checks the join's access_token as it checked the handshake's, and the probe
+    sends the same key in both: a join refused after an accepted handshake needs a fault."""
+    report = probe(Behaviour(join="error"))
+    assert report.state == CHANNEL_ERROR
+    assert "TenantNotFound" in stage_of(report, "join").detail
+    assert report.diagnosis is not None and "preserve_host" in report.diagnosis.fix
+
+
+def test_unanswered_join_is_timed_out() -> None:
+    """A fault: Realtime answers every join."""
+    report = probe(Behaviour(join="silent"), timeout=0.3, negative_probe=False)
+    assert report.state == TIMED_OUT and names(report) == ["tcp", "upgrade", "join"]
+
+
+def test_binding_mismatch_is_channel_error_like_supabase_js() -> None:
+    """A fault: Realtime binds what it was asked for."""
+    report = probe(Behaviour(join="mismatch"), negative_probe=False)
+    assert report.state == CHANNEL_ERROR
+    assert report.diagnosis is not None
+    assert report.diagnosis.cause == ("mismatch between server and client bindings for postgres changes")
+
+
+def test_socket_closed_during_join_is_channel_error() -> None:
+    """A fault: Realtime closing the socket (1011) in the middle of a join."""
+    report = probe(Behaviour(join="close"), negative_probe=False)
+    assert report.state == CHANNEL_ERROR
+    assert "1011" in stage_of(report, "join").detail
+
+
+def test_missing_heartbeat_reply_fails_the_heartbeat_stage() -> None:
+    """A fault: Realtime answers every heartbeat."""
+    report = probe(Behaviour(heartbeat=False), timeout=0.3, negative_probe=False)
+    assert report.state == SUBSCRIBED and not report.ok
+    assert [s.name for s in report.failed_stages] == ["heartbeat"]
+
+
+def test_missing_self_echo_fails_the_broadcast_stage() -> None:
+    """A fault: Realtime echoes a broadcast to its sender when the join asked for self."""
+    report = probe(Behaviour(echo="none"), timeout=0.3, negative_probe=False)
+    assert [s.name for s in report.failed_stages] == ["broadcast"]
+    assert "self-echo" in stage_of(report, "broadcast").detail
+
+
+def test_binary_user_broadcast_echo_counts_as_the_self_echo() -> None:
+    """Realtime sends a V2 socket the binary form of a broadcast that was pushed binary (by
+    realtime-js); the probe pushes JSON, which the stand-in, like Realtime, echoes as JSON:
+    the binary echo comes from a fake."""
+    report = probe(Behaviour(echo="binary"))
+    assert stage_of(report, "broadcast").ok, format_report(report)
+
+
+# =========================================================================== traffic: negative key
+
+
+def test_kong_accepting_any_key_fails_the_negative_probe(gateways: Callable[..., Gateway]) -> None:
+    """key-auth's anonymous fallback lets the invalid key through, and a request-transformer
+    puts the anon key in its place: Realtime accepts the connection too (it still refuses
+    the join, whose access_token is the invalid key)."""
+    swap = "      - name: request-transformer\n        config:\n          replace:\n            querystring:\n"
+    swap += f"              - 'apikey:{supabase_key('anon')}'\n"
+    report = verify(gateways("any-key", edit=lambda config: with_anonymous(config, swap)))
+    assert report.state == SUBSCRIBED and not report.ok, format_report(report)
+    stage = stage_of(report, "negative_key")
+    assert not stage.ok
+    assert stage.detail == (
+        "101 with an invalid apikey (join: error: JwtSignatureError: Failed to validate JWT signature)"
+    )
+    assert report.diagnosis == Diagnosis(
+        "Kong accepted an invalid apikey: key-auth `anonymous` fallback is masking bad keys",
+        "remove `anonymous:` from the key-auth plugin on the realtime route",
+    )
+
+
+def test_bad_key_refused_only_by_realtime_means_kong_let_it_through(gateways: Callable[..., Gateway]) -> None:
+    report = verify(gateways("anonymous", edit=with_anonymous))
+    stage = stage_of(report, "negative_key")
+    assert not stage.ok, format_report(report)
+    assert "refused by Realtime" in stage.detail
+    assert report.diagnosis is not None and "anonymous" in report.diagnosis.fix
+
+
+def with_anonymous(config: str, plugins: str = "") -> str:
+    """The rendered config with Kong's anonymous fallback (to the anon consumer) on the
+    realtime route's key-auth, and ``plugins`` (YAML list items) after it."""
+    head, route, tail = config.partition("  - name: realtime-v1-ws\n")
+    key_auth = "      - name: key-auth\n        config:\n          hide_credentials: false\n"
+    assert route and key_auth in tail, "the template's realtime route changed"
+    return head + route + tail.replace(key_auth, key_auth + "          anonymous: anon\n" + plugins, 1)
+
+
+# =========================================================================== traffic: TLS
+
+
+def _make_tls_files(directory: Path) -> tuple[ssl.SSLContext, str]:
+    """A throwaway CA and a server certificate for 127.0.0.1 signed by it."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+
+    def cert(subject: str, key: Any, issuer: str, issuer_key: Any, ca: bool) -> x509.Certificate:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=1))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if not ca:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False
+            )
+        return builder.sign(issuer_key, hashes.SHA256())
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    leaf_key = ec.generate_private_key(ec.SECP256R1())
+    ca_cert = cert("supakong test CA", ca_key, "supakong test CA", ca_key, True)
+    leaf = cert("127.0.0.1", leaf_key, "supakong test CA", ca_key, False)
+    pem = serialization.Encoding.PEM
+    (directory / "ca.pem").write_bytes(ca_cert.public_bytes(pem))
+    (directory / "leaf.pem").write_bytes(leaf.public_bytes(pem))
+    (directory / "leaf.key").write_bytes(
+        leaf_key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(directory / "leaf.pem", directory / "leaf.key")
+    return server, str(directory / "ca.pem")
+
+
+@contextlib.asynccontextmanager
+async def tls_in_front(port: int, context: ssl.SSLContext) -> AsyncIterator[str]:
+    """TLS ended in front of Kong at 127.0.0.1:``port``, as a load balancer does (the Kong
+    stand-in serves plain HTTP only); yields the https:// public URL."""
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except OSError:
+            pass
+        finally:
+            writer.close()
+
+    async def forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", port)
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    server = await asyncio.start_server(forward, "127.0.0.1", 0, ssl=context)
+    async with server:
+        yield f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+
+
+def test_wss_with_the_right_ca_passes_the_tls_stage(gateway: Gateway, tmp_path: Path) -> None:
+    pytest.importorskip("cryptography")
+    server_context, ca_file = _make_tls_files(tmp_path)
+
+    async def scenario() -> VerifyReport:
+        async with tls_in_front(gateway.kong.port, server_context) as public_url:
+            return await verify_realtime_async(public_url, gateway.anon_key, ca_file=ca_file)
+
+    report = asyncio.run(scenario())
+    assert report.ok, format_report(report)
+    assert names(report)[:3] == ["tcp", "tls", "upgrade"]
+    assert report.url.startswith("wss://127.0.0.1:")
+    assert "certificate verified for 127.0.0.1" in stage_of(report, "tls").detail
+
+
+def test_wss_with_an_untrusted_certificate_fails_the_tls_stage(gateway: Gateway, tmp_path: Path) -> None:
+    pytest.importorskip("cryptography")
+    server_context, _ = _make_tls_files(tmp_path)
+
+    async def scenario() -> VerifyReport:
+        async with tls_in_front(gateway.kong.port, server_context) as public_url:
+            return await verify_realtime_async(public_url, gateway.anon_key, timeout=2.0)
+
+    report = asyncio.run(scenario())
+    assert report.state == CHANNEL_ERROR and names(report) == ["tcp", "tls"]
+    assert report.diagnosis is not None and "not trusted" in report.diagnosis.cause
+
+
+# =========================================================================== the faults' server
 
 
 def _http(status: int, body: str, headers: list[tuple[str, str]]) -> Response:
@@ -430,10 +795,6 @@ def kong_refusal(status: int, message: str) -> Response:
     return _http(status, json.dumps({"message": message}), KONG_SERVER)
 
 
-def realtime_refusal(status: int, error: str) -> Response:
-    return _http(status, json.dumps({"error": error}), VIA_KONG)
-
-
 def _user_broadcast_frame(topic: str, event: str, payload: dict[str, Any]) -> bytes:
     head = bytes([4, len(topic), len(event), 0, 1])
     return head + topic.encode() + event.encode() + json.dumps(payload).encode()
@@ -441,22 +802,18 @@ def _user_broadcast_frame(topic: str, event: str, payload: dict[str, Any]) -> by
 
 @dataclass
 class Behaviour:
-    """How the Phoenix stand-in behaves; defaults are a healthy Realtime behind Kong."""
+    """Which fault FaultyRealtime plays; otherwise it answers as the Realtime stand-in does."""
 
     refuse: Response | None = None  # answer every handshake with this
-    bad_key: Response | None = field(  # answer to a wrong apikey (None: accept any key)
-        default_factory=lambda: kong_refusal(401, "Invalid authentication credentials")
-    )
     join: str = "ok"  # ok | error | silent | mismatch | close
     join_reason: str = "TenantNotFound: Tenant with the given ID does not exist"
-    system: tuple[str, str] | None = ("ok", "Subscribed to PostgreSQL")
     heartbeat: bool = True
     echo: str = "text"  # text | binary | none
-    joins: list[dict[str, Any]] = field(default_factory=list)
 
 
-class PhoenixStandIn:
-    """Just enough of Kong (refusals) and Realtime (Phoenix channels) for the probe."""
+class FaultyRealtime:
+    """Just enough of Realtime behind Kong (refusing a wrong key as Kong does) to play the
+    faults above; no presence_state unless the join enabled presence, as Realtime."""
 
     def __init__(self, behaviour: Behaviour) -> None:
         self.b = behaviour
@@ -465,7 +822,7 @@ class PhoenixStandIn:
         if self.b.refuse is not None:
             return self.b.refuse
         key = parse_qs(urlsplit(request.path).query).get("apikey", [""])[0]
-        return self.b.bad_key if key != GOOD_KEY else None
+        return kong_refusal(401, "Invalid authentication credentials") if key != GOOD_KEY else None
 
     async def handler(self, ws: ServerConnection) -> None:
         assert ws.request is not None
@@ -523,7 +880,6 @@ class PhoenixStandIn:
         payload: dict[str, Any],
         ws: ServerConnection,
     ) -> None:
-        self.b.joins.append(payload)
         if self.b.join == "silent":
             return
         if self.b.join == "close":
@@ -536,344 +892,28 @@ class PhoenixStandIn:
         bindings = [dict(b, id=1234) for b in payload["config"]["postgres_changes"]]
         if self.b.join == "mismatch":
             bindings = [dict(b, table="somewhere_else") for b in bindings]
-        reply = {"status": "ok", "response": {"postgres_changes": bindings}}
-        await send(join_ref, ref, topic, "phx_reply", reply)
-        await send(join_ref, None, topic, "presence_state", {})
-        if bindings and self.b.system is not None:
-            status, message = self.b.system
-            await send(
-                join_ref,
-                None,
-                topic,
-                "system",
-                {
-                    "extension": "postgres_changes",
-                    "status": status,
-                    "message": message,
-                    "channel": topic.removeprefix("realtime:"),
-                },
-            )
-
-
-@contextlib.asynccontextmanager
-async def standin(
-    behaviour: Behaviour,
-    ssl_context: ssl.SSLContext | None = None,
-) -> AsyncIterator[str]:
-    """A stand-in on 127.0.0.1; yields the public URL (http:// or https://)."""
-    stand = PhoenixStandIn(behaviour)
-    async with serve(
-        stand.handler, "127.0.0.1", 0, process_request=stand.process_request, server_header=None, ssl=ssl_context
-    ) as server:
-        port = next(iter(server.sockets)).getsockname()[1]
-        yield f"{'https' if ssl_context else 'http'}://127.0.0.1:{port}"
+        await send(join_ref, ref, topic, "phx_reply", {"status": "ok", "response": {"postgres_changes": bindings}})
+        if payload["config"].get("presence", {}).get("enabled"):
+            await send(join_ref, None, topic, "presence_state", {})
+        if bindings:
+            system = {
+                "extension": "postgres_changes",
+                "status": "ok",
+                "message": "Subscribed to PostgreSQL",
+                "channel": topic.removeprefix("realtime:"),
+            }
+            await send(join_ref, None, topic, "system", system)
 
 
 def probe(behaviour: Behaviour, **kwargs: Any) -> VerifyReport:
+    """The probe against FaultyRealtime on 127.0.0.1."""
+
     async def scenario() -> VerifyReport:
-        async with standin(behaviour) as public_url:
-            return await verify_realtime_async(public_url, GOOD_KEY, **kwargs)
+        fake = FaultyRealtime(behaviour)
+        async with serve(
+            fake.handler, "127.0.0.1", 0, process_request=fake.process_request, server_header=None
+        ) as server:
+            port = next(iter(server.sockets)).getsockname()[1]
+            return await verify_realtime_async(f"http://127.0.0.1:{port}", GOOD_KEY, **kwargs)
 
     return asyncio.run(scenario())
-
-
-def stage_of(report: VerifyReport, name: str) -> StageResult:
-    found = report.stage(name)
-    assert found is not None, f"stage {name} did not run: {format_report(report)}"
-    return found
-
-
-def names(report: VerifyReport) -> list[str]:
-    return [stage.name for stage in report.stages]
-
-
-def assert_key_never_shown(report: VerifyReport) -> None:
-    assert GOOD_KEY not in repr(report)
-    assert GOOD_KEY not in "\n".join(format_report(report))
-    assert "apikey=***" in report.url
-
-
-# =========================================================================== traffic: success
-
-
-def test_healthy_realtime_behind_kong_is_subscribed_and_every_stage_passes() -> None:
-    behaviour = Behaviour()
-    report = probe(behaviour)
-    assert report.state == SUBSCRIBED and report.ok, format_report(report)
-    assert names(report) == ["tcp", "upgrade", "join", "postgres_changes", "heartbeat", "broadcast", "negative_key"]
-    assert stage_of(report, "upgrade").detail.startswith("101 Switching Protocols, Sec-WebSocket-Accept valid")
-    assert stage_of(report, "postgres_changes").detail == "Subscribed to PostgreSQL"
-    assert stage_of(report, "negative_key").detail == ("refused by Kong with 401 Invalid authentication credentials")
-    assert behaviour.joins[0] == phx.join_payload(ChannelSpec(), GOOD_KEY)
-    assert report.diagnosis is None
-    assert_key_never_shown(report)
-
-
-def test_vsn1_object_frames_work_too() -> None:
-    report = probe(Behaviour(), vsn="1.0.0")
-    assert report.ok, format_report(report)
-    assert report.url.endswith("vsn=1.0.0")
-
-
-def test_binary_user_broadcast_echo_counts_as_the_self_echo() -> None:
-    report = probe(Behaviour(echo="binary"))
-    assert stage_of(report, "broadcast").ok, format_report(report)
-
-
-def test_channel_without_table_skips_the_postgres_changes_stage() -> None:
-    report = probe(Behaviour(), channel=ChannelSpec(table=""), negative_probe=False)
-    assert report.ok and names(report) == ["tcp", "upgrade", "join", "heartbeat", "broadcast"]
-
-
-def test_sync_wrapper_runs_its_own_loop() -> None:
-    # The stand-in runs in a thread with its own loop; the sync wrapper makes another here.
-    ready, done = threading.Event(), threading.Event()
-    box: list[str] = []
-
-    async def serve_until_done() -> None:
-        async with standin(Behaviour()) as url:
-            box.append(url)
-            ready.set()
-            await asyncio.get_running_loop().run_in_executor(None, done.wait)
-
-    thread = threading.Thread(target=lambda: asyncio.run(serve_until_done()))
-    thread.start()
-    try:
-        assert ready.wait(5)
-        report = verify_realtime(box[0], GOOD_KEY, negative_probe=False, timeout=2.0)
-    finally:
-        done.set()
-        thread.join(5)
-    assert report.ok, format_report(report)
-
-
-# =========================================================================== traffic: refusals
-
-
-@pytest.mark.parametrize(
-    ("response", "in_cause"),
-    [
-        pytest.param(
-            kong_refusal(401, "Invalid authentication credentials"),
-            "keyauth_credentials",
-            id="kong_stale_key_is_channel_error",
-        ),
-        pytest.param(
-            kong_refusal(404, "no Route matched with those values"),
-            "no route",
-            id="kong_missing_route_is_channel_error",
-        ),
-        pytest.param(
-            kong_refusal(503, "name resolution failed"), "cannot resolve", id="kong_upstream_dns_is_channel_error"
-        ),
-        pytest.param(
-            realtime_refusal(404, "Tenant not found"), "tenant", id="realtime_tenant_mismatch_is_channel_error"
-        ),
-        pytest.param(_http(403, "", VIA_KONG), "empty 403", id="old_realtime_403_is_channel_error"),
-    ],
-)
-def test_refused_handshake_is_channel_error_with_its_cause(
-    response: Response,
-    in_cause: str,
-) -> None:
-    report = probe(Behaviour(refuse=response))
-    assert report.state == CHANNEL_ERROR
-    assert names(report) == ["tcp", "upgrade"] and not stage_of(report, "upgrade").ok
-    assert report.diagnosis is not None and in_cause.lower() in report.diagnosis.cause.lower()
-    assert report.diagnosis.status == response.status_code
-    assert_key_never_shown(report)
-
-
-def test_apikey_echoed_by_the_server_is_masked_everywhere_in_the_report() -> None:
-    echo = kong_refusal(401, f"key {GOOD_KEY} unknown; try ?apikey={GOOD_KEY}")
-    report = probe(Behaviour(refuse=echo))
-    assert report.diagnosis is not None and "***" in report.diagnosis.body
-    assert_key_never_shown(report)
-
-
-def test_redirect_is_not_followed_like_in_a_browser() -> None:
-    redirect = _http(301, "", [("Location", "http://127.0.0.1:1/elsewhere")])
-    report = probe(Behaviour(refuse=redirect))
-    assert report.state == CHANNEL_ERROR
-    assert report.diagnosis is not None and "redirected" in report.diagnosis.cause
-
-
-def test_closed_port_is_kong_not_reachable() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    report = verify_realtime(f"http://127.0.0.1:{port}", GOOD_KEY, timeout=1.0)
-    assert report.state == CHANNEL_ERROR and names(report) == ["tcp"]
-    assert report.diagnosis == Diagnosis(
-        f"Kong is not reachable at 127.0.0.1:{port} (connection refused)",
-        "start the Kong container / check the port and firewall",
-    )
-
-
-def test_server_that_never_answers_the_handshake_is_timed_out() -> None:
-    async def scenario() -> VerifyReport:
-        async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            try:
-                await reader.read(65536)
-                await asyncio.sleep(2)
-            finally:
-                writer.close()
-
-        server = await asyncio.start_server(hold, "127.0.0.1", 0)
-        async with server:
-            port = server.sockets[0].getsockname()[1]
-            return await verify_realtime_async(f"http://127.0.0.1:{port}", GOOD_KEY, timeout=0.3)
-
-    report = asyncio.run(scenario())
-    assert report.state == TIMED_OUT
-    assert names(report) == ["tcp", "upgrade"] and not stage_of(report, "upgrade").ok
-
-
-# =========================================================================== traffic: channel
-
-
-def test_join_error_is_channel_error_with_the_reason_diagnosed() -> None:
-    report = probe(Behaviour(join="error"))
-    assert report.state == CHANNEL_ERROR
-    assert "TenantNotFound" in stage_of(report, "join").detail
-    assert report.diagnosis is not None and "preserve_host" in report.diagnosis.fix
-
-
-def test_unanswered_join_is_timed_out() -> None:
-    report = probe(Behaviour(join="silent"), timeout=0.3, negative_probe=False)
-    assert report.state == TIMED_OUT and names(report) == ["tcp", "upgrade", "join"]
-
-
-def test_binding_mismatch_is_channel_error_like_supabase_js() -> None:
-    report = probe(Behaviour(join="mismatch"), negative_probe=False)
-    assert report.state == CHANNEL_ERROR
-    assert report.diagnosis is not None
-    assert report.diagnosis.cause == ("mismatch between server and client bindings for postgres changes")
-
-
-def test_socket_closed_during_join_is_channel_error() -> None:
-    report = probe(Behaviour(join="close"), negative_probe=False)
-    assert report.state == CHANNEL_ERROR
-    assert "1011" in stage_of(report, "join").detail
-
-
-def test_table_outside_the_publication_stays_subscribed_but_fails_the_report() -> None:
-    error = (
-        "Unable to subscribe to changes with given parameters. Please check Realtime is "
-        "enabled for the given connect parameters: [event: *, schema: public, table: wells, "
-        "filters: [], select: nil]"
-    )
-    report = probe(Behaviour(system=("error", error)))
-    assert report.state == SUBSCRIBED and not report.ok
-    assert not stage_of(report, "postgres_changes").ok
-    assert stage_of(report, "broadcast").ok
-    assert report.diagnosis is not None
-    assert report.diagnosis.fix == "alter publication supabase_realtime add table public.wells;"
-    assert "SUBSCRIBED, but failed: postgres_changes" in format_report(report)
-
-
-def test_missing_heartbeat_reply_fails_the_heartbeat_stage() -> None:
-    report = probe(Behaviour(heartbeat=False), timeout=0.3, negative_probe=False)
-    assert report.state == SUBSCRIBED and not report.ok
-    assert [s.name for s in report.failed_stages] == ["heartbeat"]
-
-
-def test_missing_self_echo_fails_the_broadcast_stage() -> None:
-    report = probe(Behaviour(echo="none"), timeout=0.3, negative_probe=False)
-    assert [s.name for s in report.failed_stages] == ["broadcast"]
-    assert "self-echo" in stage_of(report, "broadcast").detail
-
-
-# =========================================================================== traffic: negative key
-
-
-def test_kong_accepting_any_key_fails_the_negative_probe() -> None:
-    report = probe(Behaviour(bad_key=None))
-    assert report.state == SUBSCRIBED and not report.ok
-    stage = stage_of(report, "negative_key")
-    assert not stage.ok
-    assert stage.detail == "101 and join ok with an invalid apikey"
-    assert report.diagnosis == Diagnosis(
-        "Kong accepted an invalid apikey: key-auth `anonymous` fallback is masking bad keys",
-        "remove `anonymous:` from the key-auth plugin on the realtime route",
-    )
-
-
-def test_bad_key_refused_only_by_realtime_means_kong_let_it_through() -> None:
-    report = probe(Behaviour(bad_key=realtime_refusal(401, "Failed to validate JWT signature")))
-    stage = stage_of(report, "negative_key")
-    assert not stage.ok
-    assert "refused by Realtime" in stage.detail
-    assert report.diagnosis is not None and "anonymous" in report.diagnosis.fix
-
-
-# =========================================================================== traffic: TLS
-
-
-def _make_tls_files(directory: Path) -> tuple[ssl.SSLContext, str]:
-    """A throwaway CA and a server certificate for 127.0.0.1 signed by it."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    now = datetime.datetime.now(datetime.UTC)
-
-    def cert(subject: str, key: Any, issuer: str, issuer_key: Any, ca: bool) -> x509.Certificate:
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=1))
-            .not_valid_after(now + datetime.timedelta(hours=1))
-            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        )
-        if not ca:
-            builder = builder.add_extension(
-                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False
-            )
-        return builder.sign(issuer_key, hashes.SHA256())
-
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    leaf_key = ec.generate_private_key(ec.SECP256R1())
-    ca_cert = cert("supakong test CA", ca_key, "supakong test CA", ca_key, True)
-    leaf = cert("127.0.0.1", leaf_key, "supakong test CA", ca_key, False)
-    pem = serialization.Encoding.PEM
-    (directory / "ca.pem").write_bytes(ca_cert.public_bytes(pem))
-    (directory / "leaf.pem").write_bytes(leaf.public_bytes(pem))
-    (directory / "leaf.key").write_bytes(
-        leaf_key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server.load_cert_chain(directory / "leaf.pem", directory / "leaf.key")
-    return server, str(directory / "ca.pem")
-
-
-def test_wss_with_the_right_ca_passes_the_tls_stage(tmp_path: Path) -> None:
-    pytest.importorskip("cryptography")
-    server_context, ca_file = _make_tls_files(tmp_path)
-
-    async def scenario() -> VerifyReport:
-        async with standin(Behaviour(), server_context) as public_url:
-            return await verify_realtime_async(public_url, GOOD_KEY, ca_file=ca_file)
-
-    report = asyncio.run(scenario())
-    assert report.ok, format_report(report)
-    assert names(report)[:3] == ["tcp", "tls", "upgrade"]
-    assert report.url.startswith("wss://127.0.0.1:")
-    assert "certificate verified for 127.0.0.1" in stage_of(report, "tls").detail
-
-
-def test_wss_with_an_untrusted_certificate_fails_the_tls_stage(tmp_path: Path) -> None:
-    pytest.importorskip("cryptography")
-    server_context, _ = _make_tls_files(tmp_path)
-
-    async def scenario() -> VerifyReport:
-        async with standin(Behaviour(), server_context) as public_url:
-            return await verify_realtime_async(public_url, GOOD_KEY, timeout=2.0)
-
-    report = asyncio.run(scenario())
-    assert report.state == CHANNEL_ERROR and names(report) == ["tcp", "tls"]
-    assert report.diagnosis is not None and "not trusted" in report.diagnosis.cause
