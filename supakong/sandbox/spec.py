@@ -20,7 +20,8 @@ SUPABASE_PLUGINS = "request-transformer,cors,key-auth,acl,basic-auth,request-ter
 
 @dataclass(frozen=True)
 class SandboxSpec:
-    """One local VPS: a network namespace with its own address, sshd, dockerd, two containers."""
+    """One local VPS: a network namespace with its own address, sshd, dockerd and the containers
+    (Kong, Realtime, the db)."""
 
     name: str = "sandbox"
     index: int = 1
@@ -28,6 +29,7 @@ class SandboxSpec:
     realtime_image: str = "supabase/realtime:v2.129.8"
     kong_container: str = "sandbox-supabase-kong"
     realtime_container: str = "sandbox-supabase-realtime"
+    db_container: str = "sandbox-supabase-db"
     realtime_upstream_host: str = "realtime-dev.supabase-realtime"
     tenant: str = "realtime-dev"
     kong_port: int = 8000
