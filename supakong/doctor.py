@@ -30,8 +30,10 @@ from urllib.parse import urlsplit
 import jwt
 from invoke import Exit
 
+from .checks import FAIL, MARKS, OK, SKIP, Check
 from .container import ContainerState, exec_in_container, probed_healthy
 from .deploy import kong_target
+from .doctor_tables import TableReadiness, doctor_table_checks, host_table, read_table_readiness
 from .errors import DeployError, InventoryError, VerifyError
 from .fleet import HostAction
 from .inventory import ALLOWLIST_ENV, HostConfig, check_allowed
@@ -339,11 +341,6 @@ def run_url_check(
 
 # =========================================================================== doctor: facts
 
-OK = "ok"
-FAIL = "fail"
-SKIP = "skip"
-MARKS = {OK: "✓", FAIL: "✗", SKIP: "-"}
-
 
 @dataclass(frozen=True)
 class DoctorFacts:
@@ -370,6 +367,7 @@ class DoctorFacts:
     target_error: str = ""
     verification: HostVerification | None = None
     now: float = 0.0
+    tables: TableReadiness | None = None  # the db's readiness for postgres_changes
 
     @property
     def config_text(self) -> str | None:
@@ -400,17 +398,6 @@ class DoctorFacts:
         if self.inventory_tenant:
             return self.inventory_tenant, "realtime_tenant in the inventory"
         return DEFAULT_TENANT, "the default"
-
-
-@dataclass(frozen=True)
-class Check:
-    """One line of the doctor's checklist: ✓ ok, ✗ fail (with the fix), - skipped."""
-
-    name: str
-    status: str
-    detail: str
-    fix: str = ""
-    notes: tuple[str, ...] = ()
 
 
 def expand_placeholders(text: str, env: Mapping[str, str]) -> str:
@@ -765,6 +752,7 @@ def build_checklist(f: DoctorFacts) -> list[Check]:
         check_tenant(f),
         check_anon_key(f),
         check_keys(f),
+        *doctor_table_checks(f.tables),
         check_verification(f),
     ]
 
@@ -806,10 +794,19 @@ def gather_facts(host: HostConfig, secrets: Secrets, options: VerifyOptions) -> 
         with HostConnection(host) as conn:
             facts = read_host(conn, host, base)
             verification = verify_host(host, secrets, options, conn=conn)
+            # after the probe: its join started Realtime's CDC workers, so their slot shows
+            tables = read_table_readiness(
+                conn.engine(),
+                host_table(options.table, host.verify_table),
+                facts.tenant[0],
+                host.realtime_container,
+                host.db_container,
+            )
     except DeployError as exc:
         facts = replace(base, ssh_error=str(exc))
         verification = verify_host(host, secrets, options, with_logs=False)
-    return replace(facts, verification=verification)
+        tables = None
+    return replace(facts, verification=verification, tables=tables)
 
 
 def read_host(conn: HostConnection, host: HostConfig, base: DoctorFacts) -> DoctorFacts:

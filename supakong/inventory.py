@@ -66,6 +66,7 @@ class HostConfig:
     verify_vsn: str
     groups: tuple[str, ...]
     vars: Mapping[str, Any] = field(repr=False, compare=False)
+    db_container: str | None = None  # the Supabase db container; found by image/labels when unset
 
 
 @dataclass(frozen=True)
@@ -297,4 +298,5 @@ def _host_config(path: Path, name: str, chain: tuple[str, ...], values: dict[str
         verify_vsn=f.text("verify_vsn", "2.0.0", re.compile(r"1\.0\.0|2\.0\.0")),
         groups=chain,
         vars=dict(values),
+        db_container=f.optional("db_container", _CONTAINER),
     )

@@ -14,6 +14,7 @@ from typing import Any
 
 import jwt
 import pytest
+from test_doctor_tables import healthy_readiness
 
 from supakong.container import ContainerState
 from supakong.doctor import (
@@ -175,6 +176,7 @@ def facts(**changes: Any) -> DoctorFacts:
         target=KongTarget(),
         verification=HostVerification("edge-1", HEALTHY_REPORT),
         now=NOW,
+        tables=healthy_readiness(),
     )
     return replace(base, **changes)
 
@@ -200,6 +202,17 @@ def test_healthy_host_is_all_ticks():
         "realtime tenant",
         "anon key",
         "keys",
+        "db container",
+        "table",
+        "publication",
+        "primary key",
+        "replica identity",
+        "rls",
+        "select grant",
+        "wal_level",
+        "replication slots",
+        "realtime slot",
+        "tenant row",
         "realtime path",
     ]
     assert all(line.startswith("✓ ") or line.startswith("    ") for line in checklist_lines(checks))
