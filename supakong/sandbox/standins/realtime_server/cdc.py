@@ -190,14 +190,20 @@ class PostgresCdc:
             return "error", str(exc)
         async with self.manager_lock:
             try:
-                failed = await self._insert(rows)
+                try:
+                    failed = await self._insert(rows)
+                except psycopg.OperationalError:  # the db restarted under the manager: connect again
+                    self.manager = None
+                    failed = await self._insert(rows)
             except psycopg.Error as exc:
+                self._idle_if_unused()
                 params = ", ".join(elixir_inspect(_shown(b)) for _, b in bindings)
                 return "error", (
                     "Unable to subscribe to changes with given parameters. An exception happened so please check"
                     f" your connect parameters: [{params}]. Exception: {pg_error_text(exc)}"
                 )
         if failed is not None:
+            self._idle_if_unused()
             return "error", (
                 "Subscription insert failed with 0 rows. Check that tables are part of publication"
                 f" {self.extension['publication']} and subscription params are correct:"
@@ -206,7 +212,6 @@ class PostgresCdc:
         for row in rows:
             self.subscribers[row["id"]] = Subscriber(channel, row["binding_id"], row["action"], row["id"])
         self.idle_since = None
-        self._start_poller()
         return "ok", "Subscribed to PostgreSQL"
 
     def _row(self, binding_id: int, binding: Mapping[str, Any], claims: Mapping[str, Any]) -> dict[str, Any]:
@@ -247,6 +252,7 @@ class PostgresCdc:
         self.extension = {**DEFAULT_EXTENSION, **await self._extension_settings(self.manager)}
         if not self.subscribers:
             await self.manager.execute(tenant_sql.DELETE_ALL_SUBSCRIPTIONS)
+        self._start_poller()  # WorkerSupervisor starts both workers at the first join, whatever it gives
         return self.manager
 
     async def _extension_settings(self, conn: psycopg.AsyncConnection[Any]) -> dict[str, Any]:
@@ -256,6 +262,11 @@ class PostgresCdc:
             if row and isinstance(row[0], dict):
                 return {k: v for k, v in row[0].items() if k in DEFAULT_EXTENSION}
         return {}
+
+    def _idle_if_unused(self) -> None:
+        """Without subscribers the workers count down to their stop (from the first idle moment)."""
+        if not self.subscribers and self.idle_since is None:
+            self.idle_since = time.monotonic()
 
     async def unsubscribe(self, channel: Any) -> None:
         """Delete the channel's subscription rows (Realtime's delete queue does it later)."""
