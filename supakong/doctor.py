@@ -75,6 +75,8 @@ class VerifyOptions:
     timeout: float = 10.0
     log_lines: int = 30
     log_window: float = 15.0
+    event: bool = False  # --event: write a probe row and wait for its event (EVENTS)
+    create_probe_table: bool = False  # --create-probe-table: make supakong.probe if missing
 
     def __post_init__(self) -> None:
         if self.vsn is not None and self.vsn not in VSNS:
@@ -115,6 +117,7 @@ class HostVerification:
     report: VerifyReport
     logs: tuple[str, ...] = ()
     logs_note: str = ""
+    notes: tuple[str, ...] = ()  # shown before the stages (e.g. the probe table just made)
 
     @property
     def ok(self) -> bool:
@@ -132,6 +135,10 @@ def verify_host(
 ) -> HostVerification:
     """Probe ``host``'s public URL as supabase-js does; on failure attach the Kong and
     Realtime logs around the attempt (over ``conn``, or a connection of its own)."""
+    if options.event:
+        from .verify_event import verify_host_events  # the db over SSH: only for --event
+
+        return verify_host_events(host, secrets, options, conn=conn, with_logs=with_logs)
     channel = channel_spec(host.verify_channel, host.verify_table, options)
     started = time.time()
     report = verify_realtime(
@@ -181,7 +188,7 @@ def _read_logs(conn: HostConnection, host: HostConfig, since: float, limit: int)
 
 def verification_lines(verification: HostVerification) -> list[str]:
     """The stages, the state, cause and fix, then the logs of a failed attempt."""
-    rows = format_report(verification.report)
+    rows = [*verification.notes, *format_report(verification.report)]
     if verification.logs:
         rows.append(f"  logs around the attempt ({len(verification.logs)} lines):")
         rows.extend(f"    {line}" for line in verification.logs)

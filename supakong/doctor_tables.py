@@ -486,6 +486,8 @@ def check_realtime_slot(r: TableReadiness) -> Check:
     subscriptions = (r.part("subscriptions") or {}).get("total", 0)
     if slot is None:
         workers = sessions.get("realtime_subscription_manager", 0)
+        if (r.part("publication") or {}).get("tables") == 0:
+            return Check(name, SKIP, f"none: publication {r.publication} has no table (Realtime makes no slot for it)")
         if not workers and not subscriptions:
             return Check(
                 name,

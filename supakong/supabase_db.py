@@ -82,17 +82,20 @@ def list_containers(api: Any) -> list[dict[str, Any]]:
     return list(api.containers(all=True))
 
 
-def psql_argv(user: str) -> list[str]:
-    """psql reading a script on stdin: unaligned, tuples only, tab-separated, no psqlrc, and
-    carrying on after an error (each statement stands alone)."""
-    return ["psql", "-X", "-q", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=0", "-U", user, "-f", "-"]
+def psql_argv(user: str, *, stop_on_error: bool = False) -> list[str]:
+    """psql reading a script on stdin: unaligned, tuples only, tab-separated, no psqlrc; after
+    an error it goes on (each statement stands alone) unless ``stop_on_error``."""
+    stop = "ON_ERROR_STOP=1" if stop_on_error else "ON_ERROR_STOP=0"
+    return ["psql", "-X", "-q", "-A", "-t", "-F", "\t", "-v", stop, "-U", user, "-f", "-"]
 
 
-def run_psql(api: Any, container: str, script: str) -> tuple[int, str, str]:
+def run_psql(api: Any, container: str, script: str, *, stop_on_error: bool = False) -> tuple[int, str, str]:
     """Run ``script`` in ``container`` as supabase_admin (the container's own password), else
     as postgres (peer); (exit code, output, the role used)."""
-    code, output = exec_in_container(api, container, psql_argv(ADMIN), script.encode())
+    argv = psql_argv(ADMIN, stop_on_error=stop_on_error)
+    code, output = exec_in_container(api, container, argv, script.encode())
     if code != 0 and any(marker in output for marker in _AUTH_FAILED):
-        code, output = exec_in_container(api, container, psql_argv("postgres"), script.encode())
+        argv = psql_argv("postgres", stop_on_error=stop_on_error)
+        code, output = exec_in_container(api, container, argv, script.encode())
         return code, output, "postgres"
     return code, output, ADMIN
