@@ -76,7 +76,6 @@ class VerifyOptions:
     log_lines: int = 30
     log_window: float = 15.0
     event: bool = False  # --event: write a probe row and wait for its event (EVENTS)
-    create_probe_table: bool = False  # --create-probe-table: make supakong.probe if missing
 
     def __post_init__(self) -> None:
         if self.vsn is not None and self.vsn not in VSNS:

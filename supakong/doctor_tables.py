@@ -194,8 +194,10 @@ def table_checks(r: TableReadiness) -> list[Check]:
             check_rls(r),
             check_grants(r),
         ]
-    checks += [check_wal_level(r), check_free_slot(r), check_realtime_slot(r), check_tenant_row(r)]
-    return checks
+    checks += [check_wal_level(r), check_free_slot(r)]
+    if r.table:  # the probe subscribed to it, so Realtime's workers (and their slot) run now
+        checks.append(check_realtime_slot(r))
+    return [*checks, check_tenant_row(r)]
 
 
 _DB_FIX = "set db_container in the inventory to the name of the Postgres container (`docker ps` on the host)"

@@ -13,8 +13,10 @@ through Kong, as a browser would get it (supabase.com/docs/guides/realtime/postg
 
 Only the probe table is ever written: it lives in its own schema (``schema: 'public'``
 listeners never see it), with RLS on and a SELECT policy for anon, and is made on first use
-only when asked (``--create-probe-table``; the SQL is shown). When no event comes, the cause
-is the first failed readiness check of the probe table (:mod:`supakong.doctor_tables`).
+(``--event`` is the consent to write; the SQL and its side effect are shown; an existing
+table is never changed, so a broken one is diagnosed, not repaired). When no event comes,
+the cause is the first failed readiness check of the probe table
+(:mod:`supakong.doctor_tables`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import TYPE_CHECKING
 from .container import inspect_container
 from .doctor_tables import (
     PUBLICATION,
+    PUBLICATION_RISK,
     SLOT_PREFIX,
     event_cause,
     locate_db,
@@ -110,19 +113,18 @@ class HostDatabase:
             delay = min(delay * 1.5, 0.5)
 
 
-def ensure_probe_table(database: HostDatabase, create: bool, host: str) -> tuple[str, ...]:
-    """The probe table exists, or is made when ``create`` (returns the lines to show);
-    VerifyError naming the SQL and the flag otherwise. An existing table is never changed."""
+def ensure_probe_table(database: HostDatabase) -> tuple[str, ...]:
+    """The probe table exists, or is made now (returns the lines to show: the SQL run and its
+    side effect). An existing table is never changed."""
     if database.probe_table_exists():
         return ()
     sql = probe_table_sql()
-    if not create:
-        raise VerifyError(
-            f"{host}: --event writes only to its own table {PROBE_TABLE}, which {database.db.name} does not have;"
-            f" run again with --create-probe-table to create it with: {' '.join(sql.splitlines())}"
-        )
     database.run(sql)
-    return (f"created {PROBE_TABLE} in {database.db.name}:", *(f"  {line}" for line in sql.splitlines()))
+    return (
+        f"created {PROBE_TABLE} in {database.db.name} (first use of --event):",
+        *(f"  {line}" for line in sql.splitlines()),
+        f"  note: {PUBLICATION_RISK}",
+    )
 
 
 def event_probe(
@@ -167,14 +169,14 @@ def readiness_explainer(api: object, host: HostConfig, tenant: str) -> Callable[
     return explain
 
 
-def prepared_event_probe(conn: HostConnection, host: HostConfig, create: bool) -> tuple[EventProbe, tuple[str, ...]]:
+def prepared_event_probe(conn: HostConnection, host: HostConfig) -> tuple[EventProbe, tuple[str, ...]]:
     """Locate the db, make sure the probe table exists (or make it), build the probe."""
     api = conn.engine()
     db, why = locate_db(api, host.realtime_container, host.db_container)
     if db is None:
         raise VerifyError(f"{host.name}: --event needs the Supabase db container: {why}")
     database = HostDatabase(api, db)
-    notes = ensure_probe_table(database, create, host.name)
+    notes = ensure_probe_table(database)
     explain = readiness_explainer(api, host, realtime_tenant(api, host))
     return event_probe(database, explain), notes
 
@@ -189,7 +191,7 @@ def verify_host_events(
     if conn is None:
         with HostConnection(host) as own:
             return verify_host_events(host, secrets, options, conn=own, with_logs=with_logs)
-    probe, notes = prepared_event_probe(conn, host, options.create_probe_table)
+    probe, notes = prepared_event_probe(conn, host)
     channel = channel_spec(host.verify_channel, host.verify_table, options)
     started = time.time()
     report = verify_realtime(

@@ -98,8 +98,7 @@ def deploy_kong(
         "vsn": "Phoenix serializer: 2.0.0 (default, as supabase-js) or 1.0.0",
         "channel": "Channel to join (default: the inventory's verify_channel)",
         "table": "postgres_changes table schema.table ('' for none; default: the inventory's verify_table)",
-        "event": "Also write a row to the probe table supakong.probe and wait for its INSERT event (state EVENTS)",
-        "create-probe-table": "With --event: create supakong.probe (own schema, RLS, anon SELECT) if it is missing",
+        "event": "Also write a row to supakong.probe (made on first use, SQL shown) and wait for its INSERT event",
         "parallel": "Hosts at once (default 10)",
         "report": "Write a JSON report to this file",
     }
@@ -115,7 +114,6 @@ def verify_realtime(
     channel: str | None = None,
     table: str | None = None,
     event: bool = False,
-    create_probe_table: bool = False,
     parallel: int = 10,
     report: str | None = None,
 ) -> None:
@@ -123,9 +121,7 @@ def verify_realtime(
     # lazy: websockets and jwt only when verifying (keeps `fab` start-up fast)
     from supakong.doctor import VerifyOptions, not_run_entries, run_url_check, verify_action, verify_document
 
-    options = VerifyOptions(vsn=vsn, channel=channel, table=table, event=event, create_probe_table=create_probe_table)
-    if create_probe_table and not event:
-        fail("--create-probe-table goes with --event")
+    options = VerifyOptions(vsn=vsn, channel=channel, table=table, event=event)
     if url:
         if cli_hosts(c) or group:
             fail("--url checks one URL without the inventory: drop -H/--group")

@@ -30,7 +30,7 @@ from supakong.sandbox import SandboxSpec
 from supakong.sandbox.db import psql, restore_baseline, wait_db_ready
 from supakong.sandbox.stack import docker_client
 from supakong.verify import verify_realtime
-from supakong.verify_event import PROBE_TABLE, probe_table_sql
+from supakong.verify_event import PROBE_SCHEMA, PROBE_TABLE, probe_table_sql
 
 REPO = Path(__file__).resolve().parents[2]
 JS_DIR = REPO / "tests" / "standins" / "js"
@@ -86,15 +86,22 @@ def test_verify_event_reaches_events_with_a_latency_and_leaves_no_row(ready, hos
     assert sql(ready, f"select count(*) from {PROBE_TABLE}").strip() == "0"  # deleted after the event
 
 
-def test_verify_event_without_the_probe_table_refuses_and_shows_the_sql(sandbox_spec, host, secrets):
+def test_verify_event_makes_the_probe_table_on_first_use_and_shows_its_sql(sandbox_spec, host, secrets):
     with engine(sandbox_spec) as client:
         restore_baseline(client, sandbox_spec)  # no supakong schema
-    with pytest.raises(Exception) as refused:
-        verify_host(host, secrets, EVENT)
-    assert "--create-probe-table" in str(refused.value) and "create table if not exists supakong.probe" in str(
-        refused.value
-    )
-    assert sql(sandbox_spec, f"select to_regclass('{PROBE_TABLE}') is null").strip() == "t"  # nothing written
+    if not verify_realtime(host.public_url, secrets.anon_key, timeout=3.0).ok:
+        deploy_host(host, DeployOptions(verify=False), BufferOutput())
+    try:
+        first, verification = event_report(host, secrets)
+        assert verification.report.state == "EVENTS", first
+        assert "created supakong.probe in" in first and "alter publication supabase_realtime add table" in first
+        again, _ = event_report(host, secrets)
+        assert "created supakong.probe" not in again
+        policies = sql(sandbox_spec, f"select count(*) from pg_policies where schemaname = '{PROBE_SCHEMA}'").strip()
+        assert policies == "1"
+    finally:
+        with engine(sandbox_spec) as client:
+            restore_baseline(client, sandbox_spec)
 
 
 def test_doctor_lists_the_table_checks_ticked(ready, host):

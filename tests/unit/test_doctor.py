@@ -576,7 +576,6 @@ def fab(*args: str) -> subprocess.CompletedProcess[str]:
         (("verify-realtime", "-H", "sandbox", "--url", "http://10.203.1.2:8000"), "drop -H/--group"),
         (("doctor",), "name the hosts with -H HOST"),
         (("doctor", "-H", "sandbox", "--table", "x;y"), "supakong: --table: expected schema.table"),
-        (("verify-realtime", "-H", "sandbox", "--create-probe-table"), "--create-probe-table goes with --event"),
         (("verify-realtime", "--url", "http://10.203.1.2:8000", "--event"), "use -H HOST, not --url"),
     ],
 )

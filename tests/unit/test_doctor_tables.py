@@ -205,6 +205,13 @@ def test_tenant_row_missing_or_suspended():
     assert "update _realtime.tenants set suspend = false where external_id = 'realtime-dev';" == check.fix
 
 
+def test_without_a_verify_table_only_the_database_wide_checks_run():
+    facts = {k: v for k, v in healthy_facts().items() if k not in ("table", "policies", "grants")}
+    checks = table_checks(readiness(facts, table=""))
+    assert [c.name for c in checks] == ["db container", "wal_level", "replication slots", "tenant row"]
+    assert all(c.status == OK for c in checks)
+
+
 def test_a_missing_table_skips_the_table_checks():
     checks = by_name(with_change("table", {"exists": False, "member": False}))
     assert checks["table"].status == FAIL and "public.wells does not exist" in checks["table"].detail

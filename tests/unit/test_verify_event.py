@@ -15,7 +15,6 @@ import pytest
 from test_verify import GOOD_KEY, Behaviour, PhoenixStandIn
 from websockets.asyncio.server import ServerConnection, serve
 
-from supakong.errors import VerifyError
 from supakong.verify import EVENTS, SUBSCRIBED, Diagnosis, EventProbe, format_report, verify_realtime_async
 from supakong.verify_event import delete_sql, insert_sql, probe_table_sql
 
@@ -160,24 +159,28 @@ def test_the_probe_writes_only_its_own_table_and_only_uuid_nonces():
     assert "public." not in sql
 
 
-def test_ensure_probe_table_refuses_without_the_flag_and_shows_the_sql():
+def test_the_probe_table_is_made_on_first_use_with_its_sql_shown_and_never_changed_after():
     from supakong.supabase_db import DbContainer
     from supakong.verify_event import ensure_probe_table
 
-    class NoTable:
+    class Database:
         db = DbContainer("supabase-db", "supabase/postgres:15.8.1.085", True, "compose service db")
-        ran: list[str] = []
+
+        def __init__(self, exists: bool) -> None:
+            self.exists, self.ran = exists, []
 
         def probe_table_exists(self) -> bool:
-            return False
+            return self.exists
 
         def run(self, sql: str) -> str:
             self.ran.append(sql)
             return ""
 
-    database = NoTable()
-    with pytest.raises(VerifyError, match="--create-probe-table"):
-        ensure_probe_table(database, False, "edge-1")  # type: ignore[arg-type]
-    assert database.ran == []
-    shown = ensure_probe_table(database, True, "edge-1")  # type: ignore[arg-type]
-    assert database.ran == [probe_table_sql()] and shown[0] == "created supakong.probe in supabase-db:"
+    fresh = Database(exists=False)
+    shown = ensure_probe_table(fresh)  # type: ignore[arg-type]
+    assert fresh.ran == [probe_table_sql()]
+    assert shown[0] == "created supakong.probe in supabase-db (first use of --event):"
+    assert "  alter publication supabase_realtime add table supakong.probe;" in shown
+    assert "re-subscribes every channel" in shown[-1]
+    existing = Database(exists=True)
+    assert ensure_probe_table(existing) == () and existing.ran == []  # type: ignore[arg-type]
