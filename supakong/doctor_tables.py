@@ -237,15 +237,15 @@ def check_table(r: TableReadiness) -> Check:
     return Check(name, OK, f"{r.table} exists")
 
 
-def _skip_without_table(r: TableReadiness, name: str) -> Check | None:
-    return None if _table_state(r) else Check(name, SKIP, f"{r.table} does not exist")
+def _table_skip(r: TableReadiness, key: str, name: str) -> Check | None:
+    """A skipped row when ``key`` was not read or the table does not exist, else None."""
+    return _missing(r, key, name) or (None if _table_state(r) else Check(name, SKIP, f"{r.table} does not exist"))
 
 
 def check_publication(r: TableReadiness) -> Check:
     """The table is in the publication, and the publication publishes insert, update, delete."""
     name = "publication"
-    skip = _missing(r, "publication", name) or _skip_without_table(r, name)
-    if skip:
+    if skip := _table_skip(r, "publication", name):
         return skip
     pub, table = r.part("publication"), _table_state(r)
     if not pub.get("exists"):
@@ -292,8 +292,7 @@ def _add_table_risk(r: TableReadiness) -> str:
 def check_primary_key(r: TableReadiness) -> Check:
     """A primary key (Realtime finds the row by it; without one every event is an error)."""
     name = "primary key"
-    skip = _missing(r, "table", name) or _skip_without_table(r, name)
-    if skip:
+    if skip := _table_skip(r, "table", name):
         return skip
     pk = _table_state(r).get("pk") or []
     if not pk:
@@ -311,8 +310,7 @@ def check_primary_key(r: TableReadiness) -> Check:
 def check_replica_identity(r: TableReadiness) -> Check:
     """A replica identity: without one, a published table refuses UPDATE and DELETE."""
     name = "replica identity"
-    skip = _missing(r, "table", name) or _skip_without_table(r, name)
-    if skip:
+    if skip := _table_skip(r, "table", name):
         return skip
     table = _table_state(r)
     identity, pk = table.get("replica_identity"), table.get("pk") or []
@@ -354,8 +352,7 @@ def _select_policies(r: TableReadiness) -> dict[str, list[str]]:
 def check_rls(r: TableReadiness) -> Check:
     """RLS on, with a SELECT policy for anon or authenticated."""
     name = "rls"
-    skip = _missing(r, "policies", name) or _skip_without_table(r, name)
-    if skip:
+    if skip := _table_skip(r, "policies", name):
         return skip
     policy_sql = f'create policy "Allow anonymous access" on {r.table} for select to anon using (true);'
     policy_risk = "using (true) lets anyone with the anon key read every row: narrow it to what clients may see"
@@ -385,8 +382,7 @@ def check_rls(r: TableReadiness) -> Check:
 def check_grants(r: TableReadiness) -> Check:
     """USAGE on the schema and SELECT on the table for the roles the policies serve."""
     name = "select grant"
-    skip = _missing(r, "grants", name) or _skip_without_table(r, name)
-    if skip:
+    if skip := _table_skip(r, "grants", name):
         return skip
     grants: Mapping[str, Mapping[str, Any]] = r.part("grants") or {}
     policies = _select_policies(r)

@@ -12,7 +12,6 @@ fails with that cause. Every test ends by restoring the db's baseline (SQL, no n
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import shutil
 import subprocess
@@ -22,28 +21,19 @@ from pathlib import Path
 
 import pytest
 from realtime import AsyncRealtimeClient, RealtimeSubscribeStates
+from test_diagnosis import engine
 
 from supakong.deploy import DeployOptions, deploy_host
 from supakong.doctor import VerifyOptions, doctor_host, verification_lines, verify_host
 from supakong.report import BufferOutput
 from supakong.sandbox import SandboxSpec
 from supakong.sandbox.db import psql, restore_baseline, wait_db_ready
-from supakong.sandbox.stack import docker_client
 from supakong.verify import verify_realtime
 from supakong.verify_event import PROBE_SCHEMA, PROBE_TABLE, probe_table_sql
 
 REPO = Path(__file__).resolve().parents[2]
 JS_DIR = REPO / "tests" / "standins" / "js"
 EVENT = VerifyOptions(event=True, timeout=3.0)
-
-
-@contextlib.contextmanager
-def engine(spec: SandboxSpec) -> Iterator:
-    client = docker_client(spec)
-    try:
-        yield client
-    finally:
-        client.close()
 
 
 def sql(spec: SandboxSpec, *statements: str) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 
 import jwt
 import pytest
-from test_doctor_tables import healthy_readiness
+from test_doctor_tables import TABLE_CHECK_NAMES, healthy_readiness
 
 from supakong.container import ContainerState
 from supakong.doctor import (
@@ -202,17 +202,7 @@ def test_healthy_host_is_all_ticks():
         "realtime tenant",
         "anon key",
         "keys",
-        "db container",
-        "table",
-        "publication",
-        "primary key",
-        "replica identity",
-        "rls",
-        "select grant",
-        "wal_level",
-        "replication slots",
-        "realtime slot",
-        "tenant row",
+        *TABLE_CHECK_NAMES,
         "realtime path",
     ]
     assert all(line.startswith("✓ ") or line.startswith("    ") for line in checklist_lines(checks))

@@ -41,6 +41,19 @@ HEALTHY_OUTPUT = """\
 @@grants\t{"anon": {"usage": true, "select": true, "pk_select": true}, "authenticated": {"usage": true, \
 "select": true, "pk_select": true}}
 """
+TABLE_CHECK_NAMES = [
+    "db container",
+    "table",
+    "publication",
+    "primary key",
+    "replica identity",
+    "rls",
+    "select grant",
+    "wal_level",
+    "replication slots",
+    "realtime slot",
+    "tenant row",
+]
 DB = DbContainer("supabase-db", "supabase/postgres:15.8.1.085", True, "compose service db")
 
 
@@ -74,19 +87,7 @@ def with_change(path: str, value: Any) -> TableReadiness:
 
 def test_a_ready_table_is_all_ticks_in_the_order_a_change_travels():
     checks = table_checks(healthy_readiness())
-    assert [c.name for c in checks] == [
-        "db container",
-        "table",
-        "publication",
-        "primary key",
-        "replica identity",
-        "rls",
-        "select grant",
-        "wal_level",
-        "replication slots",
-        "realtime slot",
-        "tenant row",
-    ]
+    assert [c.name for c in checks] == TABLE_CHECK_NAMES
     assert [c.status for c in checks] == [OK] * len(checks), "\n".join(f"{c.name}: {c.detail}" for c in checks)
     assert (
         "supabase_realtime_replication_slot_ active (realtime_rls 570)"
