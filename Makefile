@@ -6,7 +6,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 FAB := .venv/bin/fab
 APT_PACKAGES := docker.io openssh-server openssh-client busybox-static iproute2 python3-venv \
-                systemd coreutils postgresql-15 postgresql-15-wal2json
+                systemd coreutils sudo postgresql-15 postgresql-15-wal2json
 # Everything the demo and the tests run may only reach sandbox hosts.
 export SUPAKONG_HOST_ALLOWLIST ?= sandbox*
 

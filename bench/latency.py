@@ -214,10 +214,11 @@ def added_rtt(addresses: Sequence[str], rtt_ms: float, port: int = 10222) -> Ite
 
 
 @contextlib.contextmanager
-def delayed_forward(address: str, rtt_ms: float, port: int) -> Iterator[DelayProxy]:
-    """Within the block, 127.0.0.1:``port`` forwards to ``address``:22 with ``rtt_ms`` of
-    round-trip time added (no iptables: the client dials the proxy itself, as the tests do)."""
-    with _proxy(["forward", str(port), str(rtt_ms / 2), address]) as proxy:
+def delayed_forward(address: str, rtt_ms: float, port: int, target_port: int = 22) -> Iterator[DelayProxy]:
+    """Within the block, 127.0.0.1:``port`` forwards to ``address``:``target_port`` with
+    ``rtt_ms`` of round-trip time added (no iptables: the client dials the proxy itself, as
+    the tests do)."""
+    with _proxy(["forward", str(port), str(rtt_ms / 2), f"{address}:{target_port}"]) as proxy:
         yield proxy
 
 
@@ -255,9 +256,11 @@ if __name__ == "__main__":
     if len(sys.argv) == 5 and sys.argv[1] == "serve":
         asyncio.run(_serve(int(sys.argv[2]), float(sys.argv[3]) / 1000, Path(sys.argv[4])))
     elif len(sys.argv) == 6 and sys.argv[1] == "forward":
-        asyncio.run(_serve(int(sys.argv[2]), float(sys.argv[3]) / 1000, Path(sys.argv[5]), (sys.argv[4], 22)))
+        address, _, target_port = sys.argv[4].partition(":")
+        target = (address, int(target_port or 22))
+        asyncio.run(_serve(int(sys.argv[2]), float(sys.argv[3]) / 1000, Path(sys.argv[5]), target))
     else:
         sys.exit(
             "usage: latency.py serve PORT ONE_WAY_DELAY_MS COUNT_FILE"
-            " | forward PORT ONE_WAY_DELAY_MS ADDRESS COUNT_FILE"
+            " | forward PORT ONE_WAY_DELAY_MS ADDRESS[:PORT] COUNT_FILE"
         )

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .audit import append_argv, audit_line, audit_path
+from .become import not_writable_hint
 from .container import (
     ContainerState,
     exec_in_container,
@@ -29,7 +30,7 @@ from .container import (
 )
 from .errors import DeployError, InventoryError, RestartError, TransportError, ValidationError, VerifyError
 from .faults import checkpoint
-from .hostlock import LockOwner, acquire, break_if_stale, lock_path
+from .hostlock import LockOwner, acquire, break_if_stale, lock_path, state_dir
 from .inventory import HostConfig
 from .listen_probe import ListenGate
 from .logs import LogLine, fetch_interleaved, format_log_lines
@@ -134,9 +135,9 @@ def kong_target(host: HostConfig, kong: ContainerState, realtime: ContainerState
     tenant = host.realtime_tenant or realtime.env.get("SELF_HOST_TENANT_NAME") or "realtime-dev"
     plugins = host.kong_plugins or kong.env.get("KONG_PLUGINS")
     if host.kong_version:
-        extra = {"plugins": tuple(p.strip() for p in plugins.split(",") if p.strip())} if plugins else {}
+        names = tuple(p.strip() for p in plugins.split(",") if p.strip()) if plugins else ()
         return KongTarget(
-            version=host.kong_version, edition=host.kong_edition or "oss", realtime_tenant=tenant, **extra
+            version=host.kong_version, edition=host.kong_edition or "oss", plugins=names, realtime_tenant=tenant
         )
     if not kong.exists:
         raise InventoryError(
@@ -257,6 +258,9 @@ def deploy_host(host: HostConfig, options: DeployOptions, out: Output, task: str
                     out.line(f"  {host.kong_container} is starting: waiting for its healthcheck", host.name)
                     wait_until_healthy(conn.engine(), host.kong_container, timeout=options.wait_timeout)
                 if owner is None:
+                    if lock_status.status == "held" and held is not None:
+                        held.release()  # its session may be the only one the server allows
+                        held = None
                     break_if_stale(
                         conn, host.kong_config_path, lock_status, notify=lambda msg: out.line(f"  {msg}", host.name)
                     )
@@ -342,7 +346,9 @@ def _audit_and_release(
             )
         )
     except DeployError as exc:
-        out.line(f"  ! could not write the audit line / release the lock: {exc}", host.name)
+        hint = f" ({not_writable_hint(conn.user, state_dir(host.kong_config_path), conn.become)})"
+        why = f"{exc}{hint if 'Permission denied' in str(exc) else ''}"
+        out.line(f"  ! could not write the audit line / release the lock: {why}", host.name)
 
 
 def _apply(

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import http.client
 import json
+import shlex
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -31,7 +32,6 @@ import paramiko
 from .errors import RestartError, TransportError
 from .sshchannel import STREAMLOCAL, PendingChannel, request_channel, send_eof, streamlocal_payload
 
-DIAL_STDIO = "docker system dial-stdio"
 DEFAULT_SOCKET = "/var/run/docker.sock"
 #: Opens exec start channels ahead of time (threads start on demand, then are reused).
 _OPENERS = ThreadPoolExecutor(max_workers=32, thread_name_prefix="supakong-engine-open")
@@ -53,6 +53,79 @@ class EngineRoute:
     opener: Opener
     mode: str  # "streamlocal /var/run/docker.sock" or "dial-stdio"
     timeout: float
+    #: each channel is an SSH session running dial-stdio: the server may limit how many are
+    #: open at once (MaxSessions), so none is opened ahead of the request that needs it
+    sessions: bool = False
+    #: connections already open (the one that proved the route), for the first client to keep
+    warm: list[_ChannelHTTPConnection] = field(default_factory=list, repr=False, compare=False)
+
+
+DIAL_STDIO_ARGV = ("docker", "system", "dial-stdio")
+
+
+def streamlocal_route(
+    transport: paramiko.Transport, socket_path: str, timeout: float, requested: PendingChannel | None = None
+) -> EngineRoute:
+    """Streamlocal channels to ``socket_path``; raises paramiko's ``ChannelException`` (or
+    ``SSHException``) when the server refuses the first one (``AllowStreamLocalForwarding
+    no``, ``DisableForwarding yes``, no such socket, a user who may not open it)."""
+    # The first channel proves the route works, then serves the first request.
+    first = [requested.wait(timeout) if requested else open_streamlocal(transport, socket_path, timeout)]
+    taking = threading.Lock()
+
+    def streamlocal() -> paramiko.Channel:
+        with taking:  # requests start concurrently: only one of them gets the first channel
+            if first:
+                return first.pop()
+        return open_streamlocal(transport, socket_path, timeout)
+
+    return EngineRoute(streamlocal, f"streamlocal {socket_path}", timeout)
+
+
+def dial_stdio_route(
+    open_session: Callable[[], paramiko.Channel], argv: Sequence[str], timeout: float, mode: str = "dial-stdio"
+) -> EngineRoute:
+    """Sessions from ``open_session`` running ``argv`` (``docker system dial-stdio``, or its
+    sudo form: :func:`supakong.become.dial_stdio_argv`), each spliced onto the engine."""
+    command = shlex.join(argv)
+
+    def dial_stdio() -> paramiko.Channel:
+        channel = open_session()
+        channel.exec_command(command)
+        return channel
+
+    return EngineRoute(dial_stdio, mode, timeout, sessions=True)
+
+
+def ping(route: EngineRoute) -> str | None:
+    """None if ``GET /_ping`` through ``route`` answers 200, else why not: the command's own
+    stderr when it wrote one (sudo asking for a password, no docker CLI), or the error."""
+    conn = _ChannelHTTPConnection(route)
+    try:
+        status, body, keep = _exchange(conn, "GET", "/_ping")
+        if status == 200:
+            if keep:  # its session serves the first request: no second dial-stdio process
+                route.warm.append(conn)
+            else:
+                _close(conn)
+            return None
+        detail = body.decode("utf-8", "replace").strip()[:200] or f"HTTP {status}"
+    except (paramiko.SSHException, OSError, http.client.HTTPException) as exc:
+        detail = str(exc) or type(exc).__name__
+    detail = _stderr_of(conn.channel, route.timeout) or detail
+    _close(conn)
+    return detail
+
+
+def _stderr_of(channel: paramiko.Channel | None, timeout: float) -> str:
+    """What a failed dial-stdio command wrote on stderr (it exits at once), on one line."""
+    if channel is None:
+        return ""
+    channel.status_event.wait(min(timeout, 5.0))
+    err = bytearray()
+    while channel.recv_stderr_ready():
+        err += channel.recv_stderr(65536)
+    return " | ".join(err.decode("utf-8", "replace").strip().splitlines()[-3:])
 
 
 def engine_opener(
@@ -62,44 +135,31 @@ def engine_opener(
     socket_path: str = DEFAULT_SOCKET,
     timeout: float = 60.0,
     requested: PendingChannel | None = None,
+    open_session: Callable[[], paramiko.Channel] | None = None,
+    dial_argv: Sequence[str] = DIAL_STDIO_ARGV,
+    explain: Callable[[str], str | None] = lambda _: None,
 ) -> EngineRoute:
-    """A streamlocal channel to ``socket_path`` if the server allows it, else ``docker
-    system dial-stdio`` (checked with ``GET /_ping``); a :class:`TransportError` that names
-    the host and the likely fix when neither reaches the engine. ``requested``: that
-    streamlocal channel, already asked for (with the authentication, see
+    """A streamlocal channel to ``socket_path`` if the server allows it, else ``dial_argv``
+    (``docker system dial-stdio``) in sessions from ``open_session`` (checked with ``GET
+    /_ping``); a :class:`TransportError` that names the host and the likely fix when neither
+    reaches the engine (``explain`` may word it from the command's stderr). ``requested``:
+    that streamlocal channel, already asked for (with the authentication, see
     :mod:`supakong.transport`)."""
     try:
-        # The first channel proves the route works, then serves the first request.
-        first = [requested.wait(timeout) if requested else open_streamlocal(transport, socket_path, timeout)]
-        taking = threading.Lock()
-
-        def streamlocal() -> paramiko.Channel:
-            with taking:  # requests start concurrently: only one of them gets the first channel
-                if first:
-                    return first.pop()
-            return open_streamlocal(transport, socket_path, timeout)
-
-        return EngineRoute(streamlocal, f"streamlocal {socket_path}", timeout)
+        return streamlocal_route(transport, socket_path, timeout, requested)
     except (paramiko.ChannelException, paramiko.SSHException, AttributeError):
         pass  # refused (AllowStreamLocalForwarding no, no such socket, permissions): use the CLI
-
-    def dial_stdio() -> paramiko.Channel:
-        channel = transport.open_session(timeout=timeout)
-        channel.exec_command(DIAL_STDIO)
-        return channel
-
-    route = EngineRoute(dial_stdio, "dial-stdio", timeout)
-    try:
-        status, body = _request(route, "GET", "/_ping")
-    except (paramiko.SSHException, OSError, http.client.HTTPException) as exc:
-        status, body = 0, str(exc).encode()
-    if status != 200:
-        detail = body.decode("utf-8", "replace").strip()[:200] or f"HTTP {status}"
-        raise TransportError(
-            f"{host_name}: cannot reach the Docker Engine through SSH (streamlocal {socket_path} was refused,"
-            f" `{DIAL_STDIO}` failed: {detail}). Is Docker running, and is the SSH user root or in the docker group?"
-        )
-    return route
+    route = dial_stdio_route(open_session or (lambda: transport.open_session(timeout=timeout)), dial_argv, timeout)
+    detail = ping(route)
+    if detail is None:
+        return route
+    raise TransportError(
+        explain(detail)
+        or f"{host_name}: cannot reach the Docker Engine through SSH: the server refused a streamlocal channel to"
+        f" {socket_path} (sshd_config AllowStreamLocalForwarding / DisableForwarding, or the socket's permissions)"
+        f" and `{shlex.join(dial_argv)}` failed: {detail}. Is Docker running, and is the SSH user root or in the"
+        " docker group (or set ansible_become: true)?"
+    )
 
 
 class _Unclosable:
@@ -158,20 +218,22 @@ def _exchange(
     return response.status, data, not response.will_close
 
 
+#: How long a dial-stdio session is given to end by itself once told its input ended.
+WIND_DOWN = 2.0
+
+
 def _close(conn: _ChannelHTTPConnection) -> None:
     conn.close()
-    if conn.channel is not None:
-        conn.channel.close()
-
-
-def _request(route: EngineRoute, method: str, path: str) -> tuple[int, bytes]:
-    """One request on its own channel; the channel is closed once the body is read."""
-    conn = _ChannelHTTPConnection(route)
-    try:
-        status, data, _ = _exchange(conn, method, path)
-        return status, data
-    finally:
-        _close(conn)
+    channel = conn.channel
+    if channel is None:
+        return
+    if conn._route.sessions and not channel.closed:
+        # A session we close first stays counted by sshd until its dial-stdio has exited,
+        # and nothing on the wire says when: the next session could be refused. Ended by
+        # its input instead, it exits and reports its status, and then it is gone.
+        send_eof(channel)
+        channel.status_event.wait(min(WIND_DOWN, conn._route.timeout))
+    channel.close()
 
 
 def is_multiplexed(raw: bytes) -> bool:
@@ -208,7 +270,8 @@ class EngineClient:
     def __init__(self, route: EngineRoute, host_name: str) -> None:
         self.route = route
         self.host_name = host_name
-        self._idle: list[_ChannelHTTPConnection] = []
+        self._idle: list[_ChannelHTTPConnection] = route.warm[:]  # the route's proven one
+        route.warm.clear()
         self._lock = threading.Lock()
 
     def _call(
@@ -224,15 +287,18 @@ class EngineClient:
         """One request on a kept channel (a new one if none is idle), or on ``hijack``, a
         connection of its own that the engine takes over (an exec's start) and is closed."""
         hijacked = hijack is not None
+        hijack_reused = hijack is not None and hijack.channel is not None and hijack.sock is not None
         while True:
-            conn, reused = (hijack, False) if hijack is not None else self._take()
+            conn, reused = (hijack, hijack_reused) if hijack is not None else self._take()
             try:
                 status, data, keep = _exchange(conn, method, path, body, stdin)
             except (paramiko.SSHException, OSError, http.client.HTTPException) as exc:
                 _close(conn)
-                if reused:
-                    continue  # the engine closed a kept connection: again on a new channel
-                raise TransportError(f"{self.host_name}: {what}: {exc}") from None
+                if reused:  # the engine closed a kept connection: again on a new channel
+                    hijack = _ChannelHTTPConnection(self.route) if hijacked else None
+                    hijack_reused = False
+                    continue
+                raise TransportError(f"{self.host_name}: {what}: {channel_error(exc)}") from None
             if keep and not hijacked:
                 with self._lock:
                     self._idle.append(conn)
@@ -242,10 +308,12 @@ class EngineClient:
 
     def _take(self) -> tuple[_ChannelHTTPConnection, bool]:
         """A kept connection (True) or a new one (False)."""
+        kept = self._take_idle()
+        return (kept, True) if kept is not None else (_ChannelHTTPConnection(self.route), False)
+
+    def _take_idle(self) -> _ChannelHTTPConnection | None:
         with self._lock:
-            if self._idle:
-                return self._idle.pop(), True
-        return _ChannelHTTPConnection(self.route), False
+            return self._idle.pop() if self._idle else None
 
     def close(self) -> None:
         """Close the kept connections (their channels)."""
@@ -280,17 +348,23 @@ class EngineClient:
         """
         what = f"docker exec {name} {argv[0] if argv else ''}".rstrip()
         spec = {"AttachStdin": stdin is not None, "AttachStdout": True, "AttachStderr": True, "Cmd": argv}
-        # The start's own channel opens while the exec is created: one round trip less.
+        # The start's own channel opens while the exec is created: one round trip less. Not
+        # where each channel is a session (the server may allow too few to hold one idle):
+        # there the start takes the kept channel the create used, and no session opens.
         starter = _ChannelHTTPConnection(self.route)
-        opening = _OPENERS.submit(starter.connect)
+        opening = None if self.route.sessions else _OPENERS.submit(starter.connect)
         try:
             status, body = self._call(what, "POST", f"/containers/{quote(name, safe='')}/exec", spec)
             if status != 201:
                 raise TransportError(f"{self.host_name}: {what}: {_engine_message(body, status)}")
             exec_id = quote(str(json.loads(body)["Id"]), safe="")
-            _opened(opening, f"{self.host_name}: {what}")
+            if opening is not None:
+                _opened(opening, f"{self.host_name}: {what}")
+            else:
+                starter = self._take_idle() or starter
         except BaseException:
-            opening.add_done_callback(lambda _: _close(starter))
+            if opening is not None:
+                opening.add_done_callback(lambda _: _close(starter))
             raise
         start = {"Detach": False, "Tty": False}
         status, raw = self._call(what, "POST", f"/exec/{exec_id}/start", start, stdin, hijack=starter)
@@ -331,7 +405,14 @@ def _opened(opening: Future[None], what: str) -> None:
     try:
         opening.result()
     except (paramiko.SSHException, OSError) as exc:
-        raise TransportError(f"{what}: {exc}") from None
+        raise TransportError(f"{what}: {channel_error(exc)}") from None
+
+
+def channel_error(exc: BaseException) -> str:
+    """paramiko's error in words: a refused channel says so (not ``ChannelException(2, …)``)."""
+    if isinstance(exc, paramiko.ChannelException):
+        return f"the SSH server refused a channel to the Docker Engine ({exc.text}; code {exc.code})"
+    return str(exc) or type(exc).__name__
 
 
 def _engine_message(body: bytes, status: int) -> str:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from .become import not_writable_hint
 from .errors import DeployError
 from .look import LockStatus, look
 from .plan import HostState
@@ -136,6 +137,8 @@ def acquire(
             free = free_bytes(conn, posixpath.dirname(config_path))
             if free is not None and free < 4096:  # dash reports ENOSPC as "I/O error"
                 reason = f"No space left on device ({free} bytes free): {reason}"
+            elif "Permission denied" in reason:
+                reason += f" ({not_writable_hint(conn.user, posixpath.dirname(path), conn.become)})"
             raise DeployError(f"{conn.host.name}: cannot take the lock {path}: {reason}; nothing was changed")
         if is_stale(status, stale_after):
             if status.details in broken:

@@ -33,6 +33,7 @@ _CONTAINER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 #: to the grep/ls/sha256sum that remote commands run on its name).
 _SAFE_PATH = re.compile(r"(/[A-Za-z0-9._+][A-Za-z0-9._+-]*)+")
 _HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,252})?")
+_BOOLEANS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,9 @@ class HostConfig:
     verify_vsn: str
     groups: tuple[str, ...]
     vars: Mapping[str, Any] = field(repr=False, compare=False)
+    #: ``ansible_become``: commands and Docker through ``sudo -n -u become_user`` (supakong.become)
+    become: bool = False
+    become_user: str = "root"
     db_container: str | None = None  # the Supabase db container; found by image/labels when unset
 
 
@@ -254,6 +258,15 @@ class _Fields:
             raise self.fail(key, f"{number} is out of range {low}..{high}")
         return number
 
+    def boolean(self, key: str, default: bool) -> bool:
+        """Ansible's booleans: true/false, yes/no, on/off, 1/0 (any case)."""
+        value = self.values.get(key, default)
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, (str, int)) and str(value).lower() in _BOOLEANS:
+            return _BOOLEANS[str(value).lower()]
+        raise self.fail(key, f"expected true or false, got {value!r}")
+
     def local_path(self, key: str, default: str | None = None) -> Path | None:
         value = self.optional(key) if default is None else self.text(key, default)
         if value is None:
@@ -299,4 +312,21 @@ def _host_config(path: Path, name: str, chain: tuple[str, ...], values: dict[str
         groups=chain,
         vars=dict(values),
         db_container=f.optional("db_container", _CONTAINER),
+        **_become_fields(f),
     )
+
+
+def _become_fields(f: _Fields) -> dict[str, Any]:
+    """``ansible_become``, ``ansible_become_user`` (default root); the method must be sudo and
+    the flags harmless, since supakong always runs ``sudo -n -u USER --`` (supakong.become)."""
+    from .become import METHOD, check_flags
+
+    method = f.text("ansible_become_method", METHOD)
+    if method != METHOD:
+        raise f.fail(
+            "ansible_become_method", f"{method!r} is not supported: supakong becomes another user with sudo only"
+        )
+    flag = check_flags(f.text("ansible_become_flags", ""))
+    if flag is not None:
+        raise f.fail("ansible_become_flags", f"{flag!r} is not supported: supakong always runs `sudo -n -u USER --`")
+    return {"become": f.boolean("ansible_become", False), "become_user": f.text("ansible_become_user", "root", _NAME)}

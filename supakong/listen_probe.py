@@ -27,6 +27,7 @@ import paramiko
 from .container import PROVEN_GATE_PROBE_AFTER, UNGATED_PROBE_AFTER, ContainerState
 
 DEFAULT_PROXY_LISTEN = "0.0.0.0:8000"
+DIRECT_TCPIP = "direct-tcpip"
 _ANY = ("0.0.0.0", "*", "", "::", "[::]")
 #: No route of a Supabase gateway has this path; Kong answers 404 (or 401 behind a catch-all
 #: basic-auth route) without calling an upstream.
@@ -59,11 +60,19 @@ def proxy_address(state: ContainerState) -> tuple[str, int] | None:
 def answers_http(transport: paramiko.Transport, address: tuple[str, int], timeout: float = 2.0) -> bool | None:
     """True if something at ``address`` (seen from the SSH server) answers an HTTP request
     with a status line; False if nothing does yet; None if the server does not allow
-    ``direct-tcpip`` channels (``AllowTcpForwarding no``), so asking again is pointless."""
+    ``direct-tcpip`` channels (``AllowTcpForwarding no``, ``DisableForwarding yes``), so
+    asking again is pointless: the connection remembers it, and is not asked again."""
+    refused: set[str] | None = getattr(transport, "refused_kinds", None)  # learned once per connection
+    if refused is not None and DIRECT_TCPIP in refused:
+        return None
     try:
-        channel = transport.open_channel("direct-tcpip", address, ("127.0.0.1", 0), timeout=timeout)
+        channel = transport.open_channel(DIRECT_TCPIP, address, ("127.0.0.1", 0), timeout=timeout)
     except paramiko.ChannelException as exc:
-        return None if exc.code == paramiko.common.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED else False
+        if exc.code != paramiko.common.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED:
+            return False
+        if refused is not None:
+            refused.add(DIRECT_TCPIP)
+        return None
     except (paramiko.SSHException, OSError):
         return False
     try:

@@ -16,6 +16,7 @@ import posixpath
 import secrets
 from dataclasses import dataclass
 
+from .become import not_writable_hint
 from .errors import TransportError
 from .faults import checkpoint
 from .transport import HostConnection
@@ -192,6 +193,8 @@ def replace_file_atomically(
             reason += f" ({free} bytes free, {len(content)} needed)"
     elif result.exit_code != 6:
         where = f"{conn.host.name}: cannot replace {path}"
+    if "Permission denied" in reason:
+        reason += f" ({not_writable_hint(conn.user, posixpath.dirname(path), conn.become)})"
     raise TransportError(f"{where}: {reason}")
 
 

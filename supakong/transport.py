@@ -14,6 +14,13 @@ client after the request that resulted in SSH_MSG_USERAUTH_SUCCESS" to the conne
 service, so they open with the authentication's own round trip instead of one after it.
 When that first request is not the one that succeeds (another key is tried next), the
 server dropped them as unexpected and they are opened the usual way.
+
+Hardened servers refuse some of these: a session beyond ``MaxSessions`` teaches the
+connection its limit once (:mod:`supakong.sessions`), and from then on sessions open as they
+free up; a refused streamlocal channel sends the engine through ``docker system dial-stdio``
+sessions, which move to a second connection when the server allows one session per
+connection. Under ``ansible_become`` commands and the engine go through ``sudo -n``
+(:mod:`supakong.become`).
 """
 
 from __future__ import annotations
@@ -35,10 +42,12 @@ import fabric
 import paramiko
 from paramiko.message import Message
 
+from .become import Become, as_become, dial_stdio_argv, sudo_refusal, sudo_refusal_message
 from .engine import EngineClient, EngineRoute, engine_opener
 from .errors import TransportError
 from .inventory import HostConfig
 from .secrets import mask
+from .sessions import RETRY_FOR, SessionBudget, max_sessions_message, sessions_refused_message
 from .sshchannel import SESSION, STREAMLOCAL, PendingChannel, request_channel, send_eof, streamlocal_payload
 
 # paramiko logs refused channel opens (e.g. the streamlocal probe of supakong.dockerssh
@@ -137,6 +146,9 @@ class _Transport(paramiko.Transport):
         self._requested: dict[str, PendingChannel] = {}
         self.auth_requests = 0
         self.sent_early = False
+        #: what the server allows on this connection, learned from its refusals
+        self.sessions = SessionBudget()
+        self.refused_kinds: set[str] = set()  # channel kinds it refused for good (direct-tcpip)
 
     def _send_message(self, data: Message) -> None:
         super()._send_message(data)  # type: ignore[misc]  # private in paramiko's stubs
@@ -152,6 +164,10 @@ class _Transport(paramiko.Transport):
                     self._requested[early.kind] = request_channel(
                         self, early.kind, early.payload, what=early.what, from_transport_thread=True
                     )
+
+    def early_pending(self, kind: str) -> bool:
+        """Is a channel of ``kind`` asked for with the authentication still to be taken?"""
+        return kind in self._requested and self.auth_requests == 1
 
     def take_early(self, kind: str) -> PendingChannel | None:
         """The channel of ``kind`` asked for with the authentication, once: None if there is
@@ -232,6 +248,12 @@ class HostConnection:
         self._reserved: list[PendingChannel] = []  # sessions asked for ahead (reserve_session)
         self._reserved_lock = threading.Lock()
         self.commands_run = 0
+        self.become = Become(host.become_user) if host.become else None
+        #: a second connection for dial-stdio channels, once the server allows one session only
+        self._engine_conn: HostConnection | None = None
+        self._engine_conn_lock = threading.Lock()
+        self._engine_owner: HostConnection = self  # whose EngineClient keeps channels here
+        self._own_budget = SessionBudget()  # for a transport not of our making
 
     # -- connection -------------------------------------------------------------------
     def _make_fabric_connection(self) -> _Connection:
@@ -263,7 +285,20 @@ class HostConnection:
     def _make_transport(self, sock: Any, *args: Any, **kwargs: Any) -> _Transport:
         """paramiko's ``transport_factory``: our transport, remembered for :meth:`open`."""
         self._transport_made = _Transport(sock, *args, early=self._early, **kwargs)
+        self._transport_made.sessions.reclaimers.append(self._close_idle_engine_channels)
         return self._transport_made
+
+    def _close_idle_engine_channels(self) -> None:
+        """The budget's reclaimer: kept engine channels (sessions, with dial-stdio) that wait
+        idle give their session back to whoever waits for one."""
+        engine = self._engine_owner._engine
+        if engine is not None:
+            engine.close()
+
+    @property
+    def user(self) -> str:
+        """The SSH login (after ssh config resolution)."""
+        return str(self._fabric.user)
 
     @property
     def address(self) -> str:
@@ -368,9 +403,11 @@ class HostConnection:
         return transport
 
     def close(self) -> None:
-        """Close the Docker clients, SFTP and the SSH connection."""
+        """Close the Docker clients, SFTP and the SSH connection(s)."""
         if self._engine is not None:
             self._engine.close()
+        if self._engine_conn is not None:
+            self._engine_conn.close()
         if self._docker is not None:
             try:
                 self._docker.close()
@@ -400,6 +437,7 @@ class HostConnection:
         """
         result = self._complete(self._exec(argv, timeout), argv, stdin, timeout)
         self.commands_run += 1
+        self._raise_if_sudo_refused(result)
         return self._checked(result) if check else result
 
     def start(self, argv: Sequence[str], *, until: bytes, timeout: float = 120.0) -> tuple[bytes, HeldCommand | None]:
@@ -425,16 +463,21 @@ class HostConnection:
             raise self._failed(argv, exc) from None
         self.commands_run += 1
         head, found, _ = bytes(out).partition(marker)
-        if not found:
-            channel.close()
-            return head, None
+        if not found:  # it ended first: its exit code and stderr say whether that is a failure
+            result = self._complete(channel, argv, None, timeout)
+            self._raise_if_sudo_refused(result)
+            self._checked(CommandResult(result.argv, result.exit_code, bytes(out) + result.stdout, result.stderr))
+            return bytes(out) + result.stdout, None
         return head, HeldCommand(self, channel, tuple(argv))
 
     def reserve_session(self) -> None:
         """Ask for a session now, without waiting for it, for the next command: its opening
         overlaps whatever the caller does meanwhile, and that command then costs one round
-        trip less. Best effort (a closed connection: the command opens its own)."""
+        trip less. Best effort (a closed connection: the command opens its own), and never
+        once the server has refused a session (MaxSessions): one held idle may starve others."""
         try:
+            if self._budget().constrained:
+                return
             pending = request_channel(self.transport, SESSION, what="a session")
         except (TransportError, paramiko.SSHException):
             return
@@ -452,19 +495,74 @@ class HostConnection:
                 continue  # asked for on a connection lost since
             try:
                 return pending.wait(self.connect_timeout)
-            except paramiko.SSHException:  # refused, or never answered: the usual way says why
+            except paramiko.ChannelException:  # refused: the server's session limit, learned
+                self._budget().refused(self._pending_sessions())
+                return None
+            except paramiko.SSHException:  # never answered: the usual way says why
                 return None
 
-    def _exec(self, argv: Sequence[str], timeout: float) -> paramiko.Channel:
-        """A new session running ``argv``."""
+    def _budget(self) -> SessionBudget:
+        transport = self.transport
+        return transport.sessions if isinstance(transport, _Transport) else self._own_budget
+
+    def _pending_sessions(self) -> int:
+        """Sessions asked for ahead (with the authentication, or reserved) and not taken yet:
+        the server counts them as open."""
+        transport = self.transport
+        with self._reserved_lock:
+            reserved = sum(1 for pending in self._reserved if pending.transport is transport)
+        early = isinstance(transport, _Transport) and transport.early_pending(SESSION)
+        return reserved + int(early)
+
+    def _open_session(self, *, ahead: bool = True, shared: bool = True) -> paramiko.Channel:
+        """A session channel within what the server allows: the one asked for with the
+        authentication or reserved (``ahead``), else a new one. A refusal teaches the limit
+        (:class:`~supakong.sessions.SessionBudget`); from then on a session opens when one is
+        free. With ``shared`` False (the engine's dial-stdio sessions), a limit of one raises
+        :class:`_SingleSession` instead of waiting for the commands' session."""
+        budget = self._budget()
+        if ahead and (channel := self._early_channel(SESSION) or self._reserved_channel()):
+            return budget.track(channel)
+        deadline, delay = time.monotonic() + RETRY_FOR, 0.01
+        while True:
+            if not shared and budget.capacity == 1:
+                raise _SingleSession()
+            if not budget.wait_for_slot(deadline, self._pending_sessions(), self._sync):
+                raise TransportError(max_sessions_message(self.host.name, self.address, budget.capacity, RETRY_FOR))
+            transport = self.transport
+            try:
+                return budget.track(transport.open_session(timeout=self.connect_timeout), slot=True)
+            except paramiko.ChannelException:
+                budget.give_back()
+                budget.refused(self._pending_sessions())
+            except paramiko.SSHException:
+                budget.give_back()
+                if not transport.is_active():
+                    raise
+                # paramiko keeps one refusal per connection: of two refused at once, one
+                # thread gets "Unable to open channel." (a timeout too: tried again, in time)
+                budget.refused(self._pending_sessions())
+            if time.monotonic() >= deadline:
+                if budget.capacity is None:
+                    raise TransportError(sessions_refused_message(self.host.name, self.address))
+                raise TransportError(max_sessions_message(self.host.name, self.address, budget.capacity, RETRY_FOR))
+            time.sleep(delay)  # a session closed on our side may still count on the server's
+            delay = min(delay * 2, 0.2)
+
+    def _sync(self) -> None:
+        """One round trip to the server (OpenSSH's keepalive: a global request it answers
+        with a failure): everything sent before it has been handled when the answer is back."""
         try:
-            channel = (
-                self._early_channel(SESSION)
-                or self._reserved_channel()
-                or self.transport.open_session(timeout=self.connect_timeout)
-            )
+            self.transport.global_request("keepalive@openssh.com", wait=True)
+        except (paramiko.SSHException, OSError):
+            pass  # the open that follows names the problem
+
+    def _exec(self, argv: Sequence[str], timeout: float) -> paramiko.Channel:
+        """A new session running ``argv`` (through sudo under become)."""
+        try:
+            channel = self._open_session()
             channel.settimeout(timeout)
-            channel.exec_command(shlex.join(argv))
+            channel.exec_command(shlex.join(as_become(argv, self.become)))
         except (paramiko.SSHException, OSError) as exc:
             raise self._failed(argv, exc) from None
         return channel
@@ -505,6 +603,15 @@ class HostConnection:
             channel.close()
         return CommandResult(tuple(argv), code, stdout, stderr)
 
+    def _raise_if_sudo_refused(self, result: CommandResult) -> None:
+        """Under become, sudo itself failing (a password asked for, no rule) is one line
+        naming the host, the user and the fix, whatever command it was."""
+        if self.become is None or result.exit_code not in (1, 127):
+            return
+        why = sudo_refusal(result.stderr)
+        if why is not None:
+            raise TransportError(sudo_refusal_message(self.host.name, self.user, self.become, why))
+
     def _checked(self, result: CommandResult) -> CommandResult:
         """``result``, or a :class:`TransportError` naming the command, exit code and stderr."""
         if result.exit_code != 0:
@@ -540,10 +647,47 @@ class HostConnection:
                     host_name=self.host.name,
                     socket_path=self.host.docker_socket,
                     requested=self._early_request(STREAMLOCAL),
+                    open_session=self._engine_session,
+                    dial_argv=dial_stdio_argv(self.host.docker_socket, self.become),
+                    explain=self._explain_engine_failure,
                 )
                 self._route_transport = transport
                 self._engine = self._docker = None
             return self._route
+
+    def _engine_session(self) -> paramiko.Channel:
+        """A session for a dial-stdio channel to the engine: on this connection, or, once the
+        server turned out to allow a single session per connection (MaxSessions 1), which a
+        command may hold for the whole run (the look, held for the audit line), on a second
+        connection of the engine's own."""
+        try:
+            return self._open_session(ahead=False, shared=False)
+        except _SingleSession:
+            return self._engine_connection()._open_session()
+
+    def _engine_connection(self) -> HostConnection:
+        """The second connection (opened once): the same host, verified the same way; its
+        first session is asked for with its authentication, and its limit is this one's."""
+        with self._engine_conn_lock:
+            if self._engine_conn is None or not self._engine_conn._fabric.is_connected:
+                conn = HostConnection(
+                    self.host,
+                    accept_new=self.accept_new,
+                    connect_timeout=self.connect_timeout,
+                    early=(SESSION_CHANNEL,),
+                )
+                conn._engine_owner = self
+                conn.open()
+                conn._budget().capacity = self._budget().capacity
+                self._engine_conn = conn
+            return self._engine_conn
+
+    def _explain_engine_failure(self, detail: str) -> str | None:
+        """The engine's route failed with ``detail`` (dial-stdio's stderr): sudo refusing
+        under become is worded as for any command."""
+        if self.become is None or (why := sudo_refusal(detail)) is None:
+            return None
+        return sudo_refusal_message(self.host.name, self.user, self.become, why)
 
     def engine(self) -> EngineClient:
         """The light Engine API client (standard library HTTP): the inspections and execs
@@ -564,6 +708,10 @@ class HostConnection:
         return self._docker
 
 
+class _SingleSession(Exception):
+    """The server allows one session per connection: the engine needs a connection of its own."""
+
+
 class HeldCommand:
     """A command that printed its answer and now waits for one line on stdin: the rest of
     its work (a no-op's audit line) costs a write on the same session instead of a second
@@ -575,7 +723,9 @@ class HeldCommand:
     def finish(self, line: str, timeout: float = 60.0) -> None:
         """Send ``line`` (one line, no newline in it) and wait for the command to end;
         :class:`TransportError` if it fails or the session is gone."""
-        self.conn._checked(self.conn._complete(self.channel, self.argv, line.encode("utf-8") + b"\n", timeout))
+        result = self.conn._complete(self.channel, self.argv, line.encode("utf-8") + b"\n", timeout)
+        self.conn._raise_if_sudo_refused(result)
+        self.conn._checked(result)
 
     def release(self) -> None:
         """End the command without its last line (it reads EOF and exits); never raises."""

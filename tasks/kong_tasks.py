@@ -23,9 +23,11 @@ if TYPE_CHECKING:
 @task(
     help={
         "file": "Validate this file (no inventory needed)",
-        "kong-version": "Kong version to validate for, e.g. 2.8.1 or 3.9.1 (default 2.8.1 with --file)",
+        "kong-version": "Kong version to validate for, e.g. 2.8.1 or 3.9.3 (default 2.8.1 with --file)",
         "edition": "oss or enterprise",
-        "plugins": "Comma-separated KONG_PLUGINS (default: Supabase's list)",
+        "plugins": "Comma-separated KONG_PLUGINS (default: Supabase's list for that Kong version)",
+        "router-flavor": "KONG_ROUTER_FLAVOR on 3.x: traditional, traditional_compatible (Kong's default), expressions",
+        "expansion": "How the entrypoint expands the file: eval (2.x default), awk (3.x default), none",
         "realtime-tenant": "The Realtime tenant (default realtime-dev)",
         "json": 'Print {"findings": [...]} instead of text',
         "offline": "With -H: do not read version/plugins/tenant from the host's containers",
@@ -39,13 +41,16 @@ def check_kong(
     edition: str | None = None,
     plugins: str | None = None,
     realtime_tenant: str | None = None,
+    router_flavor: str | None = None,
+    expansion: str | None = None,
     json: bool = False,
     offline: bool = False,
 ) -> None:
     """Validate a Kong declarative config (a --file, or -H HOST's render); exit 1 on an error."""
+    choices = {"router_flavor": router_flavor, "expansion": expansion}
     if file:
         text, source = _read(file), file
-        target = _target(kong_version or "2.8.1", edition, plugins, realtime_tenant)
+        target = _target(kong_version or "2.8.1", edition, plugins, realtime_tenant, **choices)
     else:
         [host] = select_hosts(c, require=True)[:1]
         text, source = render_kong_config(host, load_secrets(host.secrets_env_file)), str(host.template)
@@ -55,12 +60,13 @@ def check_kong(
                 edition or host.kong_edition,
                 plugins or host.kong_plugins,
                 realtime_tenant or host.realtime_tenant,
+                **choices,
             )
         else:
             with HostConnection(host) as conn:
                 state = look_at_host(conn, host)
             assert state.realtime is not None  # look_at_host inspects Realtime
-            target = kong_target(host, state.kong, state.realtime)
+            target = _override(kong_target(host, state.kong, state.realtime), **choices)
     from supakong.kong.findings import findings_to_json, has_errors  # loaded when a task validates
     from supakong.kong.validate import validate_kong_config
 
@@ -71,7 +77,7 @@ def check_kong(
         for finding in findings:
             print(mask(finding.as_line()))
         verdict = "REFUSED" if has_errors(findings) else "ok"
-        print(f"{source}: {verdict} for Kong {target.version} {target.edition} ({len(findings)} findings)")
+        print(f"{source}: {verdict} for {_describe(target)} ({len(findings)} findings)")
     if has_errors(findings):
         fail(f"{source}: the config has errors", 1) if not json else sys.exit(1)
 
@@ -101,13 +107,36 @@ def _read(file: str) -> str:
         fail(f"{file}: cannot read ({exc.strerror})")
 
 
-def _target(version: str, edition: str | None, plugins: str | None, tenant: str | None) -> KongTarget:
+def _target(
+    version: str,
+    edition: str | None,
+    plugins: str | None,
+    tenant: str | None,
+    *,
+    router_flavor: str | None = None,
+    expansion: str | None = None,
+) -> KongTarget:
     from supakong.kong.target import KongTarget
 
     try:
         base = KongTarget.from_image(f"kong:{version}", plugins, tenant or "realtime-dev")
     except ValueError as exc:
         fail(f"--kong-version: {exc}")
-    if edition:
-        return KongTarget(base.version, edition, base.plugins, base.realtime_tenant)
-    return base
+    return _override(base, edition=edition, router_flavor=router_flavor, expansion=expansion)
+
+
+def _override(target: KongTarget, **choices: str | None) -> KongTarget:
+    """The target with the flags the user gave; a bad value is a one-line error naming the flag."""
+    try:
+        return target.with_overrides(**choices)
+    except ValueError as exc:
+        flag = next((name for name, value in choices.items() if value is not None and name in str(exc)), "")
+        fail(f"--{flag.replace('_', '-')}: {exc}" if flag else str(exc))
+
+
+def _describe(target: KongTarget) -> str:
+    """`Kong 3.9.3 oss (router expressions, awk entrypoint)`."""
+    details = [f"{target.expansion} entrypoint" if target.expansion != "none" else "no entrypoint expansion"]
+    if target.at_least((3, 0)):
+        details.insert(0, f"router {target.router_flavor}")
+    return f"Kong {target.version} {target.edition} ({', '.join(details)})"

@@ -1,7 +1,8 @@
 """Flatten a declarative config into entities with their YAML paths and parents.
 
 Kong lets children be nested under their parent or declared at top level with a reference
-(`service: <name>`, `consumer: <username>`), and Supabase mixes both styles (facts §1).
+(`service: <name>`, `consumer: <username>`), and Supabase mixes both styles
+(Kong/kong@3.9.3:kong/db/schema/others/declarative_config.lua, nest_foreign_relationships).
 Every check works on this flat list, so the nesting is interpreted in one place.
 """
 
@@ -15,7 +16,8 @@ from .findings import Finding, error
 from .schema_types import yaml_type
 from .yamlpath import child, item
 
-# Plugin DAO entities, present only when their plugin is in KONG_PLUGINS (facts §1).
+# Plugin DAO entities, present only when their plugin is in KONG_PLUGINS
+# (Kong/kong@3.9.3:kong/db/schema/others/declarative_config.lua, DeclarativeConfig.load).
 PLUGIN_ENTITY_KEYS: dict[str, str] = {
     "keyauth_credentials": "key-auth",
     "acls": "acl",
@@ -172,7 +174,7 @@ def _names_missing_scope(plugin: Entity) -> bool:
 
 @dataclass(frozen=True)
 class Upstream:
-    """Where a service sends requests, after applying the `url` shorthand (facts §2)."""
+    """Where a service sends requests, after applying the `url` shorthand."""
 
     protocol: str | None
     host: str | None
@@ -181,7 +183,8 @@ class Upstream:
 
 
 def effective_upstream(service: Mapping[object, object]) -> Upstream:
-    """Resolve protocol/host/port/path; `url` overwrites the explicit fields (facts §2)."""
+    """Resolve protocol/host/port/path; `url` overwrites the explicit fields
+    (Kong/kong@3.9.3:kong/db/schema/entities/services.lua:72-103)."""
     url = service.get("url")
     if isinstance(url, str) and url:
         parsed = parse_url(url)

@@ -1,7 +1,8 @@
 """Supabase-specific pitfalls: valid for Kong, broken for Supabase Realtime or REST clients.
 
-Each finding says why (with the facts section) and how to fix it. The `ws`/`wss` route
-protocols on OSS are reported by the schema check itself (see `protocols`).
+Each finding says why, with a public source, and how to fix it, naming the file's own
+values (its Realtime upstream, its routes). The `ws`/`wss` route protocols on OSS are
+reported by the schema check itself (see `protocols`).
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from .findings import Finding, error, warning
 from .target import KongTarget
 from .yamlpath import child
 
-# Phoenix heartbeat of realtime-js / realtime-py (facts §3).
+# Phoenix heartbeat of realtime-js (HEARTBEAT_INTERVAL 25000, supabase/supabase-js:
+# packages/core/realtime-js/src/lib/constants.ts) and realtime-py (hb_interval 25).
 REALTIME_HEARTBEAT_MS = 25_000
-# Headers supabase-js asks for in REST/auth preflights (facts §4).
+# Headers supabase-js asks for in REST/auth preflights (supabase-js sends apikey,
+# authorization, x-client-info and, with a body, content-type).
 REST_PREFLIGHT_HEADERS = ("apikey", "authorization", "x-client-info", "content-type")
 _REALTIME_NAME_RE = re.compile(r"^realtime-v\d+-ws", re.IGNORECASE)
 _REALTIME_ROUTE_PATH = "/realtime/v1"
@@ -28,9 +31,9 @@ def check_pitfalls(entities: Entities, target: KongTarget) -> list[Finding]:
     realtime = realtime_routes(entities)
     findings: list[Finding] = []
     if not realtime:
-        findings.append(_no_realtime_route())
+        findings.append(_no_realtime_route(entities, target))
     for route in realtime:
-        findings.extend(_preserve_host(route))
+        findings.extend(_preserve_host(route, entities))
         service = parent_of(route, "services", entities)
         if service is not None:
             findings.extend(_tenant_mismatch(service, target))
@@ -42,7 +45,8 @@ def check_pitfalls(entities: Entities, target: KongTarget) -> list[Finding]:
 
 def realtime_routes(entities: Entities) -> list[Entity]:
     """The Realtime websocket route(s): named like `realtime-v1-ws`, path `/realtime/v1/`,
-    or pointing at a service whose url path is `/socket` (facts §7)."""
+    or pointing at a service whose url path is `/socket` (Supabase's
+    docker/volumes/api/kong.yml realtime-v1-ws service)."""
     return [route for route in entities.of_kind("routes") if _is_realtime(route, entities)]
 
 
@@ -58,28 +62,45 @@ def _is_realtime(route: Entity, entities: Entities) -> bool:
     return (upstream_path or "").rstrip("/") == _REALTIME_SOCKET_PATH
 
 
-def _no_realtime_route() -> Finding:
+_TENANT_SOURCE = "supabase/realtime: lib/realtime/database.ex, get_external_id"
+
+
+def _no_realtime_route(entities: Entities, target: KongTarget) -> Finding:
+    upstream = _realtime_upstream_hint(entities, target)
     return warning(
         "services",
-        "no Realtime websocket route: clients connecting to /realtime/v1/websocket get 404 "
-        "'no Route matched with those values' (facts §9)",
-        "add Supabase's realtime-v1-ws service: url http://realtime-dev.supabase-realtime:4000"
-        "/socket with a route paths: [/realtime/v1/], strip_path: true",
+        "no Realtime websocket route: clients connecting to /realtime/v1/websocket get Kong's 404 "
+        "'no Route matched with those values'",
+        f"add a realtime-v1-ws service like Supabase's docker/volumes/api/kong.yml: url http://{upstream}/socket "
+        "with a route paths: [/realtime/v1/], strip_path: true",
     )
 
 
-def _preserve_host(route: Entity) -> list[Finding]:
+def _realtime_upstream_hint(entities: Entities, target: KongTarget) -> str:
+    """The file's own Realtime upstream (host:port) if a service points at one, else
+    Supabase's default container name for the target's tenant."""
+    for service in entities.of_kind("services"):
+        upstream = effective_upstream(service.data)
+        name = service.get("name")
+        if upstream.host and ("realtime" in upstream.host or (isinstance(name, str) and "realtime" in name)):
+            return f"{upstream.host}:{upstream.port or 4000}"
+    return f"{target.realtime_tenant}.supabase-realtime:4000"
+
+
+def _preserve_host(route: Entity, entities: Entities) -> list[Finding]:
     if route.get("preserve_host") is not True:
         return []
+    service = parent_of(route, "services", entities)
+    host = effective_upstream(service.data).host if service is not None else None
+    sends = f"the service host {host}" if host else "the service host"
     return [
         error(
             child(route.path, "preserve_host"),
             "preserve_host: true on the Realtime route forwards the client's Host header; Realtime "
             "takes its tenant id from the first label of Host (e.g. 'api' for api.example.com), "
             "so the handshake fails with 'Tenant not found' (403, or 404 on Realtime >= 2.116; "
-            "facts §8)",
-            "remove preserve_host (default false) so Kong sends the service host "
-            "realtime-dev.supabase-realtime, whose first label is the tenant",
+            f"{_TENANT_SOURCE})",
+            f"remove preserve_host (default false) so Kong sends {sends}, whose first label is the tenant",
         )
     ]
 
@@ -92,14 +113,15 @@ def _tenant_mismatch(service: Entity, target: KongTarget) -> list[Finding]:
     if tenant == target.realtime_tenant.lower():
         return []
     where = child(service.path, "url" if service.get("url") is not None else "host")
+    renamed = f"{target.realtime_tenant}.{host.split('.', 1)[1]}" if "." in host else f"{target.realtime_tenant}.{host}"
     return [
         error(
             where,
             f"upstream host {host!r} makes Realtime look up tenant {tenant!r}, but the tenant is "
             f"{target.realtime_tenant!r}: Realtime takes the tenant id from the first label of "
-            "the Host Kong sends, so every handshake fails with 'Tenant not found' (facts §8, §9)",
-            f"use host {target.realtime_tenant}.<container name> (Supabase: "
-            "realtime-dev.supabase-realtime), or set SELF_HOST_TENANT_NAME and the inventory's "
+            f"the Host Kong sends, so every handshake fails with 'Tenant not found' ({_TENANT_SOURCE})",
+            f"reach Realtime as {renamed} (a container name or network alias starting with "
+            f"{target.realtime_tenant}.), or set SELF_HOST_TENANT_NAME and the inventory's "
             f"realtime tenant to {tenant!r}",
         )
     ]
@@ -115,8 +137,8 @@ def _short_timeouts(service: Entity) -> list[Finding]:
                 warning(
                     child(service.path, key),
                     f"{key} {value} ms is shorter than the Realtime heartbeat (25 s): Kong applies "
-                    "it to the WebSocket tunnel, which is closed when idle longer than that, so "
-                    "clients drop and reconnect in a loop (facts §3)",
+                    "it to the WebSocket tunnel, which nginx closes when idle that long "
+                    "(https://nginx.org/en/docs/http/websocket.html), so clients drop and reconnect in a loop",
                     "remove it (default 60000 ms) or set it to at least 60000",
                 )
             )
@@ -157,7 +179,7 @@ def _websocket_headers(headers: list[str], where: str) -> list[Finding]:
             where,
             f"{', '.join(useless)} in cors headers does nothing for WebSockets: browsers never "
             "send a CORS preflight for a WebSocket handshake, and Sec-* are forbidden request "
-            "headers that page scripts cannot set (facts §4)",
+            "headers that page scripts cannot set (https://developer.mozilla.org/docs/Glossary/Forbidden_header_name)",
             "remove config.headers; Supabase uses cors without config, which echoes the requested headers",
         )
     ]
@@ -175,7 +197,8 @@ def _blocked_preflights(headers: list[str], routes: list[Entity], where: str) ->
             where,
             f"an explicit cors headers list replaces the echo of Access-Control-Request-Headers: "
             f"preflights on {names}{more} asking for {', '.join(missing)} are refused, so "
-            "supabase-js requests fail with a CORS error in browsers (facts §4)",
+            "supabase-js requests fail with a CORS error in browsers (Kong's cors plugin sends "
+            "the list instead of echoing Access-Control-Request-Headers)",
             "remove config.headers, or list apikey, authorization, x-client-info and content-type",
         )
     ]
@@ -206,7 +229,8 @@ def _anonymous_finding(plugin: str, anonymous: str, where: str, entities: Entiti
     return warning(
         where,
         f"anonymous: {anonymous!r} lets requests with a missing OR invalid {credential} through "
-        f"as consumer {anonymous!r} (logical OR, facts §5): the check is effectively off, and a "
+        f"as consumer {anonymous!r} (a logical OR: https://docs.konghq.com/hub/kong-inc/{plugin}/): "
+        "the check is effectively off, and a "
         "real key mismatch (stale keys after rotation) is hidden instead of answered with 401",
         "remove anonymous; if clients get 401, make their apikey equal a keyauth_credentials "
         "key (restart kong so the entrypoint substitutes the current keys)",

@@ -1,15 +1,15 @@
-"""Kong protocols per edition, and the checks that explain `ws`/`wss` on OSS (facts §2)."""
+"""Kong protocols per edition, and the checks that explain `ws`/`wss` on OSS."""
 
 from __future__ import annotations
 
 from .schema_types import Problem
 from .target import KongTarget
 
-# constants.PROTOCOLS: identical in 2.8.1, 3.0.0, 3.4.0, 3.9.3 and master (facts §2).
+# constants.PROTOCOLS: identical in Kong/kong@2.8.1, 3.0.0, 3.4.0 and 3.9.3 (kong/constants.lua).
 OSS_PROTOCOLS: tuple[str, ...] = (
     "grpc", "grpcs", "http", "https", "tcp", "tls", "tls_passthrough", "udp",
 )  # fmt: skip
-# "WS(S) services and routes" are a Kong Enterprise feature (facts §2, Kong docs).
+# "WS(S) services and routes" are a Kong Enterprise feature (Kong docs, "Proxy WebSocket traffic").
 ENTERPRISE_ONLY_PROTOCOLS: tuple[str, ...] = ("ws", "wss")
 HTTP_FAMILY: tuple[str, ...] = ("grpc", "grpcs", "http", "https")
 
@@ -31,8 +31,8 @@ GROUP_MEMBERS: dict[str, str] = {
 
 WS_ON_OSS_HINT = (
     "remove ws/wss: OSS Kong already proxies WebSocket upgrades on plain http/https routes "
-    "and services (Upgrade/Connection are forwarded, facts §2); ws/wss are a Kong Enterprise "
-    "feature"
+    "and services; ws/wss are a Kong Enterprise feature "
+    "(https://docs.konghq.com/gateway/latest/how-kong-works/routing-traffic/#proxy-websocket-traffic)"
 )
 
 

@@ -1,4 +1,4 @@
-"""References between entities and uniqueness of names and keys (facts §1, §5).
+"""References between entities and uniqueness of names and keys.
 
 Kong 2.8 DB-less silently collapses duplicate names/keys (last one wins); since 3.4.0 it
 refuses them ("uniqueness violation", commit 9ff7af15, #11199). Hence a warning before 3.4

@@ -1,4 +1,5 @@
-"""Route rules that depend on the protocols and on the Kong version (facts §2, §3).
+"""Route rules that depend on the protocols and on the Kong version
+(Kong/kong@2.8.1 and @3.9.3:kong/db/schema/entities/routes.lua, routes_subschemas.lua, typedefs.lua).
 
 - protocols: mutually exclusive groups; which matching fields each group needs or forbids;
 - paths: 2.8 (`typedefs.paths`, regex by heuristic) versus 3.x (`typedefs.router_path`:
@@ -13,14 +14,15 @@ from collections.abc import Mapping
 from .findings import Finding, error, info, warning
 from .protocols import GROUP_MEMBERS, PROTOCOL_GROUPS
 from .target import KongTarget
-from .value_checks import compiles_as_regex
+from .value_checks import compiles_as_regex, header_name
 from .yamlpath import child, item
 
 DEFAULT_ROUTE_PROTOCOLS = ("http", "https")
 HTTP_MATCH_FIELDS = ("methods", "hosts", "headers", "paths")
 STREAM_MATCH_FIELDS = ("sources", "destinations", "snis")
 SNI_PROTOCOLS = frozenset({"https", "grpcs", "tls", "tls_passthrough", "wss"})
-# Kong 2.8 treats a path with any character outside this set as a regex (facts §3).
+# Kong 2.8 treats a path with any character outside this set as a regex
+# (Kong/kong@2.8.1:kong/db/schema/typedefs.lua:441-468).
 _REGEX_HINT_RE = re.compile(r"[^A-Za-z0-9._~/%-]")
 _PERCENT_RE = re.compile(r"%([0-9A-Fa-f]{2})")
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
@@ -34,9 +36,9 @@ def check_route_rules(
     findings = _check_groups(protocols, path, target)
     groups = {PROTOCOL_GROUPS[p] for p in protocols}
     if len(groups) == 1:
-        findings.extend(_check_matching(route, protocols, groups.pop(), path))
+        findings.extend(_check_matching(route, protocols, groups.pop(), path, target))
     findings.extend(_check_snis(route, protocols, path))
-    findings.extend(_check_header_keys(route.get("headers"), child(path, "headers")))
+    findings.extend(_check_header_keys(route.get("headers"), child(path, "headers"), target))
     findings.extend(check_paths(route.get("paths"), child(path, "paths"), target, format_version))
     findings.extend(_check_path_handling(route.get("path_handling"), path, target))
     return findings
@@ -63,8 +65,8 @@ def _check_groups(protocols: list[str], path: str, target: KongTarget) -> list[F
         return [
             warning(
                 where,
-                "mixing ws/wss with http/https in one route was not verified against Kong "
-                "Enterprise (facts §2); Kong may refuse it as mutually exclusive protocols",
+                "mixing ws/wss with http/https in one route is not documented for Kong "
+                "Enterprise; Kong may refuse it as mutually exclusive protocols",
                 "use plain http/https (they already carry WebSockets) or a separate ws/wss route",
             )
         ]
@@ -80,13 +82,19 @@ def _check_groups(protocols: list[str], path: str, target: KongTarget) -> list[F
 
 def _non_empty(route: Mapping[object, object], key: str) -> bool:
     value = route.get(key)
-    return isinstance(value, list | Mapping) and len(value) > 0
+    return isinstance(value, list | Mapping | str) and len(value) > 0
 
 
-def _check_matching(route: Mapping[object, object], protocols: list[str], group: str, path: str) -> list[Finding]:
+def _check_matching(
+    route: Mapping[object, object], protocols: list[str], group: str, path: str, target: KongTarget
+) -> list[Finding]:
+    expressions = ["expression"] if target.expressions_router else []
     if group in ("http", "ws"):
-        wanted = [*HTTP_MATCH_FIELDS, *(("snis",) if SNI_PROTOCOLS & set(protocols) else ())]
-        return _at_least_one(route, wanted, path, "add paths: [/your/prefix/]")
+        wanted = [*HTTP_MATCH_FIELDS, *(("snis",) if SNI_PROTOCOLS & set(protocols) else ()), *expressions]
+        findings = _at_least_one(route, wanted, path, "add paths: [/your/prefix/]")
+        if not expressions:  # routes_subschemas.lua:8-9; the expressions router allows them
+            findings.extend(_forbidden(route, STREAM_MATCH_FIELDS[:2], path, "'http' or 'https'"))
+        return findings
     if group == "grpc":
         findings = _at_least_one(route, ["hosts", "headers", "paths"], path, "add paths")
         findings.extend(_forbidden(route, ("methods",), path, "'grpc' or 'grpcs'"))
@@ -136,18 +144,23 @@ def _check_snis(route: Mapping[object, object], protocols: list[str], path: str)
     ]
 
 
-def _check_header_keys(headers: object, path: str) -> list[Finding]:
+def _check_header_keys(headers: object, path: str, target: KongTarget) -> list[Finding]:
+    """Route header names: Kong's header_name rule, and never `host` (routes.lua:191-199)."""
     if not isinstance(headers, Mapping):
         return []
-    return [
-        error(
-            child(path, key),
-            "cannot contain 'host' header, which must be specified in the 'hosts' attribute",
-            "move it to hosts: [...]",
-        )
-        for key in headers
-        if isinstance(key, str) and key.lower() == "host"
-    ]
+    findings = []
+    for key in headers:
+        if isinstance(key, str) and key.lower() == "host":
+            findings.append(
+                error(
+                    child(path, key),
+                    "cannot contain 'host' header, which must be specified in the 'hosts' attribute",
+                    "move it to hosts: [...]",
+                )
+            )
+        elif (problem := header_name(key, target)) is not None:
+            findings.append(error(child(path, key), problem.message, problem.hint))
+    return findings
 
 
 def _check_path_handling(value: object, path: str, target: KongTarget) -> list[Finding]:
@@ -168,13 +181,20 @@ def looks_like_regex(path: str) -> bool:
     return bool(_REGEX_HINT_RE.search(path))
 
 
+def _is_placeholder(value: str, target: KongTarget) -> bool:
+    """A whole value the entrypoint fills in (`$WELL_KNOWN_OAUTH_PATH`): checked by Kong
+    after the substitution, not here."""
+    match = re.fullmatch(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", value)
+    return match is not None and target.substitutes(match.group(1))
+
+
 def check_paths(paths: object, path: str, target: KongTarget, format_version: str) -> list[Finding]:
     """Per-version rules for each route path (types are checked by the field table)."""
     if not isinstance(paths, list):
         return []
     findings: list[Finding] = []
     for index, value in enumerate(paths):
-        if isinstance(value, str) and value:
+        if isinstance(value, str) and value and not _is_placeholder(value, target):
             findings.extend(check_route_path(value, item(path, index), target, format_version))
     return findings
 
@@ -191,7 +211,7 @@ def check_route_path(value: str, path: str, target: KongTarget, format_version: 
 
 def _migrate_legacy_path(value: str, path: str, format_version: str) -> tuple[str, list[Finding]]:
     """Kong 3.x loading a 1.1/2.1 file: regex-looking paths get the `~` prefix, plain paths
-    are normalized (facts §1; kong/db/declarative/migrations/route_path.lua)."""
+    are normalized (Kong/kong@3.9.3:kong/db/declarative/migrations/route_path.lua)."""
     if not value.startswith("/"):
         return value, []
     if looks_like_regex(value):
@@ -252,14 +272,16 @@ def _router_path_rules(value: str, path: str) -> list[Finding]:
 
 
 def _regex_compiles(pattern: str, path: str) -> list[Finding]:
+    """Kong dry-runs a regex path and refuses one that does not compile
+    (Kong/kong@3.9.3:kong/db/schema/typedefs.lua:518-527). Checked with Python's re, which
+    agrees with PCRE on the syntax Supabase paths use."""
     if compiles_as_regex(pattern):
         return []
     return [
-        warning(
+        error(
             path,
-            f"regex path {pattern!r} does not compile (checked with Python's re, "
-            "close to Kong's PCRE); Kong refuses invalid regexes",
-            "fix the regex or escape special characters",
+            f"regex path {pattern!r} does not compile: Kong refuses the file ('invalid regex')",
+            "fix the regex or escape its special characters",
         )
     ]
 

@@ -1,7 +1,7 @@
 """Schema checks for the document header, services, routes, consumers and credentials.
 
 Field tables follow kong/db/schema/entities/{services,routes,consumers}.lua and the plugin
-DAOs (facts §1, §3, §5). Plugin entities are checked in `schema_plugins`.
+DAOs at Kong/kong@2.8.1 and @3.9.3. Plugin entities are checked in `schema_plugins`.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from .entities import (
     is_nested_under,
     parse_url,
 )
+from .expressions import expression_problem
 from .findings import Finding, error, info, warning
 from .protocols import protocol_check
 from .route_rules import check_route_rules
@@ -125,7 +126,7 @@ _OTHER_CORE_KEYS: dict[str, tuple[tuple[int, int], tuple[int, int] | None]] = {
 
 
 def format_versions(target: KongTarget) -> tuple[str, ...]:
-    """Accepted `_format_version` values (facts §1)."""
+    """Accepted `_format_version` values (kong/db/schema/others/declarative_config.lua)."""
     return ("1.1", "2.1", "3.0") if target.at_least((3, 0)) else ("1.1", "2.1")
 
 
@@ -256,9 +257,10 @@ def _check_entity(entity: Entity, target: KongTarget, format_version: str) -> li
 
 
 def check_service(service: Entity, target: KongTarget) -> list[Finding]:
-    """Service fields, the `url` shorthand and host/path consistency (facts §2, §3)."""
+    """Service fields, the `url` shorthand and host/path consistency."""
     has_url = service.get("url") is not None
-    # With `url`, Kong overwrites protocol/host/port/path before validating them (facts §2).
+    # With `url`, Kong overwrites protocol/host/port/path before validating them
+    # (Kong/kong@3.9.3:kong/db/schema/entities/services.lua:72-103).
     skip = (
         "routes",
         "plugins",
@@ -302,7 +304,7 @@ def _shorthand_overrides(service: Entity, scheme: str, where: str) -> list[Findi
             info(
                 child(service.path, "protocol"),
                 f"protocol {protocol!r} is ignored: the url shorthand sets protocol to {scheme!r} "
-                "(Supabase's own file does this for realtime, facts §2)",
+                "(Supabase's own docker/volumes/api/kong.yml does this for realtime-v1-ws)",
                 f"drop the protocol line or make it {scheme!r} to avoid confusion",
             )
         )
@@ -346,23 +348,82 @@ def check_route(route: Entity, target: KongTarget, format_version: str) -> list[
     return findings
 
 
+_ROUTER_DOCS = "https://docs.konghq.com/gateway/3.10.x/reference/expressions-language"
+_MATCHERS = ("methods", "hosts", "paths", "headers", "snis", "sources", "destinations")
+
+
 def _check_expression_fields(route: Entity, target: KongTarget) -> list[Finding]:
-    findings = []
-    for key in ("expression", "priority"):
-        if key in route.data:
-            findings.append(
-                error(
-                    child(route.path, key),
-                    f"{key!r} only exists with router_flavor = expressions (Kong 3.x); the default "
-                    "traditional_compatible router refuses it ('unknown field')",
-                    "use paths/hosts/methods/headers instead",
-                )
+    """`expression` and `priority` exist only with router_flavor = expressions
+    (Kong/kong@3.9.3:kong/db/schema/entities/routes.lua:206-216); there they must parse and
+    must not be mixed with the other matchers (routes.lua:61-121)."""
+    present = [key for key in ("expression", "priority") if route.get(key) is not None]
+    if not present:
+        return []
+    if not target.expressions_router:
+        return [_expression_field_unknown(route, key, target) for key in present]
+    findings = check_fields(
+        route.data,
+        {"expression": Field("string"), "priority": Field("integer", between=(0, 2**46 - 1))},
+        route.path,
+        target,
+        skip=[str(key) for key in route.data if key not in ("expression", "priority")],
+    )
+    return findings or _expression_conflicts(route)
+
+
+def _expression_field_unknown(route: Entity, key: str, target: KongTarget) -> Finding:
+    if not target.at_least((3, 0)):
+        message = f"{target.label} has no {key!r} on routes ('unknown field'): expression routes need Kong 3.x"
+        hint = "use paths/hosts/methods/headers, or target Kong 3.x with KONG_ROUTER_FLAVOR=expressions"
+    else:
+        message = (
+            f"{key!r} exists only with KONG_ROUTER_FLAVOR=expressions; with router flavor "
+            f"{target.router_flavor} {target.label} refuses the file ('unknown field')"
+        )
+        hint = (
+            "set KONG_ROUTER_FLAVOR: expressions on the kong container (Supabase's docker-compose.kong.yml "
+            "does) and check with --router-flavor expressions, or use paths/hosts/methods/headers"
+        )
+    return error(child(route.path, key), message, hint)
+
+
+def _expression_conflicts(route: Entity) -> list[Finding]:
+    matchers = [key for key in _MATCHERS if route.get(key)]
+    expression = route.get("expression")
+    if expression is not None and matchers:
+        return [
+            error(
+                child(route.path, "expression"),
+                f"an expression route cannot also set {', '.join(matchers)}: Kong refuses it "
+                "('Router Expression failed validation')",
+                "move the conditions into the expression, or drop the expression",
             )
-    return findings
+        ]
+    if expression is not None and route.get("regex_priority") not in (None, 0):
+        return [error(child(route.path, "regex_priority"), "regex_priority cannot be set with an expression")]
+    if expression is None and matchers and route.get("priority") not in (None, 0):
+        return [
+            error(
+                child(route.path, "priority"),
+                "priority only orders expression routes: Kong refuses it beside "
+                f"{', '.join(matchers)} ('Router Expression failed validation')",
+                "remove priority, or write the route as an expression",
+            )
+        ]
+    problem = expression_problem(expression) if isinstance(expression, str) else None
+    if problem is None:
+        return []
+    return [
+        error(
+            child(route.path, "expression"),
+            f"Kong's router refuses the expression {expression!r}: {problem}",
+            f"see the expressions language at {_ROUTER_DOCS}",
+        )
+    ]
 
 
 def check_consumer(consumer: Entity, target: KongTarget) -> list[Finding]:
-    """Consumer fields; at least one of username/custom_id (facts §5)."""
+    """Consumer fields; at least one of username/custom_id (kong/db/schema/entities/consumers.lua)."""
     findings = check_fields(
         consumer.data, CONSUMER_FIELDS, consumer.path, target, skip=(*CONSUMER_CHILD_KEYS, *_EXTRAS)
     )

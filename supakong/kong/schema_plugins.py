@@ -1,9 +1,9 @@
 """Plugin entity and plugin `config` schemas, as data tables per Kong version.
 
-Sources: kong/plugins/<name>/schema.lua at 2.8.1 and 3.x, CHANGELOG.md 3.0–3.9 (field
-additions: cors `private_network` 3.5, basic-auth `realm` 3.6, key-auth `realm` 3.7, acl
-`always_use_authenticated_groups` 3.8, plugin `instance_name` 3.2; acl / ip-restriction
-`whitelist`/`blacklist` removed in 3.0) and facts §4, §5.
+Sources: Kong/kong@2.8.1 and @3.9.3:kong/plugins/<name>/schema.lua, CHANGELOG.md 3.0–3.9
+(field additions: cors `private_network` 3.5, basic-auth `realm` 3.6, key-auth `realm` 3.7,
+acl `always_use_authenticated_groups` 3.8, plugin `instance_name` 3.2; acl / ip-restriction
+`whitelist`/`blacklist` and pre-/post-function `functions` removed in 3.0).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from . import value_checks as vc
 from .findings import Finding, error, info, warning
+from .lua_code import expression_error, lua_syntax_error, split_template, unknown_names
 from .protocols import HTTP_FAMILY, OSS_PROTOCOLS, protocol_problem
 from .schema_types import Field, Problem, available, check_fields, check_value, string_array
 from .target import KongTarget
@@ -130,8 +131,97 @@ def _transform_record(headers: Field, body: Field, *, uri: bool = False) -> Fiel
     return Field("record", fields=fields)
 
 
+def _lua_function(value: object, target: KongTarget) -> Problem | None:
+    """pre-/post-function code must compile (Kong/kong@3.9.3:kong/plugins/pre-function/_schema.lua:10-17)."""
+    error = lua_syntax_error(str(value))
+    if error is None:
+        return None
+    return Problem(
+        f"the Lua code does not compile: {error}; {target.label} refuses the file",
+        "fix the Lua syntax: Kong compiles this code with LuaJIT when it loads the file",
+    )
+
+
+_PHASES = ("certificate", "rewrite", "access", "header_filter", "body_filter", "log")
+_LUA_PHASE = Field("array", elements=Field("string", check=_lua_function))
+
+
+def _at_least_one_phase(config: Mapping[object, object], path: str, target: KongTarget) -> list[Finding]:
+    """pre-/post-function need code for a phase (…/pre-function/_schema.lua:52-61)."""
+    phases = (*_PHASES, *(() if target.at_least((3, 0)) else ("functions",)))
+    if any(config.get(phase) for phase in phases):
+        return []
+    return [error(path, f"set Lua code for one of the phases: {', '.join(phases)}", "e.g. access: [ ... ]")]
+
+
+def _function_plugin() -> PluginSchema:
+    fields = {phase: _LUA_PHASE for phase in _PHASES}
+    fields["functions"] = Field(
+        "array",
+        elements=Field("string", check=_lua_function),
+        removed_in=(3, 0),
+        deprecated="use config.access (config.functions was removed in 3.0)",
+    )
+    return PluginSchema(fields=fields, protocols=OSS_PROTOCOLS, consumer_allowed=False, checks=(_at_least_one_phase,))
+
+
+_TEMPLATE_PARTS = ("headers", "querystring", "body")
+
+
+def _request_transformer_templates(config: Mapping[object, object], path: str, target: KongTarget) -> list[Finding]:
+    """The ``$(...)`` Lua templates of request-transformer values (see ``lua_code``)."""
+    findings: list[Finding] = []
+    for op in ("rename", "replace", "add", "append"):
+        part = config.get(op)
+        if not isinstance(part, Mapping):
+            continue
+        for kind in _TEMPLATE_PARTS:
+            entries = part.get(kind)
+            for index, entry in enumerate(entries if isinstance(entries, list) else []):
+                if isinstance(entry, str):
+                    where = f"{child(child(path, op), kind)}[{index}]"
+                    findings.extend(_template_findings(entry.partition(":")[2].lstrip(":"), kind, where, target))
+        if op == "replace" and isinstance(part.get("uri"), str):
+            findings.extend(_template_findings(str(part["uri"]), "uri", child(child(path, op), "uri"), target))
+    return findings
+
+
+def _template_findings(value: str, kind: str, where: str, target: KongTarget) -> list[Finding]:
+    if target.substitutes_any(value):
+        return []  # the entrypoint puts its own expression there ($LUA_AUTH_EXPR, ...)
+    template = split_template(value)
+    findings = []
+    if template.unbalanced:
+        findings.append(
+            warning(
+                where,
+                "'$(' without its closing ')' is not a template: Kong sends this text as it is",
+                "balance the parentheses of the Lua expression",
+            )
+        )
+    for expression in template.expressions:
+        problem = expression_error(expression)
+        if problem is not None:
+            outcome = (
+                f"{target.label} refuses the file"
+                if kind in ("querystring", "body")
+                else "Kong answers 500 to every request on this route"
+            )
+            findings.append(error(where, f"the Lua expression $({expression}) does not compile: {problem}; {outcome}"))
+        elif names := unknown_names(expression):
+            findings.append(
+                warning(
+                    where,
+                    f"$({expression}) reads {', '.join(names)}, which request-transformer templates do not have: "
+                    "they evaluate to nil",
+                    "templates can read headers, query_params, uri_captures and shared",
+                )
+            )
+    return findings
+
+
 PLUGIN_SCHEMAS: dict[str, PluginSchema] = {
-    # facts §4; private_network from 3.5.0 (absent in 3.4.0)
+    # Kong/kong@3.9.3:kong/plugins/cors/schema.lua; private_network from 3.5.0 (absent in 3.4.0)
     "cors": PluginSchema(
         fields={
             "origins": string_array(check=vc.cors_origin),
@@ -145,7 +235,7 @@ PLUGIN_SCHEMAS: dict[str, PluginSchema] = {
         },
         consumer_allowed=False,
     ),
-    # facts §5; realm from 3.7 (CHANGELOG 3.8.0 "realm ... before 3.7")
+    # Kong/kong@3.9.3:kong/plugins/key-auth/schema.lua; realm from 3.7 (CHANGELOG 3.8.0 "realm ... before 3.7")
     "key-auth": PluginSchema(
         fields={
             "key_names": Field("array", elements=Field("string", check=vc.header_name)),
@@ -160,7 +250,7 @@ PLUGIN_SCHEMAS: dict[str, PluginSchema] = {
         consumer_allowed=False,
         checks=(_key_names_not_empty,),
     ),
-    # facts §5; always_use_authenticated_groups from 3.8 (CHANGELOG 3.8.0, #13184)
+    # Kong/kong@3.9.3:kong/plugins/acl/schema.lua; always_use_authenticated_groups from 3.8 (CHANGELOG 3.8.0, #13184)
     "acl": PluginSchema(
         fields={
             "allow": string_array(),
@@ -193,7 +283,10 @@ PLUGIN_SCHEMAS: dict[str, PluginSchema] = {
             "append": _transform_record(_COLON_HEADER, _COLON),
         },
         protocols=OSS_PROTOCOLS,
+        checks=(_request_transformer_templates,),
     ),
+    "pre-function": _function_plugin(),
+    "post-function": _function_plugin(),
     "request-termination": PluginSchema(
         fields={
             "status_code": Field("integer", between=(100, 599)),

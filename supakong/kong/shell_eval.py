@@ -1,10 +1,11 @@
-"""What Supabase's kong entrypoint does to the uploaded file (facts §7).
+"""What the ``eval`` entrypoint of Supabase's Kong 2.8.1 compose does to the file.
 
-The classic entrypoint runs `eval "echo \\"$(cat ~/temp.yml)\\"" > ~/kong.yml`: the whole
-file is expanded by bash inside double quotes. So `$VAR`, `${VAR}`, `$(cmd)` and backticks
-are expanded, double quotes disappear (a double-quoted YAML scalar loses its quotes and may
-change type) and a backslash before $ ` " or \\ is removed. Supabase's own placeholders
-(`$SUPABASE_ANON_KEY`, ..., `$LUA_*`) are meant to be expanded and are fine.
+That entrypoint runs ``eval "echo \\"$(cat ~/temp.yml)\\"" > ~/kong.yml``
+(supabase/supabase:docker/docker-compose.yml until 2026-03): bash expands the whole file
+inside double quotes. So `$VAR`, `${VAR}`, `$(cmd)` and backticks are expanded, double quotes
+disappear (a double-quoted YAML scalar loses its quotes and may change type) and a backslash
+before $ ` " or \\ is removed. Only targets whose expansion is ``eval`` get these checks;
+the variables the container has (the target's ``env_names``) are meant to be expanded.
 """
 
 from __future__ import annotations
@@ -17,15 +18,6 @@ from .findings import Finding, error, warning
 from .yaml_source import ScalarSpan
 from .yamlpath import child, item
 
-KNOWN_PLACEHOLDERS = frozenset({
-    "SUPABASE_ANON_KEY",
-    "SUPABASE_SERVICE_KEY",
-    "SUPABASE_PUBLISHABLE_KEY",
-    "SUPABASE_SECRET_KEY",
-    "DASHBOARD_USERNAME",
-    "DASHBOARD_PASSWORD",
-})  # fmt: skip
-
 _SHELL_RE = re.compile(
     r"\$\{(?P<braced>[^}]*)\}?"  # ${VAR}, ${VAR:-x}
     r"|\$(?P<name>[A-Za-z_][A-Za-z0-9_]*)"  # $VAR
@@ -35,7 +27,8 @@ _SHELL_RE = re.compile(
     r"|(?P<backslash>\\[\\$`\"\n])"
 )
 _REASONS = {
-    "variable": "{token} becomes the value of that variable in the kong container (empty if unset)",
+    "variable": "{token} becomes the kong container's variable of that name, or nothing if it has none",
+    "modern": "{token} is set only by Supabase's kong-entrypoint.sh of Kong 3.9, so here it becomes empty",
     "command": "{token} runs a shell command",
     "special": "{token} is a shell parameter",
     "quote": "double quotes are removed",
@@ -43,8 +36,8 @@ _REASONS = {
 }
 _HINT = (
     "use single-quoted YAML scalars instead of double quotes, avoid backticks and write a "
-    "literal $ as \\$; or use Supabase's awk-based kong-entrypoint.sh, which only substitutes "
-    "$VARS"
+    "literal $ as \\$; or move to Supabase's kong-entrypoint.sh (docker/volumes/api/ in "
+    "supabase/supabase), which only substitutes $NAMES"
 )
 
 
@@ -57,50 +50,56 @@ class ShellIssue:
     token: str
 
 
-def is_known_placeholder(name: str) -> bool:
-    """Supabase's own substitution variables (facts §7)."""
-    return name in KNOWN_PLACEHOLDERS or name.startswith("LUA_")
-
-
-def shell_issues(text: str) -> list[ShellIssue]:
-    """Find everything bash would expand or strip in `text` (known placeholders excepted)."""
+def shell_issues(text: str, known: frozenset[str]) -> list[ShellIssue]:
+    """Find everything bash would expand or strip in `text`, except the `known` variables."""
     issues = []
     for match in _SHELL_RE.finditer(text):
-        kind = _issue_kind(match)
+        kind = _issue_kind(match, known)
         if kind is not None:
             issues.append(ShellIssue(match.start(), kind, match.group(0)))
     return issues
 
 
-def _issue_kind(match: re.Match[str]) -> str | None:
+def _issue_kind(match: re.Match[str], known: frozenset[str]) -> str | None:
     braced, name = match.group("braced"), match.group("name")
     if braced is not None:
         variable = re.match(r"[A-Za-z_][A-Za-z0-9_]*", braced)
-        if variable and is_known_placeholder(variable.group(0)):
+        if variable and variable.group(0) in known:
             return None
         return "variable"
     if name is not None:
-        return None if is_known_placeholder(name) else "variable"
+        return None if name in known else "variable"
     for kind in ("special", "command", "quote", "backslash"):
         if match.group(kind) is not None:
             return kind
     return None
 
 
+# Names only the 2026 stack defines (docker-compose.kong.yml and kong-entrypoint.sh).
+_MODERN_NAMES = re.compile(
+    r"\$\{?(LUA_\w+|WELL_KNOWN_OAUTH_PATH|SUPABASE_(PUBLISHABLE|SECRET)_KEY|\w+_KEY_ASYMMETRIC|JWT_ISSUER)\b"
+)
+
+
+def _reason(issue: ShellIssue) -> str:
+    kind = "modern" if issue.kind == "variable" and _MODERN_NAMES.match(issue.token) else issue.kind
+    return _REASONS[kind].format(token=issue.token)
+
+
 def _message(what: str, issues: list[ShellIssue]) -> str:
-    reasons = dict.fromkeys(_REASONS[i.kind].format(token=i.token) for i in issues)
+    reasons = dict.fromkeys(_reason(i) for i in issues)
     return (
-        f"{what} will be changed by Supabase's kong entrypoint, which expands the file with "
-        f"the shell (eval, facts §7): {'; '.join(reasons)}"
+        f"{what} will be changed by the kong container's entrypoint, which expands the file with "
+        f"a shell eval: {'; '.join(reasons)}"
     )
 
 
-def findings_for_text(text: str, spans: tuple[ScalarSpan, ...], source: str) -> list[Finding]:
+def findings_for_text(text: str, spans: tuple[ScalarSpan, ...], source: str, known: frozenset[str]) -> list[Finding]:
     """Shell-expansion warnings for raw kong.yml text, mapped to YAML paths where possible;
     outside scalars (comments), one warning per line at `<source>:line:col`."""
     grouped: dict[str, list[ShellIssue]] = {}
     locations: dict[str, str] = {}
-    for issue in shell_issues(text):
+    for issue in shell_issues(text, known):
         key, location = _locate(issue.offset, text, spans, source)
         grouped.setdefault(key, []).append(issue)
         locations.setdefault(key, location)
@@ -128,23 +127,24 @@ def _locate(offset: int, text: str, spans: tuple[ScalarSpan, ...], source: str) 
     return f"{source}:{line}", f"{source}:{line}:{column}"
 
 
-def findings_for_document(doc: object) -> list[Finding]:
+def findings_for_document(doc: object, known: frozenset[str]) -> list[Finding]:
     """Shell-expansion warnings for an already parsed document (keys and string values)."""
     return [
         _finding(path, _message("this value", issues), issues)
-        for path, value in _strings(doc, "")
-        if (issues := shell_issues(value))
+        for path, value in strings_of(doc, "")
+        if (issues := shell_issues(value, known))
     ]
 
 
-def _strings(value: object, path: str) -> Iterator[tuple[str, str]]:
+def strings_of(value: object, path: str) -> Iterator[tuple[str, str]]:
+    """Every string key and value of a parsed document with its YAML path."""
     if isinstance(value, str):
         yield path or "(document)", value
     elif isinstance(value, list):
         for index, element in enumerate(value):
-            yield from _strings(element, item(path, index))
+            yield from strings_of(element, item(path, index))
     elif isinstance(value, Mapping):
         for key, element in value.items():
             if isinstance(key, str):
                 yield child(path, key), key
-            yield from _strings(element, child(path, key))
+            yield from strings_of(element, child(path, key))

@@ -1,17 +1,21 @@
-"""Which Kong the config is meant for: version family, edition and enabled plugins.
+"""Which Kong the config is meant for: version, edition, enabled plugins, router flavor,
+and how the container's entrypoint expands the file before Kong reads it.
 
-The validator's rules differ per Kong release (facts §1, §3, §4, §5), so every check reads
-the target. Supported: 2.8.x and 3.x (rules known up to 3.9; later 3.x use the 3.9 rules).
+The validator's rules differ per Kong release, so every check reads the target. Supported:
+2.8.x and 3.x (rules known up to 3.9; later 3.x use the 3.9 rules). Defaults follow the
+self-hosted Supabase of each era: Kong 2.8.1 with the ``eval`` entrypoint and seven
+plugins, Kong 3.x with the awk-based ``kong-entrypoint.sh`` and ``post-function`` too
+(supabase/supabase:docker/docker-compose.yml before 2026-03, docker-compose.kong.yml after).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 Version = tuple[int, int]
 
-# The KONG_PLUGINS of Supabase's docker-compose.yml (facts §7).
+# The KONG_PLUGINS of Supabase's docker-compose.yml with kong:2.8.1.
 SUPABASE_PLUGINS: tuple[str, ...] = (
     "request-transformer",
     "cors",
@@ -21,8 +25,27 @@ SUPABASE_PLUGINS: tuple[str, ...] = (
     "request-termination",
     "ip-restriction",
 )
+# Since 2026-03 (kong/kong:3.9.x): post-function too (supabase/supabase:docker/docker-compose.kong.yml).
+SUPABASE_PLUGINS_3X: tuple[str, ...] = (*SUPABASE_PLUGINS, "post-function")
 
 EDITIONS = ("oss", "enterprise")
+#: How the container turns the mounted file into the one Kong reads: ``eval`` (the
+#: ``eval "echo \"$(cat ~/temp.yml)\""`` of Supabase's 2.8.1 compose), ``awk`` (Supabase's
+#: kong-entrypoint.sh: ``$NAME`` from the environment, unknown names kept), ``none``.
+EXPANSIONS = ("eval", "awk", "none")
+#: KONG_ROUTER_FLAVOR (3.x; Kong/kong@3.9.3:kong/templates/kong_defaults.lua:189).
+ROUTER_FLAVORS = ("traditional", "traditional_compatible", "expressions")
+#: The environment of Supabase's Kong container per expansion: what ``$NAME`` can become.
+#: awk: docker-compose.kong.yml's variables plus the ones kong-entrypoint.sh exports.
+SUPABASE_ENV: dict[str, tuple[str, ...]] = {
+    "eval": ("SUPABASE_ANON_KEY", "SUPABASE_SERVICE_KEY", "DASHBOARD_USERNAME", "DASHBOARD_PASSWORD"),
+    "awk": (
+        "SUPABASE_ANON_KEY", "SUPABASE_SERVICE_KEY", "SUPABASE_PUBLISHABLE_KEY", "SUPABASE_SECRET_KEY",
+        "ANON_KEY_ASYMMETRIC", "SERVICE_ROLE_KEY_ASYMMETRIC", "DASHBOARD_USERNAME", "DASHBOARD_PASSWORD",
+        "JWT_ISSUER", "LUA_AUTH_EXPR", "LUA_RT_WS_EXPR", "LUA_FUNCTIONS_EXPR", "WELL_KNOWN_OAUTH_PATH",
+    ),
+    "none": (),
+}  # fmt: skip
 
 # `bundled` in KONG_PLUGINS means every plugin shipped with Kong (kong/constants.lua).
 _BUNDLED_2_8: tuple[str, ...] = (
@@ -83,22 +106,47 @@ def _split_plugins(plugins: tuple[str, ...] | str) -> tuple[str, ...]:
     return tuple(name.strip().lower() for name in items if name and name.strip())
 
 
+def _choice(value: str, allowed: tuple[str, ...], what: str, default: str) -> str:
+    if not str(value).strip():
+        return default
+    choice = str(value).strip().lower()
+    if choice not in allowed:
+        raise ValueError(f"{what} must be one of {', '.join(allowed)}, not {value!r}")
+    return choice
+
+
 @dataclass(frozen=True)
 class KongTarget:
-    """The Kong a declarative config will be loaded into."""
+    """The Kong a declarative config will be loaded into.
+
+    Empty ``plugins``: Supabase's KONG_PLUGINS of the version's era. Empty ``expansion``:
+    ``eval`` for 2.x, ``awk`` for 3.x. Empty ``router_flavor``: Kong's default
+    (``traditional_compatible`` on 3.x; 2.8 has only the traditional router). ``env_names``
+    None: the variables Supabase's Kong container has for the expansion.
+    """
 
     version: str = "2.8.1"
     edition: str = "oss"
-    plugins: tuple[str, ...] = SUPABASE_PLUGINS
+    plugins: tuple[str, ...] = ()
     realtime_tenant: str = "realtime-dev"
+    expansion: str = ""
+    router_flavor: str = ""
+    env_names: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
-        parse_version(self.version)  # raises ValueError with a clear message
+        major, _, _ = parse_version(self.version)  # raises ValueError with a clear message
         edition = str(self.edition).strip().lower()
         if edition not in EDITIONS:
             raise ValueError(f"edition must be 'oss' or 'enterprise', not {self.edition!r}")
         object.__setattr__(self, "edition", edition)
-        object.__setattr__(self, "plugins", _split_plugins(self.plugins))
+        era_plugins = SUPABASE_PLUGINS_3X if major >= 3 else SUPABASE_PLUGINS
+        object.__setattr__(self, "plugins", _split_plugins(self.plugins or era_plugins))
+        expansion = _choice(self.expansion, EXPANSIONS, "expansion", "awk" if major >= 3 else "eval")
+        object.__setattr__(self, "expansion", expansion)
+        flavor = _choice(self.router_flavor, ROUTER_FLAVORS, "router_flavor", "traditional_compatible")
+        object.__setattr__(self, "router_flavor", flavor if major >= 3 else "traditional")
+        names = SUPABASE_ENV[expansion] if self.env_names is None else self.env_names
+        object.__setattr__(self, "env_names", tuple(names))
 
     @property
     def release(self) -> tuple[int, int, int]:
@@ -120,6 +168,19 @@ class KongTarget:
     def label(self) -> str:
         """Human label such as `Kong 2.8.1 OSS`."""
         return f"Kong {self.version} {'Enterprise' if self.is_enterprise else 'OSS'}"
+
+    def substitutes(self, name: str) -> bool:
+        """True when the container's entrypoint replaces ``$name`` with a value."""
+        return self.expansion != "none" and name in (self.env_names or ())
+
+    def substitutes_any(self, text: str) -> bool:
+        """True when ``text`` holds a ``$NAME`` the entrypoint replaces."""
+        return any(self.substitutes(name) for name in re.findall(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)", text))
+
+    @property
+    def expressions_router(self) -> bool:
+        """True when routes may (and can only) be matched by an ``expression``."""
+        return self.router_flavor == "expressions"
 
     @property
     def enabled_plugins(self) -> frozenset[str]:
@@ -147,21 +208,31 @@ class KongTarget:
         image: str,
         kong_plugins_env: str | None = None,
         realtime_tenant: str = "realtime-dev",
+        *,
+        expansion: str | None = None,
+        router_flavor: str | None = None,
+        env_names: tuple[str, ...] | None = None,
     ) -> KongTarget:
         """Derive the target from a Docker image reference such as `kong/kong:3.9.1`.
 
-        `kong_plugins_env` is the container's KONG_PLUGINS; None means Supabase's list, an
-        empty string means Kong's own default (`bundled`).
+        `kong_plugins_env` is the container's KONG_PLUGINS; None means Supabase's list of
+        the version's era, an empty string means Kong's own default (`bundled`). The other
+        keywords are the container's entrypoint kind, KONG_ROUTER_FLAVOR and env names.
         """
         repository, tag = _split_image(image)
         version = _version_from_tag(image, tag)
         name = repository.rsplit("/", 1)[-1].lower()
         edition = "enterprise" if name.startswith(_ENTERPRISE_IMAGE_NAMES) else "oss"
-        if kong_plugins_env is None:
-            plugins: tuple[str, ...] = SUPABASE_PLUGINS
-        else:
-            plugins = _split_plugins(kong_plugins_env) or ("bundled",)
-        return cls(version, edition, plugins, realtime_tenant)
+        plugins = () if kong_plugins_env is None else (_split_plugins(kong_plugins_env) or ("bundled",))
+        return cls(version, edition, plugins, realtime_tenant, expansion or "", router_flavor or "", env_names)
+
+    def with_overrides(self, **changes: str | None) -> KongTarget:
+        """A copy with some of edition, expansion and router_flavor changed (None keeps the
+        field); raises ValueError for a value Kong does not have."""
+        kept: dict[str, object] = {key: value for key, value in changes.items() if value is not None}
+        if "expansion" in kept:
+            kept["env_names"] = None  # the variables follow the entrypoint
+        return replace(self, **kept)  # type: ignore[arg-type]
 
 
 def _split_image(image: str) -> tuple[str, str | None]:

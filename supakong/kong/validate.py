@@ -2,7 +2,7 @@
 
 Pure and fast: no Kong binary, no network. It orchestrates the checks of the sibling
 modules and returns findings sorted by severity, then path. It complements, not replaces,
-`kong config parse` inside the real image (facts §6).
+`kong config parse` inside the real image (Kong/kong@3.9.3:kong/cmd/config.lua).
 """
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from .entities import collect_entities
+from .expansion import findings_for_document, findings_for_text
 from .findings import Finding, error, sort_findings
 from .pitfalls import check_pitfalls
 from .references import check_references, check_uniqueness
 from .schema_core import check_entities, check_header
 from .schema_types import yaml_type
-from .shell_eval import findings_for_document, findings_for_text
 from .target import KongTarget
 from .yaml_source import contains_cycle, parse_source
 
@@ -29,7 +29,7 @@ def validate_kong_config(text: str, target: KongTarget, *, source: str = "kong.y
     findings = [
         *parsed.findings,
         *_validate_structure(parsed.doc, target, root=source),
-        *findings_for_text(text, parsed.spans, source),
+        *findings_for_text(text, parsed.spans, source, target),
     ]
     return sort_findings(findings)
 
@@ -38,7 +38,7 @@ def validate_kong_document(doc: object, target: KongTarget) -> list[Finding]:
     """Validate an already parsed declarative config (e.g. `yaml.safe_load` output)."""
     if contains_cycle(doc):
         return [error("(document)", "the document contains itself (recursive YAML alias)")]
-    findings = [*_validate_structure(doc, target, root="(document)"), *findings_for_document(doc)]
+    findings = [*_validate_structure(doc, target, root="(document)"), *findings_for_document(doc, target)]
     return sort_findings(findings)
 
 

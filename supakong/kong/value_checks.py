@@ -1,7 +1,7 @@
 """Field-level value checks shared by core entities and plugin configs.
 
-Each check mirrors a Kong typedef (kong/db/schema/typedefs.lua) closely enough to catch what
-Kong would refuse; each returns None or a Problem.
+Each check mirrors a Kong typedef (Kong/kong@3.9.3:kong/db/schema/typedefs.lua, same rules
+at 2.8.1) closely enough to catch what Kong would refuse; each returns None or a Problem.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from .target import KongTarget
 _UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _NAME_ASCII_RE = re.compile(r"^[A-Za-z0-9._~-]$")
 _LABEL_RE = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?$")
-_HEADER_TOKEN_RE = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+_HEADER_NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 _URI_PATH_RE = re.compile(r"^[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*$")
 _BAD_PERCENT_RE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 STANDARD_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
@@ -93,10 +93,14 @@ def service_path(value: object, target: KongTarget) -> Problem | None:
 
 
 def header_name(value: object, target: KongTarget) -> Problem | None:
-    """typedefs.header_name: an RFC 7230 token."""
-    if isinstance(value, str) and _HEADER_TOKEN_RE.match(value):
+    """typedefs.header_name: letters, digits, '_' and '-' only, stricter than HTTP allows
+    (Kong/kong@3.9.3:kong/tools/http.lua:271-282)."""
+    if isinstance(value, str) and _HEADER_NAME_RE.match(value):
         return None
-    return Problem(f"{value!r} is not a valid header name")
+    return Problem(
+        f"{value!r} is not a valid header name for Kong: only A-Z, a-z, 0-9, '_' and '-' are allowed",
+        "rename the header, e.g. replace '.' with '-'",
+    )
 
 
 def ip_or_cidr(value: object, target: KongTarget) -> Problem | None:
@@ -133,17 +137,20 @@ def upper_case_method(value: object, target: KongTarget) -> Problem | None:
 
 
 def colon_pair(value: object, target: KongTarget) -> Problem | None:
-    """request-transformer `name:value` entries (`^[^:]+:.*$`)."""
-    if isinstance(value, str) and re.match(r"^[^:]+:", value):
+    """request-transformer body/querystring entries: `name:value` with a value
+    (check_for_value, Kong/kong@3.9.3:kong/plugins/request-transformer/schema.lua:12-26)."""
+    match = re.match(r"^([^:]+):*(.*)$", value, re.DOTALL) if isinstance(value, str) else None
+    if match and match.group(2) != "":
         return None
-    return Problem(f"key {value!r} has no value: expected 'name:value'")
+    name = match.group(1) if match else value
+    return Problem(f"key {name!r} has no value: expected 'name:value'")
 
 
 def colon_header_pair(value: object, target: KongTarget) -> Problem | None:
-    """request-transformer header entries: `Header-Name:value`."""
-    problem = colon_pair(value, target)
-    if problem or not isinstance(value, str):
-        return problem
+    """request-transformer header entries: `Header-Name:value`, the value may be empty
+    (match `^[^:]+:.*$`, schema.lua:83-88)."""
+    if not isinstance(value, str) or not re.match(r"^[^:]+:", value):
+        return Problem(f"{value!r} has no ':': expected 'Header-Name:value'")
     return header_name(value.split(":", 1)[0], target)
 
 
@@ -167,11 +174,11 @@ def compiles_as_regex(pattern: str) -> bool:
 
 
 def cors_origin(value: object, target: KongTarget) -> Problem | None:
-    """cors `origins`: `*`, a literal origin, or a regex (is_regex)."""
+    """cors `origins`: `*` or a regex that compiles (Kong/kong@3.9.3:kong/plugins/cors/schema.lua:18-23)."""
     assert isinstance(value, str)
     if value == "*" or compiles_as_regex(value):
         return None
     return Problem(
-        f"origin {value!r} is not a valid regex; Kong compiles origins as regexes",
-        severity=WARNING,
+        f"origin {value!r} is not a valid regex: Kong refuses it (origins are regexes, or *)",
+        "escape the special characters, or use * for any origin",
     )

@@ -16,6 +16,7 @@ from .stack import (
     seed_config,
     wait_running,
 )
+from .variants import remove_become_users
 from .vps import (
     check_prerequisites,
     ensure_keys,
@@ -67,5 +68,6 @@ def sandbox_down(spec: SandboxSpec | None = None, *, purge: bool = False) -> Non
     stop_daemons(spec)
     remove_network(spec)
     if purge:
+        remove_become_users(spec)
         for path in (spec.state_dir, spec.run_dir, spec.docker_data_root.parent, spec.srv_dir):
             shutil.rmtree(path, ignore_errors=True)

@@ -16,6 +16,12 @@ STANDINS_DIR = Path(__file__).resolve().parent / "standins"
 #: login with no rc files (a lean login, as on a real server).
 SSH_USER = "supakong"
 SUPABASE_PLUGINS = "request-transformer,cors,key-auth,acl,basic-auth,request-termination,ip-restriction"
+#: KONG_PLUGINS of Supabase's 2026 Kong (supabase/supabase:docker/docker-compose.kong.yml).
+SUPABASE_PLUGINS_2026 = SUPABASE_PLUGINS + ",post-function"
+#: The Kong of each era of self-hosted Supabase the sandbox can play: "legacy" is kong:2.8.1
+#: with the eval entrypoint; "2026" is kong/kong:3.9.3 run by kong-entrypoint.sh with the
+#: expressions router (docker-compose.kong.yml).
+KONG_ERAS = ("legacy", "2026")
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,7 @@ class SandboxSpec:
     realtime_upstream_host: str = "realtime-dev.supabase-realtime"
     tenant: str = "realtime-dev"
     kong_port: int = 8000
+    kong_era: str = "legacy"
 
     @property
     def netns(self) -> str:

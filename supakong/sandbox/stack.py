@@ -11,6 +11,7 @@ Kong version from the image tag exactly as it does on a real server.
 from __future__ import annotations
 
 import io
+import os
 import secrets as pysecrets
 import shutil
 import subprocess
@@ -26,11 +27,13 @@ import jwt
 from ..container import parse_docker_time, probed_healthy, state_from_inspect
 from ..errors import DeployError
 from .db import DB_IMAGE, DB_IMAGE_ENV, postgres_ids
-from .spec import SSH_USER, STANDINS_DIR, SUPABASE_PLUGINS, SandboxSpec
+from .spec import SSH_USER, STANDINS_DIR, SUPABASE_PLUGINS, SUPABASE_PLUGINS_2026, SandboxSpec
 
-KONG_IMAGES = {"kong:2.8.1": "2.8.1", "kong/kong:3.9.1": "3.9.1"}
+KONG_IMAGES = {"kong:2.8.1": "2.8.1", "kong/kong:3.9.1": "3.9.1", "kong/kong:3.9.3": "3.9.3"}
 REALTIME_IMAGE_VERSION = "v2.129.8"
 SEED_CONFIG = Path(__file__).resolve().parent / "seed-kong.yml"
+#: The sandbox's own kong-entrypoint.sh (what Supabase's 2026 Kong container runs).
+KONG_ENTRYPOINT_SCRIPT = Path(__file__).resolve().parent / "kong-entrypoint.sh"
 #: Supabase's 2.8.1 compose entrypoint, verbatim in spirit: expand $VARS with a shell eval
 #: into the file Kong reads, then start Kong.
 KONG_ENTRYPOINT = 'eval "echo \\"$(cat /home/kong/temp.yml)\\"" > /home/kong/kong.yml && exec kong docker-start'
@@ -46,7 +49,8 @@ def busybox_tarball() -> bytes:
     """A minimal root filesystem: busybox, its applets, a ``kong`` wrapper and a few dirs."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
-        for d in ("bin", "etc", "home", "home/kong", "tmp", "var", "var/run", "var/run/kong", "standins", "var/lib"):
+        dirs = ("bin", "etc", "home", "home/kong", "tmp", "var", "var/run", "var/run/kong", "standins", "var/lib")
+        for d in (*dirs, "usr", "usr/local", "usr/local/kong"):
             info = tarfile.TarInfo(d)
             info.type, info.mode = tarfile.DIRTYPE, 0o1777 if d == "tmp" else 0o755
             tar.addfile(info)
@@ -60,6 +64,9 @@ def busybox_tarball() -> bytes:
                 tar.addfile(info)
         _add_script(tar, "bin/kong", 'exec "$STANDIN_PYTHON" /standins/kong_standin.py "$@"\n')
         _add_script(tar, "bin/realtime", 'exec "$STANDIN_PYTHON" /standins/realtime_standin.py "$@"\n')
+        # Kong's image entrypoint (build/dockerfiles/entrypoint.sh) starts `kong docker-start`
+        # in the foreground; the stand-in's `kong` does that itself.
+        _add_script(tar, "entrypoint.sh", 'exec "$@"\n')
     return buf.getvalue()
 
 
@@ -160,8 +167,11 @@ def seed_config(spec: SandboxSpec, force: bool = False) -> None:
         shutil.chown(path, SSH_USER, SSH_USER)
 
 
-def _runtime_binds(spec: SandboxSpec) -> dict[str, dict[str, str]]:
-    binds = {p: {"bind": p, "mode": "ro"} for p in ("/usr", "/lib", "/lib64")}
+def _runtime_binds(spec: SandboxSpec, *, own_usr_local: bool = False) -> dict[str, dict[str, str]]:
+    """The host's runtime for the stand-ins, read-only. ``own_usr_local`` keeps the image's
+    /usr/local (the 2026 Kong writes /usr/local/kong/kong.yml) by binding /usr's other parts."""
+    usr = [f"/usr/{d}" for d in sorted(os.listdir("/usr")) if d != "local"] if own_usr_local else ["/usr"]
+    binds = {p: {"bind": p, "mode": "ro"} for p in (*usr, "/lib", "/lib64")}
     for prefix in {sys.prefix, sys.base_prefix}:
         if not prefix.startswith("/usr"):
             binds[prefix] = {"bind": prefix, "mode": "ro"}
@@ -169,10 +179,50 @@ def _runtime_binds(spec: SandboxSpec) -> dict[str, dict[str, str]]:
     return binds
 
 
-def create_kong(client: docker.APIClient, spec: SandboxSpec, keys: dict[str, str]) -> None:
-    """The Kong stand-in, started the way Supabase's compose starts Kong."""
-    binds = _runtime_binds(spec)
-    binds[str(spec.kong_config_path)] = {"bind": "/home/kong/temp.yml", "mode": "ro"}
+#: Variables of Supabase's 2026 Kong service besides KONG_* (docker-compose.kong.yml); the
+#: ones the sandbox's secrets lack are empty, as in Supabase's .env.example.
+KONG_2026_VARIABLES = (
+    "SUPABASE_ANON_KEY",
+    "SUPABASE_SERVICE_KEY",
+    "SUPABASE_PUBLISHABLE_KEY",
+    "SUPABASE_SECRET_KEY",
+    "ANON_KEY_ASYMMETRIC",
+    "SERVICE_ROLE_KEY_ASYMMETRIC",
+    "DASHBOARD_USERNAME",
+    "DASHBOARD_PASSWORD",
+    "JWT_ISSUER",
+)
+
+
+def create_kong(
+    client: docker.APIClient, spec: SandboxSpec, keys: dict[str, str], template: Path | None = None
+) -> None:
+    """The Kong stand-in, started the way Supabase's compose of the spec's era starts Kong;
+    ``template`` replaces the VPS's kong config (the file mounted at /home/kong/temp.yml).
+
+    "legacy": the 2.8.1 compose's eval one-liner. "2026": docker-compose.kong.yml's
+    ``/bin/sh /home/kong/kong-entrypoint.sh`` with the script mounted, writing
+    /usr/local/kong/kong.yml, the expressions router and post-function."""
+    modern = spec.kong_era == "2026"
+    binds = _runtime_binds(spec, own_usr_local=modern)
+    binds[str(template or spec.kong_config_path)] = {"bind": "/home/kong/temp.yml", "mode": "ro"}
+    if modern:
+        binds[str(KONG_ENTRYPOINT_SCRIPT)] = {"bind": "/home/kong/kong-entrypoint.sh", "mode": "ro"}
+        start: dict[str, Any] = {"entrypoint": ["/bin/sh", "/home/kong/kong-entrypoint.sh"]}
+        environment = {
+            "KONG_DECLARATIVE_CONFIG": "/usr/local/kong/kong.yml",
+            "KONG_ROUTER_FLAVOR": "expressions",
+            "KONG_PLUGINS": SUPABASE_PLUGINS_2026,
+            **{name: keys.get(name, "") for name in KONG_2026_VARIABLES},
+        }
+    else:
+        start = {"entrypoint": ["/bin/sh", "-c"], "command": [KONG_ENTRYPOINT]}
+        environment = {
+            "KONG_DECLARATIVE_CONFIG": "/home/kong/kong.yml",
+            "KONG_PLUGINS": SUPABASE_PLUGINS,
+            "SUPABASE_ANON_KEY": keys["SUPABASE_ANON_KEY"],
+            "SUPABASE_SERVICE_KEY": keys["SUPABASE_SERVICE_KEY"],
+        }
     host_config = client.create_host_config(
         network_mode="host",
         binds=binds,
@@ -182,21 +232,17 @@ def create_kong(client: docker.APIClient, spec: SandboxSpec, keys: dict[str, str
     client.create_container(
         spec.kong_image,
         name=spec.kong_container,
-        entrypoint=["/bin/sh", "-c"],
-        command=[KONG_ENTRYPOINT],
         environment={
             "KONG_DATABASE": "off",
-            "KONG_DECLARATIVE_CONFIG": "/home/kong/kong.yml",
             "KONG_DNS_ORDER": "LAST,A,CNAME",
-            "KONG_PLUGINS": SUPABASE_PLUGINS,
             "KONG_PROXY_LISTEN": f"0.0.0.0:{spec.kong_port}",
-            "SUPABASE_ANON_KEY": keys["SUPABASE_ANON_KEY"],
-            "SUPABASE_SERVICE_KEY": keys["SUPABASE_SERVICE_KEY"],
+            **environment,
             "STANDIN_PYTHON": sys.executable,
         },
         healthcheck={"test": ["CMD", "kong", "health"], "interval": 2 * SECOND, "timeout": 5 * SECOND, "retries": 3},
         host_config=host_config,
         labels={"supakong.sandbox": spec.name},
+        **start,
     )
 
 

@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import DeployError
@@ -105,29 +106,49 @@ def write_client_config(spec: SandboxSpec) -> None:
     )
 
 
-def start_sshd(spec: SandboxSpec) -> None:
-    """Start OpenSSH's sshd inside the namespace, listening on the VPS address."""
-    pidfile = spec.run_dir / "sshd.pid"
-    if _alive(pidfile):
-        return
-    spec.run_dir.mkdir(parents=True, exist_ok=True)
-    Path("/run/sshd").mkdir(exist_ok=True)
-    config = spec.state_dir / "sshd_config"
-    config.write_text(
-        f"ListenAddress {spec.vps_addr}:22\n"
+def sshd_config_text(
+    spec: SandboxSpec, *, port: int, pidfile: Path, users: Sequence[str] = (SSH_USER,), settings: Sequence[str] = ()
+) -> str:
+    """The sandbox sshd's configuration: key-only logins for ``users``, the VPS's host key,
+    ``DOCKER_HOST`` for the login; ``settings`` (sshd_config lines) come first, so that they
+    win over the defaults below (sshd takes the first value of a keyword)."""
+    first = "".join(f"{line}\n" for line in settings)
+    return first + (
+        f"ListenAddress {spec.vps_addr}:{port}\n"
         f"HostKey {spec.state_dir / 'ssh_host_ed25519_key'}\n"
         f"PidFile {pidfile}\n"
         "PubkeyAuthentication yes\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
         "UsePAM no\nPermitRootLogin no\n"
-        f"AllowUsers {SSH_USER}\n"
+        f"AllowUsers {' '.join(users)}\n"
         # The server's own environment for the login: the docker CLI (dial-stdio) finds
         # this VPS's engine, as it finds /var/run/docker.sock on a real server.
         f"SetEnv DOCKER_HOST=unix://{spec.docker_socket}\n"
         "Subsystem sftp internal-sftp\n"
         "LogLevel VERBOSE\nMaxSessions 100\nMaxStartups 200:30:400\n"
     )
-    sh(["ip", "netns", "exec", spec.netns, "/usr/sbin/sshd", "-f", str(config), "-E", str(spec.state_dir / "sshd.log")])
-    _wait_for_port(spec.vps_addr, 22, "sshd")
+
+
+def start_sshd(
+    spec: SandboxSpec,
+    *,
+    port: int = 22,
+    name: str = "sshd",
+    users: Sequence[str] = (SSH_USER,),
+    settings: Sequence[str] = (),
+) -> None:
+    """Start OpenSSH's sshd inside the namespace, listening on the VPS address (``name``:
+    its pid file, config and log, for other sshds of the same VPS on other ports)."""
+    pidfile = spec.run_dir / f"{name}.pid"
+    if _alive(pidfile):
+        return
+    spec.run_dir.mkdir(parents=True, exist_ok=True)
+    Path("/run/sshd").mkdir(exist_ok=True)
+    config = spec.state_dir / f"{name}_config"
+    config.write_text(sshd_config_text(spec, port=port, pidfile=pidfile, users=users, settings=settings))
+    sh(["/usr/sbin/sshd", "-t", "-f", str(config)])  # a bad setting fails here, with sshd's message
+    log = spec.state_dir / f"{name}.log"
+    sh(["ip", "netns", "exec", spec.netns, "/usr/sbin/sshd", "-f", str(config), "-E", str(log)])
+    _wait_for_port(spec.vps_addr, port, name)
 
 
 def start_dockerd(spec: SandboxSpec) -> None:
@@ -172,8 +193,9 @@ def start_dockerd(spec: SandboxSpec) -> None:
 
 def stop_daemons(spec: SandboxSpec) -> None:
     """Stop dockerd (and with it the containers) and sshd."""
-    for name in ("docker.pid", "sshd.pid"):
-        _terminate(spec.run_dir / name, timeout=20.0)
+    _terminate(spec.run_dir / "docker.pid", timeout=20.0)
+    for pidfile in sorted(spec.run_dir.glob("sshd*.pid")):  # the VPS's sshd and its variants
+        _terminate(pidfile, timeout=20.0)
 
 
 def process_running(pid: int) -> bool:

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
-from sandboxes import TEST_SANDBOX
+from sandbox_specs import TEST_SANDBOX
 
 from supakong.inventory import HostConfig, load_inventory
 from supakong.report import BufferOutput

@@ -1,4 +1,4 @@
-"""A fleet of three sandbox VPSes (sandbox-f1..f3 by default, see tests/sandboxes.py): a
+"""A fleet of three sandbox VPSes (sandbox-f1..f3 by default, see tests/sandbox_specs.py): a
 mixed deploy (ok, changed, rolled back) with its recap, JSON report and exit code; a rolling
 deploy that stops at the first failure; one SSH connection per host and two commands for a
 no-op; and the scheduled, unattended redeploy run exactly as its systemd unit would run it."""
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from ports import free_port
-from sandboxes import related_spec
+from sandbox_specs import related_spec
 from sshconfig import dialling_local_port
 
 import supakong.deploy

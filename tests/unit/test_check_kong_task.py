@@ -72,3 +72,38 @@ def test_check_kong_for_a_host_renders_offline_without_printing_secrets():
 def test_unknown_kong_version_is_one_line():
     proc = check_kong("--file", str(FIXTURES / "seed_user_fix.yml"), "--kong-version", "1.4.0")
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "--kong-version" in proc.stderr
+
+
+UPSTREAM_2026 = str(FIXTURES / "supabase_2026_kong.yml")
+
+
+def test_supabases_2026_file_passes_on_kong_3_9_3_with_the_expressions_router():
+    proc = check_kong("--file", UPSTREAM_2026, "--kong-version", "3.9.3", "--router-flavor", "expressions")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "ok for Kong 3.9.3 oss (router expressions, awk entrypoint)" in proc.stdout
+    assert not [line for line in proc.stdout.splitlines() if line.startswith(("error", "warning"))]
+
+
+def test_supabases_2026_file_needs_the_expressions_router():
+    proc = check_kong("--file", UPSTREAM_2026, "--kong-version", "3.9.3")
+    assert proc.returncode == 1
+    (expression,) = [line for line in proc.stdout.splitlines() if line.startswith("error") and "expression:" in line]
+    assert "KONG_ROUTER_FLAVOR=expressions" in expression and "--router-flavor expressions" in expression
+
+
+def test_supabases_2026_file_under_the_eval_entrypoint_runs_its_comments_backticks():
+    proc = check_kong(
+        "--file", UPSTREAM_2026, "--kong-version", "3.9.3", "--router-flavor", "expressions", "--expansion", "eval"
+    )
+    assert proc.returncode == 1
+    assert (
+        "runs a shell command" in proc.stdout
+        and "$LUA_AUTH_EXPR is set only by Supabase's kong-entrypoint.sh" in proc.stdout
+    )
+
+
+def test_unknown_router_flavor_is_one_line_naming_the_flag():
+    proc = check_kong("--file", UPSTREAM_2026, "--kong-version", "3.9.3", "--router-flavor", "atc")
+    assert (
+        proc.returncode == 1 and proc.stderr.count("\n") == 1 and proc.stderr.startswith("supakong: --router-flavor:")
+    )

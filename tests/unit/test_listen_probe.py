@@ -167,3 +167,36 @@ def test_a_question_asked_ahead_answers_the_next_call_once_and_only_for_its_addr
         assert gate(moved) is False and transport.asked[-1] == ("127.0.0.1", 8443)  # not the old address's
         gate.settle()
     assert len(transport.asked) == 4
+
+
+class ForwardingDisabled:
+    """A connection whose server refuses direct-tcpip (DisableForwarding yes)."""
+
+    def __init__(self) -> None:
+        self.refused_kinds: set[str] = set()
+        self.asked = 0
+
+    def open_channel(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201 - paramiko's shape
+        import paramiko
+
+        self.asked += 1
+        raise paramiko.ChannelException(paramiko.common.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED, "prohibited")
+
+
+def test_a_connection_that_refused_direct_tcpip_is_not_asked_again() -> None:
+    from supakong.listen_probe import answers_http
+
+    transport = ForwardingDisabled()
+    assert answers_http(transport, ("127.0.0.1", 8000)) is None  # type: ignore[arg-type]
+    assert answers_http(transport, ("127.0.0.1", 8443)) is None  # type: ignore[arg-type]
+    assert ListenGate(lambda: transport)(kong(network_mode="host")) is None  # type: ignore[arg-type,return-value]
+    assert transport.asked == 1, "the refusal is remembered by the connection"
+
+
+def test_a_refused_engine_channel_is_worded_not_paramikos_repr() -> None:
+    import paramiko
+
+    from supakong.engine import channel_error
+
+    worded = channel_error(paramiko.ChannelException(2, "Connect failed"))
+    assert "ChannelException" not in worded and "refused a channel" in worded and "Connect failed" in worded

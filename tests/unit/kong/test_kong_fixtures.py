@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import yaml
@@ -16,6 +17,7 @@ from supakong.kong import (
     validate_kong_document,
 )
 
+FIXTURES = Path(__file__).parent / "fixtures"
 ALL_TARGETS = [
     pytest.param(version, edition, id=f"{version}-{edition}")
     for version in ("2.8.1", "3.0", "3.4", "3.5", "3.9.1")
@@ -92,3 +94,16 @@ def test_findings_come_sorted_errors_first(seed_text: str) -> None:
     severities = [f.severity for f in validate_kong_config(seed_text, KongTarget("2.8.1"))]
     order = {"error": 0, "warning": 1, "info": 2}
     assert severities == sorted(severities, key=order.__getitem__)
+
+
+def test_supabase_2026_file_is_clean_for_kong_3_9_with_the_expressions_router() -> None:
+    text = (FIXTURES / "supabase_2026_kong.yml").read_text()
+    findings = validate_kong_config(text, KongTarget("3.9.3", router_flavor="expressions"))
+    assert [f.severity for f in findings] == ["info"], [f.as_line() for f in findings]  # protocol ws beside url
+
+
+def test_supabase_2026_file_cannot_load_on_kong_2_8() -> None:
+    text = (FIXTURES / "supabase_2026_kong.yml").read_text()
+    errors = at(validate_kong_config(text, KongTarget("2.8.1")), "error")
+    assert "services[7].routes[0].expression" in errors  # no expression routes before 3.x
+    assert any(path.endswith(".name") and "post-function" in f.message for path, f in errors.items())

@@ -421,7 +421,7 @@ INVALID_CASES = [
         [(f"{ROUTE}.expression", 'http.path ^= "/rest"')],
         "error",
         f"{ROUTE}.expression",
-        "router_flavor = expressions",
+        "KONG_ROUTER_FLAVOR=expressions",
         id="expression-routes-need-the-expressions-flavor",
     ),
     pytest.param(
@@ -501,7 +501,7 @@ INVALID_CASES = [
         "3.9.1",
         "oss",
         [("_format_version", "3.0"), (f"{ROUTE}.paths", ["~/a/(b"])],
-        "warning",
+        "error",
         f"{ROUTE}.paths[0]",
         "does not compile",
         id="broken-regex-path",
@@ -686,7 +686,7 @@ INVALID_CASES = [
         ],
         "error",
         "services[0].plugins[3].config.add.headers[0]",
-        "has no value",
+        "has no ':'",
         id="request-transformer-header-without-colon",
     ),
     pytest.param(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from supakong.kong import SUPABASE_PLUGINS, KongTarget
+from supakong.kong.target import SUPABASE_PLUGINS_3X
 
 VERSION_CASES = [
     pytest.param("2.8.1", (2, 8, 1), id="kong-2.8.1"),
@@ -56,7 +57,7 @@ IMAGE_CASES = [
 def test_target_from_image(image: str, version: str, edition: str) -> None:
     target = KongTarget.from_image(image)
     assert (target.version, target.edition) == (version, edition)
-    assert target.plugins == SUPABASE_PLUGINS
+    assert target.plugins == (SUPABASE_PLUGINS_3X if version.startswith("3.") else SUPABASE_PLUGINS)
 
 
 UNPINNED_IMAGES = [
