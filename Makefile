@@ -6,7 +6,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 FAB := .venv/bin/fab
 APT_PACKAGES := docker.io openssh-server openssh-client busybox-static iproute2 python3-venv \
-                systemd coreutils sudo dropbear-bin
+                systemd coreutils sudo dropbear-bin postgresql-15 postgresql-15-wal2json
 # Everything the demo and the tests run may only reach sandbox hosts.
 export SUPAKONG_HOST_ALLOWLIST ?= sandbox*
 
@@ -18,6 +18,10 @@ deps:
 	if [ -n "$$missing" ]; then \
 	  echo "installing: $$missing"; \
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	  if echo "$$missing" | tr ' ' '\n' | grep -qx postgresql-15; then \
+	    echo "stopping the cluster the postgresql-15 package made (the sandbox runs its own db)"; \
+	    pg_ctlcluster 15 main stop 2>/dev/null || true; \
+	  fi; \
 	fi
 
 venv: .venv/.installed

@@ -31,8 +31,10 @@ import jwt
 from invoke import Exit
 
 from . import fence
+from .checks import FAIL, MARKS, OK, SKIP, Check
 from .container import ContainerState, exec_in_container, probed_healthy
 from .deploy import kong_target
+from .doctor_tables import TableReadiness, doctor_table_checks, host_table, read_table_readiness
 from .errors import DeployError, InventoryError, VerifyError
 from .eval_expansion import expand_like_eval
 from .fleet import HostAction
@@ -74,6 +76,7 @@ class VerifyOptions:
     timeout: float = 10.0
     log_lines: int = 30
     log_window: float = 15.0
+    event: bool = False  # --event: write a probe row and wait for its event (EVENTS)
 
     def __post_init__(self) -> None:
         if self.vsn is not None and self.vsn not in VSNS:
@@ -114,6 +117,7 @@ class HostVerification:
     report: VerifyReport
     logs: tuple[str, ...] = ()
     logs_note: str = ""
+    notes: tuple[str, ...] = ()  # shown before the stages (e.g. the probe table just made)
 
     @property
     def ok(self) -> bool:
@@ -131,6 +135,10 @@ def verify_host(
 ) -> HostVerification:
     """Probe ``host``'s public URL as supabase-js does; on failure attach the Kong and
     Realtime logs around the attempt (over ``conn``, or a connection of its own)."""
+    if options.event:
+        from .verify_event import verify_host_events  # the db over SSH: only for --event
+
+        return verify_host_events(host, secrets, options, conn=conn, with_logs=with_logs)
     channel = channel_spec(host.verify_channel, host.verify_table, options)
     started = time.time()
     report = verify_realtime(
@@ -180,7 +188,7 @@ def _read_logs(conn: HostConnection, host: HostConfig, since: float, limit: int)
 
 def verification_lines(verification: HostVerification) -> list[str]:
     """The stages, the state, cause and fix, then the logs of a failed attempt."""
-    rows = format_report(verification.report)
+    rows = [*verification.notes, *format_report(verification.report)]
     if verification.logs:
         rows.append(f"  logs around the attempt ({len(verification.logs)} lines):")
         rows.extend(f"    {line}" for line in verification.logs)
@@ -317,11 +325,6 @@ def run_url_check(
 
 # =========================================================================== doctor: facts
 
-OK = "ok"
-FAIL = "fail"
-SKIP = "skip"
-MARKS = {OK: "✓", FAIL: "✗", SKIP: "-"}
-
 
 @dataclass(frozen=True)
 class DoctorFacts:
@@ -348,6 +351,7 @@ class DoctorFacts:
     target_error: str = ""
     verification: HostVerification | None = None
     now: float = 0.0
+    tables: TableReadiness | None = None  # the db's readiness for postgres_changes
 
     @property
     def config_text(self) -> str | None:
@@ -378,17 +382,6 @@ class DoctorFacts:
         if self.inventory_tenant:
             return self.inventory_tenant, "realtime_tenant in the inventory"
         return DEFAULT_TENANT, "the default"
-
-
-@dataclass(frozen=True)
-class Check:
-    """One line of the doctor's checklist: ✓ ok, ✗ fail (with the fix), - skipped."""
-
-    name: str
-    status: str
-    detail: str
-    fix: str = ""
-    notes: tuple[str, ...] = ()
 
 
 def expand_placeholders(text: str, env: Mapping[str, str]) -> str | None:
@@ -747,6 +740,7 @@ def build_checklist(f: DoctorFacts) -> list[Check]:
         check_tenant(f),
         check_anon_key(f),
         check_keys(f),
+        *doctor_table_checks(f.tables),
         check_verification(f),
     ]
 
@@ -788,10 +782,19 @@ def gather_facts(host: HostConfig, secrets: Secrets, options: VerifyOptions) -> 
         with HostConnection(host) as conn:
             facts = read_host(conn, host, base)
             verification = verify_host(host, secrets, options, conn=conn)
+            # after the probe: its join started Realtime's CDC workers, so their slot shows
+            tables = read_table_readiness(
+                conn.engine(),
+                host_table(options.table, host.verify_table),
+                facts.tenant[0],
+                host.realtime_container,
+                host.db_container,
+            )
     except DeployError as exc:
         facts = replace(base, ssh_error=str(exc))
         verification = verify_host(host, secrets, options, with_logs=False)
-    return replace(facts, verification=verification)
+        tables = None
+    return replace(facts, verification=verification, tables=tables)
 
 
 def read_host(conn: HostConnection, host: HostConfig, base: DoctorFacts) -> DoctorFacts:

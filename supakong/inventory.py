@@ -68,6 +68,7 @@ class HostConfig:
     #: ``ansible_become``: commands and Docker through ``sudo -n -u become_user`` (supakong.become)
     become: bool = False
     become_user: str = "root"
+    db_container: str | None = None  # the Supabase db container; found by image/labels when unset
 
 
 @dataclass(frozen=True)
@@ -303,6 +304,7 @@ def _host_config(path: Path, name: str, chain: tuple[str, ...], values: dict[str
         verify_vsn=f.text("verify_vsn", "2.0.0", re.compile(r"1\.0\.0|2\.0\.0")),
         groups=chain,
         vars=dict(values),
+        db_container=f.optional("db_container", _CONTAINER),
         **_become_fields(f),
     )
 

@@ -32,10 +32,12 @@ from supakong.verify_diagnose import (
 from supakong.verify_model import (
     CHANNEL_ERROR,
     CLOSED,
+    EVENTS,
     SUBSCRIBED,
     TIMED_OUT,
     ChannelSpec,
     Diagnosis,
+    EventProbe,
     ProbeOptions,
     StageResult,
     VerifyReport,
@@ -45,10 +47,12 @@ from supakong.verify_probe import probe
 __all__ = [
     "CHANNEL_ERROR",
     "CLOSED",
+    "EVENTS",
     "SUBSCRIBED",
     "TIMED_OUT",
     "ChannelSpec",
     "Diagnosis",
+    "EventProbe",
     "StageResult",
     "VerifyReport",
     "diagnose_handshake",
@@ -122,8 +126,11 @@ async def verify_realtime_async(
     negative_probe: bool = True,
     ca_file: str | None = None,
     origin: str | None = None,
+    event: EventProbe | None = None,
 ) -> VerifyReport:
-    """Probe Realtime through Kong stage by stage; see the module docstring.
+    """Probe Realtime through Kong stage by stage; see the module docstring. With ``event``
+    (``verify-realtime --event``) the channel also binds the probe table and the ``event``
+    stage writes a row and waits for its INSERT event (state EVENTS when it comes).
 
     `timeout` bounds each wait (connect, handshake, join reply, system message, heartbeat,
     broadcast), as supabase-js's channel timeout does. `origin` is sent as the `Origin`
@@ -131,7 +138,7 @@ async def verify_realtime_async(
     Raises VerifyError only for a malformed `public_url` or an unreadable `ca_file`.
     """
     url = realtime_websocket_url(public_url, apikey, vsn)
-    opts = ProbeOptions(channel, vsn, timeout, negative_probe, _ssl_context(url, ca_file), origin)
+    opts = ProbeOptions(channel, vsn, timeout, negative_probe, _ssl_context(url, ca_file), origin, event)
     try:
         state, stages, diagnosis = await probe(url, apikey, opts)
     except (OSError, ValueError, WebSocketException) as exc:
@@ -151,6 +158,7 @@ def verify_realtime(
     negative_probe: bool = True,
     ca_file: str | None = None,
     origin: str | None = None,
+    event: EventProbe | None = None,
 ) -> VerifyReport:
     """Synchronous `verify_realtime_async` (runs its own event loop)."""
     return asyncio.run(
@@ -163,6 +171,7 @@ def verify_realtime(
             negative_probe=negative_probe,
             ca_file=ca_file,
             origin=origin,
+            event=event,
         )
     )
 
@@ -176,7 +185,7 @@ def format_report(report: VerifyReport) -> list[str]:
     failed = ", ".join(stage.name for stage in report.failed_stages)
     if report.ok:
         lines.append(report.state)
-    elif report.state == SUBSCRIBED:
+    elif report.state in (SUBSCRIBED, EVENTS):
         lines.append(f"{report.state}, but failed: {failed}")
     else:
         lines.append(report.state)

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 # supabase-js channel states (RealtimeChannel.subscribe callback).
 SUBSCRIBED = "SUBSCRIBED"
 CHANNEL_ERROR = "CHANNEL_ERROR"
 TIMED_OUT = "TIMED_OUT"
 CLOSED = "CLOSED"
+#: Beyond SUBSCRIBED: a row written in the database came back as a postgres_changes event.
+EVENTS = "EVENTS"
 
 STAGE_NAMES = (
     "tcp",
@@ -25,6 +29,7 @@ STAGE_NAMES = (
     "postgres_changes",
     "heartbeat",
     "broadcast",
+    "event",
     "negative_key",
 )
 
@@ -89,8 +94,8 @@ class VerifyReport:
 
     @property
     def ok(self) -> bool:
-        """True when the channel is SUBSCRIBED and every stage that ran passed."""
-        return self.state == SUBSCRIBED and all(stage.ok for stage in self.stages)
+        """True when the channel is SUBSCRIBED (or got its EVENTS) and every stage that ran passed."""
+        return self.state in (SUBSCRIBED, EVENTS) and all(stage.ok for stage in self.stages)
 
     @property
     def failed_stages(self) -> tuple[StageResult, ...]:
@@ -99,6 +104,33 @@ class VerifyReport:
     def stage(self, name: str) -> StageResult | None:
         """The result of the stage called `name`, or None if it did not run."""
         return next((stage for stage in self.stages if stage.name == name), None)
+
+
+@dataclass(frozen=True)
+class EventProbe:
+    """``verify-realtime --event``: a binding on the probe table filtered on ``nonce``, and
+    the host-side steps (blocking; the probe runs them in a thread): wait until Realtime
+    polls, write the row, remove it, and name why no event came."""
+
+    schema: str
+    table: str
+    nonce: str
+    prepare: Callable[[], tuple[bool, str]]  # (Realtime polls, a note for the stage line)
+    write: Callable[[], None]
+    cleanup: Callable[[], None]
+    explain: Callable[[], Diagnosis | None]
+
+    @property
+    def binding(self) -> dict[str, str]:
+        """What realtime-js sends for ``.on('postgres_changes', {event: 'INSERT', …, filter})``."""
+        return {"event": "INSERT", "schema": self.schema, "table": self.table, "filter": f"nonce=eq.{self.nonce}"}
+
+    def is_ours(self, data: Any) -> bool:
+        """A change of our row (or an error event of our table, which carries no record)."""
+        if not isinstance(data, dict) or (data.get("schema"), data.get("table")) != (self.schema, self.table):
+            return False
+        record = data.get("record")
+        return bool(data.get("errors")) or (isinstance(record, dict) and record.get("nonce") == self.nonce)
 
 
 @dataclass(frozen=True)
@@ -111,6 +143,7 @@ class ProbeOptions:
     negative_probe: bool
     ssl_context: ssl.SSLContext | None
     origin: str | None = None
+    event: EventProbe | None = None
 
 
 @dataclass
@@ -119,6 +152,10 @@ class StageLog:
 
     stages: list[StageResult] = field(default_factory=list)
     diagnosis: Diagnosis | None = None
+
+    def stage(self, name: str) -> StageResult | None:
+        """The stage called ``name`` recorded so far, if any."""
+        return next((stage for stage in self.stages if stage.name == name), None)
 
     def record(self, name: str, ok: bool, started: float, detail: str, diagnosis: Diagnosis | None = None) -> None:
         """Append a stage that began at `started` (time.perf_counter) and ends now."""

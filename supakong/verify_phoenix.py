@@ -122,13 +122,14 @@ def sent_bindings(channel: ChannelSpec) -> list[dict[str, str]]:
     return [{"event": channel.event, "schema": channel.schema, "table": channel.table}]
 
 
-def join_payload(channel: ChannelSpec, access_token: str) -> dict[str, Any]:
-    """The phx_join payload of `supabase.channel(name).on('postgres_changes', …).subscribe()`."""
+def join_payload(channel: ChannelSpec, access_token: str, extra: tuple[dict[str, str], ...] = ()) -> dict[str, Any]:
+    """The phx_join payload of `supabase.channel(name).on('postgres_changes', …).subscribe()`
+    (``extra``: more postgres_changes bindings, e.g. the event probe's)."""
     return {
         "config": {
             "broadcast": {"ack": True, "self": True},
             "presence": {"enabled": False, "key": ""},
-            "postgres_changes": sent_bindings(channel),
+            "postgres_changes": [*sent_bindings(channel), *extra],
             "private": False,
         },
         "access_token": access_token,

@@ -8,6 +8,7 @@ for a refusal, a timeout or a closed socket. Redacting the apikey is the caller'
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 import time
@@ -20,6 +21,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from supakong import verify_phoenix as phx
+from supakong.errors import DeployError
 from supakong.verify_diagnose import (
     ANONYMOUS_CAUSE,
     ANONYMOUS_FIX,
@@ -34,6 +36,7 @@ from supakong.verify_diagnose import (
 from supakong.verify_model import (
     CHANNEL_ERROR,
     CLOSED,
+    EVENTS,
     SUBSCRIBED,
     TIMED_OUT,
     Diagnosis,
@@ -87,6 +90,11 @@ class _Channel:
     access_token: str
     join_ref: str = ""
     started: float = 0.0  # when the running stage began, for a stage cut short by a close
+    server_bindings: tuple[object, ...] = ()  # the join reply's postgres_changes (with ids)
+
+    @property
+    def extra_bindings(self) -> tuple[dict[str, str], ...]:
+        return (self.opts.event.binding,) if self.opts.event is not None else ()
 
     @property
     def topic(self) -> str:
@@ -104,7 +112,7 @@ async def stage_join(ch: _Channel) -> str:
     """Stage join: phx_join and its phx_reply. Returns the supabase-js state."""
     started = time.perf_counter()
     timeout = ch.opts.timeout
-    payload = phx.join_payload(ch.opts.channel, ch.access_token)
+    payload = phx.join_payload(ch.opts.channel, ch.access_token, ch.extra_bindings)
     ch.join_ref = await ch.session.join(ch.topic, payload)
     is_reply = ch.reply_to(ch.join_ref)
     reply = await ch.session.expect(lambda m: is_reply(m) or ch.ends_channel(m), _deadline(timeout))
@@ -133,7 +141,8 @@ async def stage_join(ch: _Channel) -> str:
         reason = str(reply.response.get("reason") or reply.response or "error")
         ch.log.record("join", False, started, f"phx_reply error: {trim_body(reason, 160)}", diagnose_join_error(reason))
         return CHANNEL_ERROR
-    sent = phx.sent_bindings(ch.opts.channel)
+    sent = phx.sent_bindings(ch.opts.channel) + list(ch.extra_bindings)
+    ch.server_bindings = tuple(reply.response.get("postgres_changes") or ())
     if not phx.bindings_match(sent, reply.response):
         theirs = reply.response.get("postgres_changes")
         ch.log.record(
@@ -241,6 +250,102 @@ async def stage_broadcast(ch: _Channel) -> None:
     )
 
 
+def _binding_id(ch: _Channel) -> object:
+    """The id Realtime gave the event probe's binding (the last one sent)."""
+    index = len(phx.sent_bindings(ch.opts.channel))
+    server = ch.server_bindings[index] if index < len(ch.server_bindings) else None
+    return server.get("id") if isinstance(server, dict) else None
+
+
+async def stage_event(ch: _Channel) -> None:
+    """Stage event (``--event``): write the probe row, wait for its INSERT event, delete it.
+
+    Runs only after "Subscribed to PostgreSQL"; the stage's time is the event's latency
+    (from sending the INSERT to receiving the frame)."""
+    probe = ch.opts.event
+    subscribed = ch.log.stage("postgres_changes")
+    if probe is None or subscribed is None:
+        return
+    if not subscribed.ok:
+        # No subscription, no event: name the cause from the probe table's readiness checks
+        # (Realtime's system message often only says that Postgres raised an error).
+        explained = await asyncio.to_thread(probe.explain)
+        if explained is not None and ch.log.diagnosis is not None:
+            ch.log.diagnosis = Diagnosis(explained.cause, explained.fix, body=ch.log.diagnosis.body)
+        return
+    started = time.perf_counter()
+    polled, note = await asyncio.to_thread(probe.prepare)
+    if not polled:
+        # No slot, no event: when the readiness checks say why, nothing needs writing.
+        explained = await asyncio.to_thread(probe.explain)
+        if explained is not None:
+            ch.log.record("event", False, started, f"not written: {note}", explained)
+            return
+    binding_id = _binding_id(ch)
+
+    def is_event(m: phx.PhoenixMessage) -> bool:
+        ids = m.payload.get("ids")
+        ours = binding_id is None or (isinstance(ids, list) and binding_id in ids)
+        return m.topic == ch.topic and m.event == "postgres_changes" and ours and probe.is_ours(m.payload.get("data"))
+
+    started = time.perf_counter()
+    try:
+        await asyncio.to_thread(probe.write)
+    except DeployError as exc:
+        ch.log.record(
+            "event",
+            False,
+            started,
+            f"could not insert the probe row: {exc}",
+            Diagnosis(f"the probe row could not be written: {exc}", "read the error above (the db container, psql)"),
+        )
+        return
+    written = time.perf_counter() - started
+    try:
+        message = await ch.session.expect(is_event, _deadline(ch.opts.timeout))
+        await _record_event(ch, message, started, written, note)
+    finally:
+        await asyncio.to_thread(probe.cleanup)
+
+
+async def _record_event(
+    ch: _Channel, message: phx.PhoenixMessage | None, started: float, written: float, note: str
+) -> None:
+    assert ch.opts.event is not None
+    probe = ch.opts.event
+    table = f"{probe.schema}.{probe.table}"
+    if message is None:
+        explained = await asyncio.to_thread(probe.explain)
+        detail = f"no INSERT event within {ch.opts.timeout:g} s of the write ({note})"
+        ch.log.record("event", False, started, detail, explained or _NO_EVENT_UNEXPLAINED)
+        return
+    data = message.payload.get("data") or {}
+    errors = data.get("errors") if isinstance(data, dict) else None
+    if errors:
+        elapsed = time.perf_counter() - started
+        explained = await asyncio.to_thread(probe.explain)
+        cause = f"the INSERT event of {table} arrived with errors {errors} and no record"
+        diagnosis = Diagnosis(
+            f"{cause}: {explained.cause}" if explained else cause,
+            explained.fix if explained else "check the SELECT grant and primary key of the table",
+        )
+        ch.log.record("event", False, started, f"event with errors {errors} after {elapsed * 1000:.0f} ms", diagnosis)
+        return
+    latency = (time.perf_counter() - started) * 1000
+    ch.log.record(
+        "event",
+        True,
+        started,
+        f"INSERT on {table} received {latency:.0f} ms after the write (psql {written * 1000:.0f} ms; {note})",
+    )
+
+
+_NO_EVENT_UNEXPLAINED = Diagnosis(
+    "Realtime confirmed the subscription but delivered no event, and every readiness check of the probe table passed",
+    "read the realtime logs (`fab logs`) for PoolingReplication errors or rate limits (max_events_per_second)",
+)
+
+
 async def leave_quietly(ch: _Channel) -> None:
     """phx_leave as channel.unsubscribe() does; a missing reply does not matter."""
     with suppress(ConnectionClosed):
@@ -253,7 +358,9 @@ async def run_channel(log: StageLog, ws: ClientConnection, apikey: str, opts: Pr
     """Stages join .. broadcast on an open socket, then leave and close. Returns the state."""
     ch = _Channel(log, phx.PhoenixSession(ws, opts.vsn), opts, apikey)
     later: list[Callable[[_Channel], Awaitable[None]]] = [stage_heartbeat, stage_broadcast]
-    if opts.channel.has_postgres_changes:
+    if opts.event is not None:
+        later.insert(0, stage_event)
+    if opts.channel.has_postgres_changes or opts.event is not None:
         later.insert(0, stage_postgres_changes)
     state = CHANNEL_ERROR
     try:
@@ -264,6 +371,9 @@ async def run_channel(log: StageLog, ws: ClientConnection, apikey: str, opts: Pr
                 ch.started = time.perf_counter()
                 await stage(ch)
             await leave_quietly(ch)
+            event = log.stage("event")
+            if event is not None and event.ok:
+                state = EVENTS
     except ConnectionClosed as exc:
         log.record(
             _next_stage(log, opts),
@@ -282,8 +392,10 @@ async def run_channel(log: StageLog, ws: ClientConnection, apikey: str, opts: Pr
 
 
 def _next_stage(log: StageLog, opts: ProbeOptions) -> str:
-    order = ["join", "postgres_changes", "heartbeat", "broadcast"]
-    if not opts.channel.has_postgres_changes:
+    order = ["join", "postgres_changes", "event", "heartbeat", "broadcast"]
+    if opts.event is None:
+        order.remove("event")
+    if not opts.channel.has_postgres_changes and opts.event is None:
         order.remove("postgres_changes")
     done = {stage.name for stage in log.stages}
     return next((name for name in order if name not in done), "broadcast")

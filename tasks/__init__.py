@@ -101,6 +101,7 @@ def deploy_kong(
         "vsn": "Phoenix serializer: 2.0.0 (default, as supabase-js) or 1.0.0",
         "channel": "Channel to join (default: the inventory's verify_channel)",
         "table": "postgres_changes table schema.table ('' for none; default: the inventory's verify_table)",
+        "event": "Also write a row to supakong.probe (made on first use, SQL shown) and wait for its INSERT event",
         "parallel": "Hosts at once (default 10)",
         "report": "Write a JSON report to this file",
     }
@@ -115,6 +116,7 @@ def verify_realtime(
     vsn: str | None = None,
     channel: str | None = None,
     table: str | None = None,
+    event: bool = False,
     parallel: int = 10,
     report: str | None = None,
 ) -> None:
@@ -122,10 +124,12 @@ def verify_realtime(
     # lazy: websockets and jwt only when verifying (keeps `fab` start-up fast)
     from supakong.doctor import VerifyOptions, not_run_entries, run_url_check, verify_action, verify_document
 
-    options = VerifyOptions(vsn=vsn, channel=channel, table=table)
+    options = VerifyOptions(vsn=vsn, channel=channel, table=table, event=event)
     if url:
         if cli_hosts(c) or group:
             fail("--url checks one URL without the inventory: drop -H/--group")
+        if event:
+            fail("--event writes through the host's db container: use -H HOST, not --url")
         run_url_check(url, apikey_env, options, as_json=json, hosts=lambda: select_hosts(c))
         return
     hosts = select_hosts(c, group)

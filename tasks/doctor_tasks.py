@@ -16,7 +16,7 @@ from supakong.runner import exits_cleanly, run_task, select_hosts
         "group": "Diagnose the hosts of this inventory group (instead of -H)",
         "vsn": "Phoenix serializer of the probe: 2.0.0 (default) or 1.0.0",
         "channel": "Channel the probe joins (default: the inventory's verify_channel)",
-        "table": "postgres_changes table schema.table of the probe ('' for none)",
+        "table": "schema.table of the probe's postgres_changes binding and of the table checks ('' for none)",
         "parallel": "Hosts at once (default 10)",
         "report": "Write a JSON report to this file",
     }
@@ -31,7 +31,7 @@ def doctor(
     parallel: int = 10,
     report: str | None = None,
 ) -> None:
-    """Read-only diagnosis of -H HOST: live config, containers, Kong, tenant, keys, then the probe."""
+    """Read-only diagnosis of -H HOST: live config, containers, Kong, tenant, keys, the db's table checks, the probe."""
     from supakong.doctor import VerifyOptions, doctor_host  # lazy: keeps `fab` start-up fast
 
     hosts = select_hosts(c, group, require=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 
+from .db import ensure_db
 from .spec import SandboxSpec
 from .stack import (
     docker_client,
@@ -46,6 +47,7 @@ def sandbox_up(spec: SandboxSpec | None = None, *, recreate: bool = False) -> Sa
     client = docker_client(spec)
     try:
         ensure_images(client, spec)
+        ensure_db(client, spec, keys, reset=recreate)
         ensure_containers(client, spec, keys, recreate=recreate)
         wait_running(client, spec.realtime_container, log_marker=b"Running RealtimeWeb.Endpoint")
         wait_running(client, spec.kong_container, healthy=True)
@@ -55,7 +57,8 @@ def sandbox_up(spec: SandboxSpec | None = None, *, recreate: bool = False) -> Sa
 
 
 def sandbox_reset(spec: SandboxSpec | None = None) -> SandboxSpec:
-    """Put the sandbox back in its "before" state: seed config, fresh containers."""
+    """Put the sandbox back in its "before" state: seed config, fresh Kong and Realtime
+    containers, the db's baseline restored by SQL."""
     return sandbox_up(spec, recreate=True)
 
 

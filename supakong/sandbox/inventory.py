@@ -25,6 +25,7 @@ def spec_for(name: str, index: int) -> SandboxSpec:
         index=index,
         kong_container=f"{name}-supabase-kong",
         realtime_container=f"{name}-supabase-realtime",
+        db_container=f"{name}-supabase-db",
     )
 
 

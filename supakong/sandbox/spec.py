@@ -26,7 +26,8 @@ KONG_ERAS = ("legacy", "2026")
 
 @dataclass(frozen=True)
 class SandboxSpec:
-    """One local VPS: a network namespace with its own address, sshd, dockerd, two containers."""
+    """One local VPS: a network namespace with its own address, sshd, dockerd and the containers
+    (Kong, Realtime, the db)."""
 
     name: str = "sandbox"
     index: int = 1
@@ -34,6 +35,7 @@ class SandboxSpec:
     realtime_image: str = "supabase/realtime:v2.129.8"
     kong_container: str = "sandbox-supabase-kong"
     realtime_container: str = "sandbox-supabase-realtime"
+    db_container: str = "sandbox-supabase-db"
     realtime_upstream_host: str = "realtime-dev.supabase-realtime"
     tenant: str = "realtime-dev"
     kong_port: int = 8000

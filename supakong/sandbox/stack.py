@@ -1,4 +1,5 @@
-"""The sandbox's Supabase gateway stack: images, secrets, the seed config and two containers.
+"""The sandbox's Supabase gateway stack: images, secrets, the seed config and the Kong and
+Realtime containers (the db container is :mod:`supakong.sandbox.db`).
 
 There is no image registry here, so images are made with ``docker import`` from a small
 busybox tarball; the stand-ins run on the host's Python, bind-mounted read-only (``/usr``,
@@ -25,6 +26,7 @@ import jwt
 
 from ..container import parse_docker_time, probed_healthy, state_from_inspect
 from ..errors import DeployError
+from .db import DB_IMAGE, DB_IMAGE_ENV, postgres_ids
 from .spec import SSH_USER, STANDINS_DIR, SUPABASE_PLUGINS, SUPABASE_PLUGINS_2026, SandboxSpec
 
 KONG_IMAGES = {"kong:2.8.1": "2.8.1", "kong/kong:3.9.1": "3.9.1", "kong/kong:3.9.3": "3.9.3"}
@@ -47,11 +49,12 @@ def busybox_tarball() -> bytes:
     """A minimal root filesystem: busybox, its applets, a ``kong`` wrapper and a few dirs."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
-        dirs = ("bin", "etc", "home", "home/kong", "tmp", "var", "var/run", "var/run/kong", "standins")
+        dirs = ("bin", "etc", "home", "home/kong", "tmp", "var", "var/run", "var/run/kong", "standins", "var/lib")
         for d in (*dirs, "usr", "usr/local", "usr/local/kong"):
             info = tarfile.TarInfo(d)
             info.type, info.mode = tarfile.DIRTYPE, 0o1777 if d == "tmp" else 0o755
             tar.addfile(info)
+        _add_users(tar)
         tar.add(shutil.which("busybox") or "/bin/busybox", arcname="bin/busybox")
         applets = subprocess.run(["busybox", "--list"], capture_output=True, text=True, check=True).stdout.split()
         for applet in applets:
@@ -68,10 +71,32 @@ def busybox_tarball() -> bytes:
 
 
 def _add_script(tar: tarfile.TarFile, name: str, body: str) -> None:
-    data = ("#!/bin/sh\n" + body).encode()
+    _add_file(tar, name, ("#!/bin/sh\n" + body).encode(), 0o755)
+
+
+def _add_file(tar: tarfile.TarFile, name: str, data: bytes, mode: int = 0o644) -> None:
     info = tarfile.TarInfo(name)
-    info.mode, info.size = 0o755, len(data)
+    info.mode, info.size = mode, len(data)
     tar.addfile(info, io.BytesIO(data))
+
+
+def _add_users(tar: tarfile.TarFile) -> None:
+    """root, and the db image's postgres user with the host's ids (the owner of its data
+    directory on the volume), plus that user's directories."""
+    users, groups = ["root:x:0:0:root:/root:/bin/sh"], ["root:x:0:"]
+    try:
+        uid, gid = postgres_ids()
+    except DeployError:
+        uid = gid = -1  # no postgresql-15 on this machine: the db container cannot run anyway
+    if uid >= 0:
+        users.append(f"postgres:x:{uid}:{gid}:PostgreSQL:/var/lib/postgresql:/bin/sh")
+        groups.append(f"postgres:x:{gid}:")
+        for d in ("var/lib/postgresql", "var/run/postgresql"):
+            info = tarfile.TarInfo(d)
+            info.type, info.mode, info.uid, info.gid = tarfile.DIRTYPE, 0o2775, uid, gid
+            tar.addfile(info)
+    _add_file(tar, "etc/passwd", ("\n".join(users) + "\n").encode())
+    _add_file(tar, "etc/group", ("\n".join(groups) + "\n").encode())
 
 
 def ensure_images(client: docker.APIClient, spec: SandboxSpec) -> None:
@@ -80,7 +105,10 @@ def ensure_images(client: docker.APIClient, spec: SandboxSpec) -> None:
     wanted: dict[str, list[str]] = {
         name: [f"ENV KONG_VERSION={version}", "ENV KONG_PREFIX=/var/run/kong"] for name, version in KONG_IMAGES.items()
     }
-    wanted[spec.realtime_image] = [f"ENV REALTIME_VERSION={spec.realtime_image.rsplit(':', 1)[1]}"]
+    # Realtime's Dockerfile sets SLOT_NAME_SUFFIX from a build argument, empty in the images.
+    version = spec.realtime_image.rsplit(":", 1)[1]
+    wanted[spec.realtime_image] = [f"ENV REALTIME_VERSION={version}", "ENV SLOT_NAME_SUFFIX="]
+    wanted[DB_IMAGE] = list(DB_IMAGE_ENV)
     tarball: bytes | None = None
     for name, changes in wanted.items():
         if name in have:
@@ -91,16 +119,22 @@ def ensure_images(client: docker.APIClient, spec: SandboxSpec) -> None:
             tarball,
             repository=repository,
             tag=tag,
-            changes=[*changes, "ENV PATH=/bin:/usr/sbin:/usr/bin", 'CMD ["/bin/sh"]'],
+            changes=[*changes, *([] if name == DB_IMAGE else ["ENV PATH=/bin:/usr/sbin:/usr/bin"]), 'CMD ["/bin/sh"]'],
         )
 
 
 def ensure_secrets(spec: SandboxSpec) -> dict[str, str]:
-    """The sandbox's JWT secret and the anon/service keys signed with it (made once)."""
+    """The sandbox's JWT secret, the anon/service keys signed with it and the db's
+    POSTGRES_PASSWORD (made once; the password is added to a file made before the db was)."""
     if spec.secrets_path.exists():
         from ..secrets import parse_env_file
 
-        return parse_env_file(spec.secrets_path.read_text(), str(spec.secrets_path))
+        values = parse_env_file(spec.secrets_path.read_text(), str(spec.secrets_path))
+        if "POSTGRES_PASSWORD" not in values:
+            values["POSTGRES_PASSWORD"] = pysecrets.token_urlsafe(24)
+            with spec.secrets_path.open("a") as env_file:
+                env_file.write(f"POSTGRES_PASSWORD={values['POSTGRES_PASSWORD']}\n")
+        return values
     jwt_secret = pysecrets.token_urlsafe(32)
     now = int(time.time())
     claims = {"iss": "supabase", "iat": now, "exp": now + 10 * 365 * 86400}
@@ -108,6 +142,7 @@ def ensure_secrets(spec: SandboxSpec) -> dict[str, str]:
         "JWT_SECRET": jwt_secret,
         "SUPABASE_ANON_KEY": jwt.encode({**claims, "role": "anon"}, jwt_secret, algorithm="HS256"),
         "SUPABASE_SERVICE_KEY": jwt.encode({**claims, "role": "service_role"}, jwt_secret, algorithm="HS256"),
+        "POSTGRES_PASSWORD": pysecrets.token_urlsafe(24),
     }
     spec.secrets_path.touch(mode=0o600)
     spec.secrets_path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
@@ -212,11 +247,13 @@ def create_kong(
 
 
 def create_realtime(client: docker.APIClient, spec: SandboxSpec, keys: dict[str, str]) -> None:
-    """The Realtime stand-in, reachable from Kong as ``realtime_upstream_host:4000``."""
+    """The Realtime stand-in, reachable from Kong as ``realtime_upstream_host:4000``, with
+    the compose file's connection to the db (``DB_HOST=db``, here the VPS's address)."""
     host_config = client.create_host_config(
         network_mode="host",
         binds=_runtime_binds(spec),
         restart_policy={"Name": "unless-stopped"},
+        extra_hosts={"db": spec.vps_addr},
     )
     client.create_container(
         spec.realtime_image,
@@ -229,6 +266,13 @@ def create_realtime(client: docker.APIClient, spec: SandboxSpec, keys: dict[str,
             "SELF_HOST_TENANT_NAME": spec.tenant,
             "APP_NAME": "realtime",
             "SEED_SELF_HOST": "true",
+            "DB_HOST": "db",
+            "DB_PORT": "5432",
+            "DB_USER": "supabase_admin",
+            "DB_PASSWORD": keys["POSTGRES_PASSWORD"],
+            "DB_NAME": "postgres",
+            "DB_AFTER_CONNECT_QUERY": "SET search_path TO _realtime",
+            "DB_ENC_KEY": "supabaserealtime",
             "STANDIN_PYTHON": sys.executable,
         },
         host_config=host_config,

@@ -234,7 +234,9 @@ def test_healthy_sandbox_doctor_is_all_ticks_and_exits_0(deployed, host, invento
     assert len(checklist) >= 9 and all(line.startswith("  ✓") for line in checklist), proc.stdout
     for name in ("live config", "kong container", "realtime container", "kong version", "realtime tenant"):
         assert f"✓ {name}" in proc.stdout
-    assert "Kong 2.8.1 OSS" in proc.stdout and "all 10 checks passed" in proc.stdout
+    for name in ("db container", "publication", "rls", "select grant", "wal_level", "realtime slot", "tenant row"):
+        assert f"✓ {name}" in proc.stdout
+    assert "Kong 2.8.1 OSS" in proc.stdout and "all 21 checks passed" in proc.stdout
     assert_no_secret(proc.stdout + proc.stderr, secrets)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import jwt
 import pytest
+from test_doctor_tables import TABLE_CHECK_NAMES, healthy_readiness
 
 from supakong.container import ContainerState
 from supakong.doctor import (
@@ -175,6 +176,7 @@ def facts(**changes: Any) -> DoctorFacts:
         target=KongTarget(),
         verification=HostVerification("edge-1", HEALTHY_REPORT),
         now=NOW,
+        tables=healthy_readiness(),
     )
     return replace(base, **changes)
 
@@ -200,6 +202,7 @@ def test_healthy_host_is_all_ticks():
         "realtime tenant",
         "anon key",
         "keys",
+        *TABLE_CHECK_NAMES,
         "realtime path",
     ]
     assert all(line.startswith("✓ ") or line.startswith("    ") for line in checklist_lines(checks))
@@ -571,6 +574,7 @@ def fab(*args: str) -> subprocess.CompletedProcess[str]:
         (("verify-realtime", "-H", "sandbox", "--url", "http://10.203.1.2:8000"), "drop -H/--group"),
         (("doctor",), "name the hosts with -H HOST"),
         (("doctor", "-H", "sandbox", "--table", "x;y"), "supakong: --table: expected schema.table"),
+        (("verify-realtime", "--url", "http://10.203.1.2:8000", "--event"), "use -H HOST, not --url"),
     ],
 )
 def test_bad_flags_are_one_line_errors_before_anything_is_contacted(args: tuple[str, ...], message: str):

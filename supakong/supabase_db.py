@@ -1,0 +1,101 @@
+"""The host's Supabase database container: finding it, and running SQL in it with psql.
+
+supabase/docker's compose file runs Postgres as service ``db`` (container ``supabase-db``,
+image ``supabase/postgres:<version>``). supakong reaches it the way an operator would:
+``docker exec <db> psql -U supabase_admin``, over the host's SSH connection and Docker API.
+psql authenticates with the container's own ``PGPASSWORD`` (the image's pg_hba.conf asks
+supabase_admin for its password on the socket), so no database password is needed here
+and none leaves the host; if that fails, ``-U postgres`` by peer (root maps to postgres).
+
+:func:`find_db_container` is pure (the host's container list in, a name out);
+:func:`run_psql` is the one exec.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .container import exec_in_container
+from .engine import EngineClient
+
+DB_IMAGE_PREFIX = "supabase/postgres"
+SERVICE_LABEL = "com.docker.compose.service"
+PROJECT_LABEL = "com.docker.compose.project"
+ADMIN = "supabase_admin"
+#: psql's answers when the container has no usable password for supabase_admin.
+_AUTH_FAILED = ("password authentication failed", "no password supplied", "fe_sendauth")
+
+
+@dataclass(frozen=True)
+class DbContainer:
+    """The database container and why it was chosen."""
+
+    name: str
+    image: str
+    running: bool
+    reason: str  # "inventory db_container", "compose service db", "image supabase/postgres"
+
+
+def find_db_container(
+    containers: Sequence[Mapping[str, Any]], realtime_container: str = "", pinned: str | None = None
+) -> DbContainer | None:
+    """The Supabase db among ``containers`` (Docker's ``GET /containers/json`` entries):
+    ``pinned`` (the inventory's ``db_container``) if given, else the container of compose
+    service ``db`` or with a ``supabase/postgres`` image, preferring the Realtime container's
+    compose project and a running one. None if nothing looks like it."""
+    realtime_project = next((_labels(c).get(PROJECT_LABEL) for c in containers if _name(c) == realtime_container), None)
+    best: tuple[int, DbContainer] | None = None
+    for entry in containers:
+        name, image, labels = _name(entry), str(entry.get("Image", "")), _labels(entry)
+        running = entry.get("State") == "running"
+        if pinned is not None:
+            if name == pinned:
+                return DbContainer(name, image, running, "inventory db_container")
+            continue
+        by_service, by_image = labels.get(SERVICE_LABEL) == "db", image.startswith(DB_IMAGE_PREFIX)
+        if not (by_service or by_image):
+            continue
+        same_project = realtime_project is not None and labels.get(PROJECT_LABEL) == realtime_project
+        score = 2 * by_service + 2 * by_image + 2 * same_project + running
+        reason = "compose service db" if by_service else f"image {DB_IMAGE_PREFIX}"
+        if best is None or score > best[0]:
+            best = (score, DbContainer(name, image, running, reason))
+    return best[1] if best else None
+
+
+def _name(entry: Mapping[str, Any]) -> str:
+    names = entry.get("Names") or [""]
+    return str(names[0]).lstrip("/")
+
+
+def _labels(entry: Mapping[str, Any]) -> Mapping[str, str]:
+    labels = entry.get("Labels")
+    return labels if isinstance(labels, Mapping) else {}
+
+
+def list_containers(api: Any) -> list[dict[str, Any]]:
+    """``docker ps -a``: the host's containers (Docker's summary entries)."""
+    if isinstance(api, EngineClient):
+        return api.containers()
+    return list(api.containers(all=True))
+
+
+def psql_argv(user: str, *, stop_on_error: bool = False) -> list[str]:
+    """psql reading a script on stdin: unaligned, tuples only, tab-separated, no psqlrc; after
+    an error it goes on (each statement stands alone) unless ``stop_on_error``."""
+    stop = "ON_ERROR_STOP=1" if stop_on_error else "ON_ERROR_STOP=0"
+    return ["psql", "-X", "-q", "-A", "-t", "-F", "\t", "-v", stop, "-U", user, "-f", "-"]
+
+
+def run_psql(api: Any, container: str, script: str, *, stop_on_error: bool = False) -> tuple[int, str, str]:
+    """Run ``script`` in ``container`` as supabase_admin (the container's own password), else
+    as postgres (peer); (exit code, output, the role used)."""
+    argv = psql_argv(ADMIN, stop_on_error=stop_on_error)
+    code, output = exec_in_container(api, container, argv, script.encode())
+    if code != 0 and any(marker in output for marker in _AUTH_FAILED):
+        argv = psql_argv("postgres", stop_on_error=stop_on_error)
+        code, output = exec_in_container(api, container, argv, script.encode())
+        return code, output, "postgres"
+    return code, output, ADMIN
