@@ -137,7 +137,7 @@ def render_kong_config(host: HostConfig, secrets: Secrets, template: Path | None
         if exc.name != path.name:
             line = _template_line(exc.__traceback__, path)
             raise RenderError(f"{path}:{line}: included template {_one_line(str(exc.name))!r} not found") from None
-        raise RenderError(f"{path}: template not found (kong_template for host {host.name})") from None
+        raise RenderError(_not_found(path, host)) from None
     except _RunsACommand as exc:
         raise RenderError(
             f"{path}:{_template_line(exc.__traceback__, path)}: a value contains $( or a backtick, which"
@@ -156,6 +156,12 @@ def render_kong_config(host: HostConfig, secrets: Secrets, template: Path | None
     except Exception as exc:  # noqa: BLE001 - any other failure of template code, e.g. {{ 1/0 }}
         line = _template_line(exc.__traceback__, path)
         raise RenderError(f"{path}:{line}: {type(exc).__name__}: {_one_line(str(exc)) or 'failed'}") from None
+
+
+def _not_found(path: Path, host: HostConfig) -> str:
+    searched = host.template_searched if path == host.template and host.template_searched else (path,)
+    places = ", ".join(str(p) for p in searched)
+    return f"{path.name}: template not found (kong_template of host {host.name}; looked in {places})"
 
 
 def sha256_text(text: str) -> str:

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import DeployError
+from .packaged import templates_dir
 
-TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
+TEMPLATES = templates_dir()
 SERVICE_TEMPLATE = "supakong-redeploy.service.j2"
 TIMER_TEMPLATE = "supakong-redeploy.timer.j2"
 DEFAULT_UNIT = "supakong-redeploy"
