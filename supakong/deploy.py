@@ -30,6 +30,7 @@ from .container import (
 from .errors import DeployError, InventoryError, RestartError, TransportError, ValidationError, VerifyError
 from .faults import checkpoint
 from .hostlock import LockOwner, acquire, break_if_stale, lock_path
+from .hostprofile import build_profile, kong_target
 from .inventory import HostConfig
 from .listen_probe import ListenGate
 from .logs import LogLine, fetch_interleaved, format_log_lines
@@ -88,7 +89,8 @@ class _Ahead:
         self._gate_checked: Future[None] = _AHEAD.submit(self.gate.check_before_restart, kong)
         self._preflight: Future[PreflightResult] | None = None
         if content is not None:
-            self._preflight = _AHEAD.submit(preflight_parse, conn.engine(), kong, content)
+            expansion = build_profile(kong).expansion
+            self._preflight = _AHEAD.submit(preflight_parse, conn.engine(), kong, content, expansion)
 
     def preflight_for(self, kong: ContainerState) -> PreflightResult | None:
         """The preflight's verdict if it ran against ``kong`` (raises :class:`ValidationError`
@@ -124,32 +126,6 @@ def desired_config(host: HostConfig, secrets: Secrets, options: DeployOptions) -
 def look_at_host(conn: HostConnection, host: HostConfig) -> HostState:
     """The file's hash/stat and both containers, in one command."""
     return look(conn, host.kong_config_path, host.kong_container, host.realtime_container)[0]
-
-
-def kong_target(host: HostConfig, kong: ContainerState, realtime: ContainerState) -> KongTarget:
-    """The Kong version/edition/plugins and Realtime tenant to validate against: pinned in the
-    inventory, else read from the containers (image tag, KONG_PLUGINS, SELF_HOST_TENANT_NAME)."""
-    from .kong.target import KongTarget  # the validator loads only when a file is validated
-
-    tenant = host.realtime_tenant or realtime.env.get("SELF_HOST_TENANT_NAME") or "realtime-dev"
-    plugins = host.kong_plugins or kong.env.get("KONG_PLUGINS")
-    if host.kong_version:
-        extra = {"plugins": tuple(p.strip() for p in plugins.split(",") if p.strip())} if plugins else {}
-        return KongTarget(
-            version=host.kong_version, edition=host.kong_edition or "oss", realtime_tenant=tenant, **extra
-        )
-    if not kong.exists:
-        raise InventoryError(
-            f"{host.name}: container {host.kong_container} does not exist and kong_version is not set;"
-            " set kong_container (and kong_version) in the inventory"
-        )
-    try:
-        target = KongTarget.from_image(kong.image, plugins, tenant)
-    except ValueError as exc:
-        raise InventoryError(f"hosts/{host.name}/kong_version: {exc}") from None
-    if host.kong_edition:
-        target = KongTarget(target.version, host.kong_edition, target.plugins, target.realtime_tenant)
-    return target
 
 
 def validate_or_raise(text: str, target: KongTarget, source: str, out: Output, host: str) -> list[Finding]:
@@ -297,7 +273,7 @@ def _validate(
     else:
         # The first look skips Realtime (a no-op never needs it); its tenant name matters here.
         realtime = state.realtime or inspect_container(conn.engine(), host.realtime_container)
-        validate_or_raise(text, kong_target(host, state.kong, realtime), source, out, host.name)
+        validate_or_raise(text, kong_target(host, build_profile(state.kong, realtime)), source, out, host.name)
 
 
 def _plan(
@@ -364,7 +340,7 @@ def _apply(
     if plan.replace and not options.skip_validate:
         with result.timed("preflight"):
             check = (ahead.preflight_for(state.kong) if ahead else None) or preflight_parse(
-                conn.engine(), state.kong, text.encode("utf-8")
+                conn.engine(), state.kong, text.encode("utf-8"), build_profile(state.kong).expansion
             )
         out.line(
             f"  preflight: {check.detail}" if check.status == "ok" else f"  ! preflight skipped: {check.detail}",

@@ -31,9 +31,9 @@ import jwt
 from invoke import Exit
 
 from .container import ContainerState, exec_in_container, probed_healthy
-from .deploy import kong_target
 from .errors import DeployError, InventoryError, VerifyError
 from .fleet import HostAction
+from .hostprofile import build_profile, kong_target
 from .inventory import ALLOWLIST_ENV, HostConfig, check_allowed
 from .kong.entities import Entities, collect_entities, effective_upstream, parent_of
 from .kong.findings import ERROR, WARNING
@@ -842,7 +842,7 @@ def read_host(conn: HostConnection, host: HostConfig, base: DoctorFacts) -> Doct
 
 def _target(host: HostConfig, kong: ContainerState, realtime: ContainerState) -> tuple[KongTarget | None, str]:
     try:
-        return kong_target(host, kong, realtime), ""
+        return kong_target(host, build_profile(kong, realtime)), ""
     except (DeployError, ValueError) as exc:
         return None, str(exc)
 

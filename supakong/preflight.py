@@ -13,12 +13,12 @@ whatever the outcome.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .container import ContainerState, exec_in_container
 from .engine import EngineClient
 from .errors import TransportError, ValidationError
+from .hostprofile import EVAL, build_profile
 from .secrets import mask
 
 WORKDIR = "/tmp/supakong-preflight"
@@ -40,14 +40,13 @@ class PreflightResult:
     detail: str
 
 
-def expands_with_eval(command: Sequence[str]) -> bool:
-    """True if the container's entrypoint/command runs the file through a shell ``eval``."""
-    return any("eval" in part for part in command)
-
-
-def preflight_parse(engine: EngineClient, kong: ContainerState, content: bytes) -> PreflightResult:
+def preflight_parse(
+    engine: EngineClient, kong: ContainerState, content: bytes, expansion: str | None = None
+) -> PreflightResult:
     """Run ``kong config parse`` on ``content`` inside the running Kong container (one exec,
-    the file on its standard input).
+    the file on its standard input), after the entrypoint's ``eval`` expansion when
+    ``expansion`` (the host profile's, see :mod:`supakong.hostprofile`; None: read from
+    ``kong``) says the entrypoint applies one.
 
     Raises :class:`ValidationError` when Kong refuses the file; returns ``skipped`` when
     Kong is not running (nothing to exec into) or the file cannot be put into it.
@@ -55,7 +54,9 @@ def preflight_parse(engine: EngineClient, kong: ContainerState, content: bytes) 
     if not (kong.running and not kong.restarting):
         return PreflightResult("skipped", f"{kong.name} is {kong.status}: cannot run kong config parse in it")
     workdir = f"{WORKDIR}-{time.time_ns()}"
-    script = _EXPAND_AND_PARSE if expands_with_eval(kong.command) else _PARSE_ONLY
+    if expansion is None:
+        expansion = build_profile(kong).expansion
+    script = _EXPAND_AND_PARSE if expansion == EVAL else _PARSE_ONLY
     try:
         code, output = exec_in_container(engine, kong.name, ["sh", "-c", script, "sh", workdir], stdin=content)
     except TransportError as exc:

@@ -30,6 +30,21 @@ SECRET_NAMES = (
     "DASHBOARD_PASSWORD",
 )
 REQUIRED_NAMES = ("SUPABASE_ANON_KEY", "SUPABASE_SERVICE_KEY")
+#: Credentials Supabase's compose hands the Kong container for its entrypoint to expand into
+#: kong.yml (``supabase/supabase@1f37f2a9:docker/docker-compose.kong.yml``).
+KONG_CREDENTIAL_NAMES = (
+    "SUPABASE_ANON_KEY",
+    "SUPABASE_SERVICE_KEY",
+    "SUPABASE_PUBLISHABLE_KEY",
+    "SUPABASE_SECRET_KEY",
+    "ANON_KEY_ASYMMETRIC",
+    "SERVICE_ROLE_KEY_ASYMMETRIC",
+    "DASHBOARD_USERNAME",
+    "DASHBOARD_PASSWORD",
+)
+#: Other env names that hold a secret by their look (never Kong's own KONG_* settings, whose
+#: KEY/CERT names hold file paths).
+_SECRET_NAME = re.compile(r"(?!KONG_)[A-Z0-9_]*(KEY|SECRET|PASSWORD|PASSWD|TOKEN)[A-Z0-9_]*")
 _MIN_SECRET_LEN = 6  # shorter values would mask ordinary words
 
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")
@@ -45,6 +60,20 @@ _generation = 0  # bumped by every registration
 #: negated lengths for bisect; rebuilt when (_generation, len(_known)) changes (the size too:
 #: the registry can be restored in place, as the fuzz tests do, without a registration).
 _order: tuple[tuple[str, ...], list[int], tuple[int, int]] = ((), [], (-1, -1))
+
+
+def is_secret_name(name: str) -> bool:
+    """True for an env name whose value is a credential (``SUPABASE_ANON_KEY``,
+    ``DASHBOARD_*``, ``JWT_SECRET``, anything named like a key, secret, password or token)."""
+    return name in KONG_CREDENTIAL_NAMES or bool(_SECRET_NAME.fullmatch(name))
+
+
+def register_env_secrets(env: Mapping[str, str]) -> None:
+    """Register the values of a container's credential variables (see :func:`is_secret_name`)
+    so that :func:`mask` hides them wherever they appear (diffs, logs, messages)."""
+    for name, value in env.items():
+        if is_secret_name(name) and name != "DASHBOARD_USERNAME":
+            register_secret(value)
 
 
 def encodings(value: str) -> set[str]:

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 from fabric import task
 from invoke import Context
 
-from supakong.deploy import kong_target, look_at_host
+from supakong.deploy import look_at_host
+from supakong.hostprofile import build_profile, kong_target
 from supakong.render import render_kong_config
 from supakong.runner import exits_cleanly, fail, select_hosts
 from supakong.secrets import load_secrets, mask
@@ -60,7 +61,7 @@ def check_kong(
             with HostConnection(host) as conn:
                 state = look_at_host(conn, host)
             assert state.realtime is not None  # look_at_host inspects Realtime
-            target = kong_target(host, state.kong, state.realtime)
+            target = kong_target(host, build_profile(state.kong, state.realtime))
     from supakong.kong.findings import findings_to_json, has_errors  # loaded when a task validates
     from supakong.kong.validate import validate_kong_config
 
