@@ -9,7 +9,7 @@ backup, restarts and re-verifies, then raises.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for
 from dataclasses import dataclass
@@ -27,10 +27,11 @@ from .container import (
     wait_until_healthy,
     wait_until_running,
 )
+from .envrefs import check_references
 from .errors import DeployError, InventoryError, RestartError, TransportError, ValidationError, VerifyError
 from .faults import checkpoint
 from .hostlock import LockOwner, acquire, break_if_stale, lock_path
-from .hostprofile import build_profile, kong_target
+from .hostprofile import KONG, HostProfile, build_profile, kong_target
 from .inventory import HostConfig
 from .listen_probe import ListenGate
 from .logs import LogLine, fetch_interleaved, format_log_lines
@@ -40,7 +41,7 @@ from .preflight import PreflightResult, preflight_parse
 from .remote_file import read_remote_file, read_remote_text, replace_file_atomically, restore_backup
 from .render import render_kong_config, sha256_text
 from .report import HostResult, Output
-from .secrets import Secrets, load_secrets
+from .secrets import Secrets, load_host_secrets, register_env_secrets, verification_key
 from .transport import HeldCommand, HostConnection
 
 if TYPE_CHECKING:
@@ -113,10 +114,11 @@ class _Ahead:
             wait_for([self._preflight])
 
 
-def desired_config(host: HostConfig, secrets: Secrets, options: DeployOptions) -> str:
-    """The file content we want on the host: rendered, or a hand-edited ``--file``."""
+def desired_config(host: HostConfig, secrets: Secrets, options: DeployOptions, profile: HostProfile) -> str:
+    """The file content we want on the host: rendered for its Kong container's credentials
+    (see :func:`~supakong.render.template_secrets`), or a hand-edited ``--file``."""
     if options.file is None:
-        return render_kong_config(host, secrets)
+        return render_kong_config(host, secrets, held=profile.env_names if profile.gateway == KONG else None)
     try:
         return options.file.read_text(encoding="utf-8")
     except OSError as exc:
@@ -171,10 +173,8 @@ def deploy_host(host: HostConfig, options: DeployOptions, out: Output, task: str
     """
     started = time.monotonic()
     result = HostResult(host=host.name)
-    secrets = load_secrets(host.secrets_env_file)
-    text = desired_config(host, secrets, options)
+    secrets = load_host_secrets(host)
     source = str(options.file or host.template)
-    desired_sha = sha256_text(text)
     with HostConnection(host, accept_new=options.accept_new) as conn:
         owner: LockOwner | None = None
         held: HeldCommand | None = None
@@ -189,6 +189,11 @@ def deploy_host(host: HostConfig, options: DeployOptions, out: Output, task: str
                 audit_log="" if options.check else audit_path(host.kong_config_path),
             )
             result.timings["look"] = time.monotonic() - started
+            register_env_secrets(state.kong.env)
+            # Rendered once Kong is known: the file references the credentials it holds.
+            profile = build_profile(state.kong)
+            text = desired_config(host, secrets, options, profile)
+            desired_sha = sha256_text(text)
             result.old_sha256, result.new_sha256 = state.file.sha256, desired_sha
             checkpoint("looked")
             check_mount(host, state.kong, state.realpath)
@@ -198,6 +203,7 @@ def deploy_host(host: HostConfig, options: DeployOptions, out: Output, task: str
                 # (a no-op keeps what is already deployed; `fab check-kong` checks on demand).
                 with result.timed("validate"):
                     _validate(conn, host, state, text, source, options, out)
+                    check_references(text, profile, source=source, host=host.name)
             if plan.replace and (options.check or options.diff):
                 _print_diff(conn, host, state, text, out)
             if options.check:
@@ -423,7 +429,7 @@ def _restart_and_verify(
             _confirm_content(engine, host, expected_sha)  # again, on the container now up
         _show_logs(lines, options, out, host.name)
     if options.verify:
-        report = run_verification(host, secrets, out)
+        report = run_verification(host, secrets, out, after.env)
         result.verify_state = report.state
         result.timings["verify"] = sum(s.seconds for s in report.stages)
         if not report.ok:
@@ -466,13 +472,17 @@ def _show_logs(
     out.lines([f"    {row}" for row in format_log_lines(lines[-options.log_lines :])], host)
 
 
-def run_verification(host: HostConfig, secrets: Secrets, out: Output) -> VerifyReport:
-    """Verify the Realtime path through Kong as supabase-js would; print the stages."""
+def run_verification(
+    host: HostConfig, secrets: Secrets, out: Output, kong_env: Mapping[str, str] | None = None
+) -> VerifyReport:
+    """Verify the Realtime path through Kong as supabase-js would; print the stages. The
+    anon key: the local one, else the Kong container's own (``kong_env``)."""
     from .verify import format_report, verify_realtime  # lazy: websockets only when verifying
     from .verify_model import ChannelSpec
 
     channel = ChannelSpec.named(host.verify_channel, host.verify_table)
-    report = verify_realtime(host.public_url, secrets.anon_key, channel=channel, vsn=host.verify_vsn)
+    apikey = verification_key(secrets, kong_env, host.kong_container)
+    report = verify_realtime(host.public_url, apikey, channel=channel, vsn=host.verify_vsn)
     out.lines([f"  {row}" for row in format_report(report)], host.name)
     return report
 

@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 import jwt
 from invoke import Exit
 
-from .container import ContainerState, exec_in_container, probed_healthy
+from .container import ContainerState, exec_in_container, inspect_container, probed_healthy
 from .errors import DeployError, InventoryError, VerifyError
 from .fleet import HostAction
 from .hostprofile import build_profile, kong_target
@@ -45,7 +45,7 @@ from .logs import fetch_interleaved, format_log_lines
 from .look import look
 from .remote_file import RemoteFile, read_remote_text
 from .report import HostResult, Output, recap_lines
-from .secrets import Secrets, load_secrets, mask, register_secret
+from .secrets import Secrets, load_host_secrets, mask, register_env_secrets, register_secret, verification_key
 from .transport import HostConnection
 from .verify import VerifyReport, format_report, verify_realtime
 from .verify_diagnose import EXPIRED_FIX, JWT_SECRET_FIX
@@ -127,18 +127,33 @@ def verify_host(
     *,
     conn: HostConnection | None = None,
     with_logs: bool = True,
+    kong_env: Mapping[str, str] | None = None,
 ) -> HostVerification:
     """Probe ``host``'s public URL as supabase-js does; on failure attach the Kong and
-    Realtime logs around the attempt (over ``conn``, or a connection of its own)."""
+    Realtime logs around the attempt (over ``conn``, or a connection of its own). The anon
+    key: the local one, else the Kong container's (``kong_env``, else read over SSH)."""
     channel = channel_spec(host.verify_channel, host.verify_table, options)
+    apikey = verification_key(
+        secrets, kong_env if kong_env is not None else _kong_env(host, secrets, conn), host.kong_container
+    )
     started = time.time()
     report = verify_realtime(
-        host.public_url, secrets.anon_key, channel=channel, vsn=options.vsn or host.verify_vsn, timeout=options.timeout
+        host.public_url, apikey, channel=channel, vsn=options.vsn or host.verify_vsn, timeout=options.timeout
     )
     if report.ok or not with_logs:
         return HostVerification(host.name, report)
     logs, note = logs_around(host, started - options.log_window, options.log_lines, conn)
     return HostVerification(host.name, report, logs, note)
+
+
+def _kong_env(host: HostConfig, secrets: Secrets, conn: HostConnection | None) -> Mapping[str, str]:
+    """The Kong container's environment when the key must come from it (else nothing is read)."""
+    if secrets.get("SUPABASE_ANON_KEY"):
+        return {}
+    if conn is not None:
+        return inspect_container(conn.engine(), host.kong_container).env
+    with HostConnection(host) as own:
+        return inspect_container(own.engine(), host.kong_container).env
 
 
 def verify_url(url: str, apikey: str, options: VerifyOptions) -> HostVerification:
@@ -288,7 +303,7 @@ def verify_action(options: VerifyOptions, collected: dict[str, dict[str, Any]]) 
     def action(host: HostConfig, out: Output) -> HostResult:
         out.line(f"verify-realtime {host.name} ({host.public_url})", host.name)
         try:
-            verification = verify_host(host, load_secrets(host.secrets_env_file), options)
+            verification = verify_host(host, load_host_secrets(host), options)
         except DeployError as exc:
             collected[host.name] = not_verified_json(str(exc))
             raise
@@ -369,6 +384,7 @@ class DoctorFacts:
     target: KongTarget | None = None
     target_error: str = ""
     verification: HostVerification | None = None
+    verification_note: str = ""
     now: float = 0.0
 
     @property
@@ -742,7 +758,7 @@ def check_verification(f: DoctorFacts) -> Check:
     """The browser's path, probed: SUBSCRIBED with every probe passed."""
     name = "realtime path"
     if f.verification is None:
-        return Check(name, SKIP, "not probed")
+        return Check(name, SKIP, f"not probed: {f.verification_note}" if f.verification_note else "not probed")
     report = f.verification.report
     total = sum(stage.seconds for stage in report.stages) * 1000
     if f.verification.ok:
@@ -805,11 +821,26 @@ def gather_facts(host: HostConfig, secrets: Secrets, options: VerifyOptions) -> 
     try:
         with HostConnection(host) as conn:
             facts = read_host(conn, host, base)
-            verification = verify_host(host, secrets, options, conn=conn)
+            kong_env = facts.kong.env if facts.kong is not None else {}
+            register_env_secrets(kong_env)
+            # No local key: the keys are the Kong container's own (what its kong.yml references).
+            facts = replace(facts, inventory_keys=_keys(secrets, kong_env))
+            facts = _probe(facts, host, secrets, options, conn=conn, kong_env=kong_env)
     except DeployError as exc:
-        facts = replace(base, ssh_error=str(exc))
-        verification = verify_host(host, secrets, options, with_logs=False)
-    return replace(facts, verification=verification)
+        facts = _probe(replace(base, ssh_error=str(exc)), host, secrets, options, with_logs=False, kong_env={})
+    return facts
+
+
+def _keys(secrets: Secrets, kong_env: Mapping[str, str]) -> dict[str, str]:
+    return {consumer: secrets.get(env) or kong_env.get(env, "") for consumer, env in KEY_CONSUMERS}
+
+
+def _probe(facts: DoctorFacts, host: HostConfig, secrets: Secrets, options: VerifyOptions, **how: Any) -> DoctorFacts:
+    """``facts`` with the probe of the Realtime path (or why there is none: no key to use)."""
+    try:
+        return replace(facts, verification=verify_host(host, secrets, options, **how))
+    except InventoryError as exc:
+        return replace(facts, verification_note=str(exc))
 
 
 def read_host(conn: HostConnection, host: HostConfig, base: DoctorFacts) -> DoctorFacts:
@@ -879,7 +910,7 @@ def _mount_sha256(api: Any, host: HostConfig, kong: ContainerState) -> str | Non
 def doctor_host(host: HostConfig, options: VerifyOptions, out: Output) -> HostResult:
     """``fab doctor`` on one host: gather, decide, print the checklist and the probe."""
     out.line(f"doctor {host.name} ({host.public_url})", host.name)
-    facts = gather_facts(host, load_secrets(host.secrets_env_file), options)
+    facts = gather_facts(host, load_host_secrets(host), options)
     checks = build_checklist(facts)
     out.lines([f"  {row}" for row in checklist_lines(checks)], host.name)
     if facts.verification is not None:

@@ -25,6 +25,9 @@ from .errors import InventoryError
 from .packaged import DEFAULT_TEMPLATE, default_vars, resolve_template
 
 DEFAULT_INVENTORY = Path("inventory/hosts.yml")
+#: ``kong_secrets``: keys as ``$NAME`` references the Kong entrypoint expands (the default),
+#: or their values written into the file.
+REFERENCE, INLINE = "reference", "inline"
 #: Comma-separated globs of inventory host names that may be contacted. Tests and the demo
 #: set it (``sandbox*``) so that nothing they run can ever reach a real server.
 ALLOWLIST_ENV = "SUPAKONG_HOST_ALLOWLIST"
@@ -60,6 +63,7 @@ class HostConfig:
     kong_edition: str | None
     kong_plugins: str | None
     secrets_env_file: Path | None
+    kong_secrets: str
     template: Path
     template_searched: tuple[Path, ...]
     file_mode: int
@@ -305,6 +309,7 @@ def _host_config(path: Path, name: str, chain: tuple[str, ...], values: dict[str
         kong_edition=f.optional("kong_edition", re.compile(r"oss|enterprise")),
         kong_plugins=f.optional("kong_plugins", re.compile(r"[a-z0-9_,-]+")),
         secrets_env_file=f.local_path("secrets_env_file"),
+        kong_secrets=f.text("kong_secrets", REFERENCE, re.compile(f"{REFERENCE}|{INLINE}")),
         template=template,
         template_searched=searched,
         file_mode=int(mode, 8),

@@ -15,11 +15,15 @@ import os
 import re
 import threading
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import InventoryError
+
+if TYPE_CHECKING:
+    from .inventory import HostConfig
 
 MASK = "***"
 #: Env names that hold secrets; both the template and Supabase's containers use them.
@@ -169,10 +173,12 @@ def parse_env_file(text: str, source: str) -> dict[str, str]:
     return values
 
 
-def load_secrets(env_file: Path | None, environ: Mapping[str, str] | None = None) -> Secrets:
+def load_secrets(
+    env_file: Path | None, environ: Mapping[str, str] | None = None, required: Sequence[str] = REQUIRED_NAMES
+) -> Secrets:
     """Load secrets from ``env_file`` (if given), overridden by the process environment.
 
-    A missing ``env_file`` is fine when the environment holds every required secret (CI,
+    A missing ``env_file`` is fine when the environment holds every ``required`` secret (CI,
     a secret manager exporting them).
 
     Raises :class:`InventoryError` naming the file and the missing variable.
@@ -180,7 +186,7 @@ def load_secrets(env_file: Path | None, environ: Mapping[str, str] | None = None
     environ = os.environ if environ is None else environ
     values: dict[str, str] = {}
     source = "environment"
-    from_environ = all(environ.get(name) for name in REQUIRED_NAMES)
+    from_environ = all(environ.get(name) for name in required)
     if env_file is not None and not (from_environ and not env_file.exists()):
         if not env_file.is_file():
             raise InventoryError(
@@ -192,9 +198,34 @@ def load_secrets(env_file: Path | None, environ: Mapping[str, str] | None = None
     for name in (*SECRET_NAMES, "DASHBOARD_USERNAME"):
         if environ.get(name):
             values[name] = environ[name]
-    for name in REQUIRED_NAMES:
+    for name in required:
         if not values.get(name):
             raise InventoryError(f"{source}: {name} is not set (needed to render the Kong config)")
     for name in SECRET_NAMES:
         register_secret(values.get(name, ""))
     return Secrets(values=values, source=source)
+
+
+def load_host_secrets(host: HostConfig, environ: Mapping[str, str] | None = None) -> Secrets:
+    """The secrets of ``host``: its ``secrets_env_file`` and the environment. The keys are
+    required only with ``kong_secrets: inline`` (written into the file); by default the file
+    references them and the Kong container holds them, so none is needed here."""
+    required = REQUIRED_NAMES if host.kong_secrets == "inline" else ()
+    return load_secrets(host.secrets_env_file, environ, required=required)
+
+
+def verification_key(secrets: Secrets, kong_env: Mapping[str, str] | None, kong_container: str) -> str:
+    """The anon key the verification connects with: the local one if given, else the Kong
+    container's own ``SUPABASE_ANON_KEY`` (the key its kong.yml holds), registered as a
+    secret (masked everywhere, never printed)."""
+    local = secrets.get("SUPABASE_ANON_KEY")
+    if local:
+        return local
+    held = (kong_env or {}).get("SUPABASE_ANON_KEY", "")
+    if not held:
+        raise InventoryError(
+            f"no anon key to verify with: {kong_container} has no SUPABASE_ANON_KEY in its environment and none"
+            " is set locally; export SUPABASE_ANON_KEY or put it in the host's secrets_env_file"
+        )
+    register_secret(held)
+    return held

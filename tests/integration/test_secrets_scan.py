@@ -87,6 +87,8 @@ def scan(sandbox_spec, tmp_path_factory) -> Scan:
     inventory = write_sandbox_inventory(tmp / "inventory" / "hosts.yml", [sandbox_spec])
     doc = yaml.safe_load(inventory.read_text())
     doc["all"]["children"]["sandboxes"]["hosts"][sandbox_spec.name]["secrets_env_file"] = str(env_file)
+    # inline: the keys are written into the file, the worst case for a leak
+    doc["all"]["children"]["sandboxes"]["hosts"][sandbox_spec.name]["kong_secrets"] = "inline"
     inventory.write_text(yaml.safe_dump(doc, sort_keys=False))
 
     sandbox_reset(sandbox_spec)
