@@ -477,12 +477,12 @@ def run_verification(
 ) -> VerifyReport:
     """Verify the Realtime path through Kong as supabase-js would; print the stages. The
     anon key: the local one, else the Kong container's own (``kong_env``)."""
-    from .verify import format_report, verify_realtime  # lazy: websockets only when verifying
+    from .verify import for_host_report, format_report, verify_realtime  # lazy: websockets only when verifying
     from .verify_model import ChannelSpec
 
     channel = ChannelSpec.named(host.verify_channel, host.verify_table)
     apikey = verification_key(secrets, kong_env, host.kong_container)
-    report = verify_realtime(host.public_url, apikey, channel=channel, vsn=host.verify_vsn)
+    report = for_host_report(verify_realtime(host.public_url, apikey, channel=channel, vsn=host.verify_vsn), host)
     out.lines([f"  {row}" for row in format_report(report)], host.name)
     return report
 

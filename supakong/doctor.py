@@ -47,8 +47,8 @@ from .remote_file import RemoteFile, read_remote_text
 from .report import HostResult, Output, recap_lines
 from .secrets import Secrets, load_host_secrets, mask, register_env_secrets, register_secret, verification_key
 from .transport import HostConnection
-from .verify import VerifyReport, format_report, verify_realtime
-from .verify_diagnose import EXPIRED_FIX, JWT_SECRET_FIX
+from .verify import VerifyReport, for_host_report, format_report, verify_realtime
+from .verify_diagnose import EXPIRED_FIX, JWT_SECRET_FIX, TENANT_SOURCE
 from .verify_model import ChannelSpec
 
 VSNS = ("1.0.0", "2.0.0")
@@ -58,6 +58,8 @@ _TABLE_RE = re.compile(r"(?:[A-Za-z0-9_]+\.)?[A-Za-z0-9_]+|")
 _PLACEHOLDER_RE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
 #: The inventory's keys and the kong.yml consumers that must hold them (Supabase's names).
 KEY_CONSUMERS = (("anon", "SUPABASE_ANON_KEY"), ("service_role", "SUPABASE_SERVICE_KEY"))
+#: Supabase's own realtime entries (public): the file self-hosting ships.
+REALTIME_ROUTE_DOCS = "see supabase/supabase docker/volumes/api/kong.yml (realtime-v1-ws)"
 
 
 # =========================================================================== verify-realtime
@@ -137,8 +139,11 @@ def verify_host(
         secrets, kong_env if kong_env is not None else _kong_env(host, secrets, conn), host.kong_container
     )
     started = time.time()
-    report = verify_realtime(
-        host.public_url, apikey, channel=channel, vsn=options.vsn or host.verify_vsn, timeout=options.timeout
+    report = for_host_report(
+        verify_realtime(
+            host.public_url, apikey, channel=channel, vsn=options.vsn or host.verify_vsn, timeout=options.timeout
+        ),
+        host,
     )
     if report.ok or not with_logs:
         return HostVerification(host.name, report)
@@ -370,6 +375,7 @@ class DoctorFacts:
     config_mount: str
     kong_container: str
     realtime_container: str
+    realtime_upstream: str = "realtime-dev.supabase-realtime:4000"  # host:port of the inventory
     inventory_keys: Mapping[str, str] = field(default_factory=dict, repr=False)
     inventory_tenant: str | None = None
     ssh_error: str = ""
@@ -585,8 +591,8 @@ def check_tenant(f: DoctorFacts) -> Check:
             name,
             FAIL,
             "the live config has no Realtime route: /realtime/v1/websocket answers 404 no route",
-            "add Supabase's realtime-v1-ws service (url http://realtime-dev.supabase-realtime:4000/socket,"
-            f" route paths [/realtime/v1/], strip_path true): `fab deploy-kong -H {f.host}` renders it",
+            f"add Supabase's realtime-v1-ws service (url http://{f.realtime_upstream}/socket, route paths"
+            f" [/realtime/v1/], strip_path true): `fab deploy-kong -H {f.host}` renders it; {REALTIME_ROUTE_DOCS}",
         )
     for route in routes:
         problem = _route_tenant_problem(f, entities, route.get("name") or route.path, route, tenant, source)
@@ -601,6 +607,8 @@ def _route_tenant_problem(
     f: DoctorFacts, entities: Entities, label: object, route: Any, tenant: str, source: str
 ) -> Check | None:
     name = "realtime tenant"
+    service = parent_of(route, "services", entities)
+    upstream = effective_upstream(service.data).host if service else None
     if route.get("preserve_host") is True:
         browser_host = urlsplit(f.public_url).hostname or f.public_url
         seen = browser_host.split(".", 1)[0]
@@ -610,10 +618,9 @@ def _route_tenant_problem(
             f"preserve_host: true on route {label}: Realtime gets the browser's Host {browser_host} → tenant"
             f" {seen!r}, but its tenant is {tenant!r} ({source}): 'Tenant not found'",
             "remove preserve_host from the realtime route (default false) so Kong sends the service host"
-            f" realtime-dev.supabase-realtime; `fab deploy-kong -H {f.host}` renders it so",
+            f" {upstream or 'of the realtime service'}; `supakong init {f.host} --fix` removes it from the"
+            f" host's template, then `fab deploy-kong -H {f.host}`; {TENANT_SOURCE}",
         )
-    service = parent_of(route, "services", entities)
-    upstream = effective_upstream(service.data).host if service else None
     if not upstream:
         return None
     first = upstream.split(".", 1)[0]
@@ -624,8 +631,9 @@ def _route_tenant_problem(
         FAIL,
         f"Kong sends Host {upstream} → tenant {first!r}, but Realtime's tenant is {tenant!r} ({source}):"
         " 'Tenant not found'",
-        f"set SELF_HOST_TENANT_NAME={first} on {f.realtime_container} and recreate it, or set"
-        f" realtime_upstream_host to {tenant}.<container name> in the inventory and `fab deploy-kong -H {f.host}`",
+        f"set SELF_HOST_TENANT_NAME={first} on {f.realtime_container} and recreate it, or point the realtime"
+        f" service url at a name of {f.realtime_container} whose first label is {tenant} and"
+        f" `fab deploy-kong -H {f.host}`; {TENANT_SOURCE}",
     )
 
 
@@ -814,6 +822,7 @@ def gather_facts(host: HostConfig, secrets: Secrets, options: VerifyOptions) -> 
         config_mount=host.kong_config_mount,
         kong_container=host.kong_container,
         realtime_container=host.realtime_container,
+        realtime_upstream=f"{host.realtime_upstream_host}:{host.realtime_upstream_port}",
         inventory_keys={consumer: secrets.get(env) for consumer, env in KEY_CONSUMERS},
         inventory_tenant=host.realtime_tenant,
         now=time.time(),

@@ -351,12 +351,21 @@ def test_preserve_host_sends_the_browsers_host_as_tenant():
     assert "remove preserve_host" in check.fix
 
 
+def test_the_preserve_host_fix_names_the_upstream_of_the_hosts_own_file():
+    own = config().replace("realtime-dev.supabase-realtime", "realtime-dev.acme-realtime")
+    own = own.replace("        strip_path: true\n", "        strip_path: true\n        preserve_host: true\n")
+    check = check_tenant(facts(effective_text=own))
+    assert "sends the service host realtime-dev.acme-realtime;" in check.fix
+    assert "supabase-realtime" not in check.fix and "facts" not in check.fix
+
+
 def test_tenant_mismatch_names_both_sides_and_both_fixes():
     other = realtime_state(env={"API_JWT_SECRET": JWT_SECRET, "SELF_HOST_TENANT_NAME": "other"})
     check = check_tenant(facts(realtime=other))
     assert check.status == FAIL
     assert "tenant 'realtime-dev', but Realtime's tenant is 'other' (SELF_HOST_TENANT_NAME of realtime)" in check.detail
-    assert "SELF_HOST_TENANT_NAME=realtime-dev" in check.fix and "realtime_upstream_host to other." in check.fix
+    assert "SELF_HOST_TENANT_NAME=realtime-dev on realtime" in check.fix and "first label is other" in check.fix
+    assert "supabase/realtime lib/realtime/database.ex" in check.fix
 
 
 def test_unset_tenant_env_means_realtime_dev():
