@@ -31,6 +31,11 @@ class SandboxSpec:
     realtime_upstream_host: str = "realtime-dev.supabase-realtime"
     tenant: str = "realtime-dev"
     kong_port: int = 8000
+    #: The "before" kong file (in this package) and whether Kong loads it: the second seed,
+    #: a user's own file with a custom service and a hand-edited realtime route that Kong
+    #: OSS refuses (ws/wss protocols), leaves Kong crash-looping, as it would on a server.
+    seed: str = "seed-kong.yml"
+    seed_loads: bool = True
 
     @property
     def netns(self) -> str:

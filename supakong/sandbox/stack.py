@@ -28,7 +28,8 @@ from .spec import SSH_USER, STANDINS_DIR, SUPABASE_PLUGINS, SandboxSpec
 
 KONG_IMAGES = {"kong:2.8.1": "2.8.1", "kong/kong:3.9.1": "3.9.1"}
 REALTIME_IMAGE_VERSION = "v2.129.8"
-SEED_CONFIG = Path(__file__).resolve().parent / "seed-kong.yml"
+SEEDS = Path(__file__).resolve().parent
+SEED_CONFIG = SEEDS / "seed-kong.yml"  # the default seed
 #: Supabase's 2.8.1 compose entrypoint, verbatim in spirit: expand $VARS with a shell eval
 #: into the file Kong reads, then start Kong.
 KONG_ENTRYPOINT = 'eval "echo \\"$(cat /home/kong/temp.yml)\\"" > /home/kong/kong.yml && exec kong docker-start'
@@ -120,7 +121,7 @@ def seed_config(spec: SandboxSpec, force: bool = False) -> None:
         for stray in path.parent.glob(f".{path.name}.supakong-*.tmp"):
             stray.unlink()
     if force or not path.exists():
-        path.write_text(SEED_CONFIG.read_text())
+        path.write_text((SEEDS / spec.seed).read_text())
         path.chmod(0o640)
         shutil.chown(path, SSH_USER, SSH_USER)
 
@@ -132,6 +133,22 @@ def _runtime_binds(spec: SandboxSpec) -> dict[str, dict[str, str]]:
             binds[prefix] = {"bind": prefix, "mode": "ro"}
     binds[str(STANDINS_DIR)] = {"bind": "/standins", "mode": "ro"}
     return binds
+
+
+def compose_labels(spec: SandboxSpec, service: str) -> dict[str, str]:
+    """The labels ``docker compose up`` puts on a service's container (docker/compose
+    ``pkg/api/labels.go``), for a project in the VPS's Supabase directory: supakong finds
+    containers by these, as on a real server."""
+    return {
+        "supakong.sandbox": spec.name,
+        "com.docker.compose.project": spec.name,
+        "com.docker.compose.service": service,
+        "com.docker.compose.project.working_dir": str(spec.srv_dir),
+        "com.docker.compose.project.config_files": str(spec.srv_dir / "docker-compose.yml"),
+        "com.docker.compose.container-number": "1",
+        "com.docker.compose.oneoff": "False",
+        "com.docker.compose.version": "2.29.7",
+    }
 
 
 def create_kong(client: docker.APIClient, spec: SandboxSpec, keys: dict[str, str]) -> None:
@@ -161,7 +178,7 @@ def create_kong(client: docker.APIClient, spec: SandboxSpec, keys: dict[str, str
         },
         healthcheck={"test": ["CMD", "kong", "health"], "interval": 2 * SECOND, "timeout": 5 * SECOND, "retries": 3},
         host_config=host_config,
-        labels={"supakong.sandbox": spec.name},
+        labels=compose_labels(spec, "kong"),
     )
 
 
@@ -186,7 +203,7 @@ def create_realtime(client: docker.APIClient, spec: SandboxSpec, keys: dict[str,
             "STANDIN_PYTHON": sys.executable,
         },
         host_config=host_config,
-        labels={"supakong.sandbox": spec.name},
+        labels=compose_labels(spec, "realtime"),
     )
 
 
@@ -207,11 +224,13 @@ def ensure_containers(client: docker.APIClient, spec: SandboxSpec, keys: dict[st
 
 
 def _runs_this_checkout(client: docker.APIClient, name: str) -> bool:
-    """True if the container uses this interpreter and this checkout's stand-ins."""
+    """True if the container uses this interpreter and this checkout's stand-ins (and was
+    made with compose's labels)."""
     info = client.inspect_container(name)
     env = dict(e.split("=", 1) for e in info["Config"].get("Env") or [] if "=" in e)
     sources = {m.get("Source") for m in info.get("Mounts") or []}
-    return env.get("STANDIN_PYTHON") == sys.executable and str(STANDINS_DIR) in sources
+    labelled = "com.docker.compose.project" in (info["Config"].get("Labels") or {})
+    return env.get("STANDIN_PYTHON") == sys.executable and str(STANDINS_DIR) in sources and labelled
 
 
 def wait_running(
