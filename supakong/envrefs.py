@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from .errors import ValidationError
 from .hostprofile import KONG, NO_EXPANSION, HostProfile
+from .kong.yaml_source import parse_source
 from .secrets import KONG_CREDENTIAL_NAMES, is_secret_name
 
 #: ``$NAME`` / ``${NAME}`` with an upper-case name (environment variables), not escaped.
@@ -40,15 +41,24 @@ def referenced_names(text: str) -> list[str]:
     return list(dict.fromkeys(m.group(1) or m.group(2) for m in _REFERENCE.finditer(text)))
 
 
+def referenced_in_values(text: str) -> list[str]:
+    """The names referenced in the YAML values of ``text`` (a ``$NAME`` in a comment expands
+    harmlessly); all of ``text`` when it is not YAML."""
+    parsed = parse_source(text)
+    if parsed.failed:
+        return referenced_names(text)
+    return list(dict.fromkeys(n for span in parsed.spans for n in referenced_names(text[span.start : span.end])))
+
+
 def check_references(text: str, profile: HostProfile, *, source: str, host: str) -> None:
     """Refuse a file whose ``$NAME`` the host's Kong cannot expand (nothing is written yet).
 
-    With an expanding entrypoint every referenced name must be in Kong's environment
-    (unset, eval would write an empty key and awk the literal ``$NAME``); a Kong that reads
-    the mounted file as is would load a credential reference literally."""
+    With an expanding entrypoint every name referenced in a value must be in Kong's
+    environment (unset, eval would write an empty key and awk the literal ``$NAME``); a Kong
+    that reads the mounted file as is would load a credential reference literally."""
     if profile.gateway != KONG:
         return  # no Kong to ask: the deploy stops later with the container's own error
-    names = referenced_names(text)
+    names = referenced_in_values(text)
     container = profile.kong_container
     if profile.expansion == NO_EXPANSION:
         literal = next((n for n in names if n in KONG_CREDENTIAL_NAMES or n in profile.secret_env), None)

@@ -104,6 +104,27 @@ class Inventory:
         return list(self.hosts.values())
 
 
+def bootstrap_host(
+    name: str, ssh_host: str, user: str | None, port: int | None, ssh_config_file: Path | None
+) -> HostConfig:
+    """A host that is not in an inventory yet, good for connecting only (``supakong init``
+    reads the rest from it): its connection variables validated as an inventory's are."""
+    values: dict[str, Any] = {
+        "ansible_host": ssh_host,
+        "public_url": f"http://{ssh_host}",
+        "kong_container": "unknown",
+        "realtime_container": "unknown",
+        "kong_config_path": "/unknown",
+    }
+    if user:
+        values["ansible_user"] = user
+    if port:
+        values["ansible_port"] = port
+    if ssh_config_file is not None:
+        values["ssh_config_file"] = str(ssh_config_file.absolute())
+    return _host_config(Path("--ssh"), name, ("all",), values)
+
+
 def check_allowed(host: HostConfig, environ: Mapping[str, str] | None = None) -> None:
     """Refuse a host that the ``SUPAKONG_HOST_ALLOWLIST`` guard does not allow."""
     environ = os.environ if environ is None else environ

@@ -204,6 +204,16 @@ def _not_found(path: Path, host: HostConfig) -> str:
     return f"{path.name}: template not found (kong_template of host {host.name}; looked in {places})"
 
 
+def render_string(source: str) -> str:
+    """Render template text with the options every template is rendered with and no
+    variables (what an imported template gives back: see :mod:`supakong.adopt.importer`)."""
+    import jinja2
+
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, finalize=refuse_shell_commands, **_OPTIONS)
+    env.filters.update(_FILTERS)
+    return env.from_string(source).render()
+
+
 def sha256_text(text: str) -> str:
     """The sha256 hex digest of ``text`` encoded as UTF-8 (what lands on the host)."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -32,6 +32,11 @@ def test_a_reference_kong_does_not_hold_is_refused_naming_the_variable_and_the_c
     assert "nothing was changed on edge" in message
 
 
+def test_a_reference_in_a_comment_expands_harmlessly_and_is_not_refused():
+    text = "# keys are $VARS the entrypoint fills in\nkey: $SUPABASE_ANON_KEY  # not $THIS_ONE either\n"
+    check_references(text, build_profile(SUPABASE_2_8), source="t.j2", host="edge")
+
+
 def test_the_2026_entrypoints_own_lua_expressions_are_not_kongs_business():
     check_references("h: $LUA_AUTH_EXPR\n", build_profile(SUPABASE_3_9), source="t.j2", host="edge")
 
