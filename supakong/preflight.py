@@ -67,8 +67,15 @@ def preflight_parse(
         return PreflightResult("skipped", f"cannot write the file into {kong.name}: {mask(output.strip())[:200]}")
     if code == 127:
         return PreflightResult("skipped", f"no kong CLI in {kong.name}")
+    if code in (137, 143):
+        # Killed, not refused (Kong's refusal exits 1 with its reasons): a crash-looping Kong,
+        # e.g. one that refuses the file in place, stopped while the parse ran in it.
+        return PreflightResult(
+            "skipped", f"kong config parse was killed in {kong.name} (exit {code}): it stopped or is crash-looping"
+        )
     lines = [line.strip() for line in mask(output).splitlines() if line.strip()]
     raise ValidationError(
         f"Kong in {kong.name} refuses the new file (kong config parse exited {code}): "
         f"{' | '.join(lines[:6])[:600]}; nothing was changed"
     )
+

@@ -90,3 +90,12 @@ def test_without_a_file_to_check_only_the_gate_runs_ahead():
     ahead = _Ahead(Connection(engine), KONG, None)  # type: ignore[arg-type]
     ahead.settle()
     assert engine.runs == 0
+
+
+def test_a_parse_killed_with_its_crash_looping_kong_is_skipped_not_a_refusal():
+    from supakong.preflight import preflight_parse
+
+    killed = preflight_parse(ParsingEngine(137, b""), KONG, CONTENT, "eval")
+    assert killed.status == "skipped" and "killed" in killed.detail and "crash-looping" in killed.detail
+    with pytest.raises(ValidationError, match="refuses the new file"):
+        preflight_parse(ParsingEngine(1, b"Error: Failed parsing:\nin 'services'\n"), KONG, CONTENT, "eval")
