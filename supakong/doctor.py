@@ -573,7 +573,14 @@ def check_kong_target(f: DoctorFacts) -> Check:
             return Check(name, SKIP, "not read: no SSH")
         return Check(name, FAIL, f.target_error, "pin kong_version (and kong_edition, kong_plugins) in the inventory")
     image = f" ({f.kong.image})" if f.kong is not None and f.kong.image else ""
-    return Check(name, OK, f"{f.target.label}{image}, plugins: {','.join(f.target.plugins)}")
+    detail = f"{f.target.label}{image}, plugins: {','.join(f.target.plugins)}"
+    if f.kong is not None and f.kong.exists:
+        p = build_profile(f.kong, f.realtime)
+        detail += f"; entrypoint {p.expansion}, router {p.router_flavor} ({p.router_flavor_source})"
+        if p.owner.markers:  # noted, not failed: deploying through Dokploy is for a later version
+            notes = (f"Dokploy: {'; '.join(p.owner.markers)}: its next deploy of the stack may rewrite the file",)
+            return Check(name, OK, detail, notes=notes)
+    return Check(name, OK, detail)
 
 
 def check_tenant(f: DoctorFacts) -> Check:

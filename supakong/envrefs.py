@@ -27,6 +27,8 @@ _REFERENCE = re.compile(r"(?<!\\)\$(?:\{([A-Z_][A-Z0-9_]*)\}|([A-Z_][A-Z0-9_]*))
 #: Secret values shorter than this are replaced only where they are a whole YAML scalar.
 _SUBSTRING_MIN = 16
 _QUOTES = "'\""
+#: The fields a short credential may be the value of (basic-auth, key-auth and the like).
+_CREDENTIAL_KEYS = "(?:username|password|key|secret|token)"
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")
 _OPAQUE_KEY = re.compile(r"sb_(?:publishable|secret)_[A-Za-z0-9_-]{16,}")
 
@@ -90,8 +92,9 @@ class Imported:
 def references_for_secrets(text: str, env: Mapping[str, str]) -> Imported:
     """``text`` with every value of a credential variable of ``env`` (see
     :func:`~supakong.secrets.is_secret_name`) replaced by its ``$NAME``; the longest values
-    first, and values shorter than 16 characters only where they are a whole scalar (a
-    password ``supabase`` must not rewrite the word elsewhere). Also lists the lines that
+    first, and values shorter than 16 characters only as the whole value of a credential
+    field (``username``, ``password``, ``key``…: a user name ``supabase`` must not rewrite a
+    service of that name). Also lists the lines that
     still hold something shaped like a key (a JWT, an ``sb_`` key) that no variable holds."""
     secrets = sorted(
         ((name, value) for name, value in env.items() if is_secret_name(name) and len(value) >= 6),
@@ -114,12 +117,12 @@ def references_for_secrets(text: str, env: Mapping[str, str]) -> Imported:
 def _replace_value(text: str, value: str, ref: str) -> str:
     if len(value) >= _SUBSTRING_MIN:
         return text.replace(value, ref)
+    if any(q in value for q in _QUOTES):
+        return text
     pattern = re.compile(
-        r"(?m)(?<=[:\-]\s)(['\"]?)" + re.escape(value) + r"\1(?=\s*(?:#.*)?$)"
-        if not any(q in value for q in _QUOTES)
-        else r"(?!)"
+        r"(?m)^(\s*(?:-\s+)?" + _CREDENTIAL_KEYS + r"\s*:\s*)(['\"]?)" + re.escape(value) + r"\2(?=\s*(?:#.*)?$)"
     )
-    return pattern.sub(lambda m: f"{m.group(1)}{ref}{m.group(1)}", text)
+    return pattern.sub(lambda m: f"{m.group(1)}{m.group(2)}{ref}{m.group(2)}", text)
 
 
 def held_credentials(names: Iterable[str]) -> frozenset[str]:

@@ -78,4 +78,3 @@ def preflight_parse(
         f"Kong in {kong.name} refuses the new file (kong config parse exited {code}): "
         f"{' | '.join(lines[:6])[:600]}; nothing was changed"
     )
-

@@ -113,18 +113,17 @@ def _print_survey(s: Survey, out: Output, name: str) -> None:
 def _import(survey: Survey, fix: bool, out: Output, name: str) -> Imported:
     """The live file with its keys as references (where Kong expands them), fixed if asked."""
     profile = survey.profile
-    if profile.expands_references:
-        imported = references_for_secrets(survey.live_text, survey.kong.env)
-    else:
-        imported = Imported(survey.live_text, (), ())
+    # A Kong that expands nothing must get the values: then they stay (kong_secrets: inline).
+    imported = references_for_secrets(survey.live_text, survey.kong.env if profile.expands_references else {})
     if imported.replaced:
         out.line(f"  secrets:  {', '.join(imported.replaced)} written as $NAME references instead of values", name)
     for where in imported.left_in_clear:
-        out.line(
-            f"  ! {survey.live_path} {where} holds a key no variable of {survey.kong.name} holds: the template keeps"
-            f" it in clear (mode 0600); add it to {survey.kong.name}'s environment and run init again",
-            name,
+        why = (
+            f"no variable of {survey.kong.name} holds: add it to its environment and run init again"
+            if profile.expands_references
+            else f"{survey.kong.name} loads the file as is, so it stays"
         )
+        out.line(f"  ! {survey.live_path} {where} holds a key {why}; the template keeps it in clear (mode 0600)", name)
     if not fix:
         return imported
     realtime = survey.realtime

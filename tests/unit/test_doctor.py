@@ -291,6 +291,23 @@ def test_kong_version_names_edition_image_and_plugins():
     assert check.status == OK and check.detail.startswith("Kong 2.8.1 OSS (kong:2.8.1), plugins: request-transformer")
 
 
+def test_kong_version_names_the_entrypoint_and_router_flavor_from_the_profile():
+    kong = kong_state(
+        command=("/bin/sh", "/home/kong/kong-entrypoint.sh"), mounts=(("/x/e.sh", "/home/kong/kong-entrypoint.sh"),)
+    )
+    check = check_kong_target(facts(kong=kong))
+    assert "entrypoint awk, router traditional (Kong 2.8.1's default)" in check.detail
+
+
+def test_a_dokploy_stack_is_noted_not_failed():
+    labels = {
+        "com.docker.compose.project": "app-x",
+        "com.docker.compose.project.working_dir": "/etc/dokploy/compose/app-x/code",
+    }
+    check = check_kong_target(facts(kong=kong_state(labels=labels)))
+    assert check.status == OK and any("Dokploy" in note and "/etc/dokploy/compose/" in note for note in check.notes)
+
+
 # =========================================================================== config loaded
 
 

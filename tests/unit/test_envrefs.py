@@ -71,6 +71,7 @@ def test_imported_keys_become_references_and_nothing_else_changes():
         "    password: 'hunter2'\n"
         "services:\n"
         "  - name: hunter2-docs   # a name containing the password is not a password\n"
+        "  - name: supabase   # nor is a service named like the dashboard user\n"
         "    url: http://supabase:3000/\n"
         "    plugins:\n"
         "      - name: request-transformer\n"
@@ -97,6 +98,7 @@ def test_imported_keys_become_references_and_nothing_else_changes():
         .replace("username: supabase\n", "username: $DASHBOARD_USERNAME\n")
     )
     assert "hunter2-docs" in imported.text and "http://supabase:3000/" in imported.text
+    assert "  - name: supabase   #" in imported.text
     assert imported.left_in_clear == ()
 
 
