@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import re
 import subprocess
 import sys
 import time
@@ -23,6 +24,7 @@ import yaml
 from sandboxes import related_spec
 
 from supakong.adopt import InitRequest, init_host
+from supakong.errors import TransportError
 from supakong.report import BufferOutput
 from supakong.sandbox import SandboxSpec, sandbox_reset
 from supakong.sandbox.stack import SEEDS
@@ -120,6 +122,21 @@ def test_a_second_init_changes_nothing_and_keeps_the_users_comments(own, tmp_pat
     assert again.status == "ok" and again.message == "unchanged, unchanged, unchanged", out.text
     assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in files} == snapshot
     assert sorted(p for p in tmp_path.rglob("*") if p.is_file()) == files
+
+
+def test_an_unknown_host_key_is_refused_with_the_fix_and_nothing_is_written(own_spec, tmp_path):
+    config = tmp_path / "ssh_config"
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    config.write_text(
+        re.sub(r"UserKnownHostsFile .*", f"UserKnownHostsFile {empty}", own_spec.ssh_config_path.read_text())
+    )
+    project = tmp_path / "project"
+    with pytest.raises(TransportError) as err:
+        init_host(dataclasses.replace(request(own_spec, project), ssh_config=config), BufferOutput())
+    message = str(err.value)
+    assert "host key is unknown" in message and "ssh-keyscan" in message and "--accept-new" in message
+    assert not project.exists() and empty.read_text() == ""
 
 
 # --------------------------------------------------------------------------- done when
