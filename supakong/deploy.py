@@ -27,7 +27,7 @@ from .container import (
     wait_until_healthy,
     wait_until_running,
 )
-from .envrefs import check_references
+from .envrefs import check_references, register_file_credentials
 from .errors import DeployError, InventoryError, RestartError, TransportError, ValidationError, VerifyError
 from .faults import checkpoint
 from .hostlock import LockOwner, acquire, break_if_stale, lock_path
@@ -41,7 +41,7 @@ from .preflight import PreflightResult, preflight_parse
 from .remote_file import read_remote_file, read_remote_text, replace_file_atomically, restore_backup
 from .render import render_kong_config, sha256_text
 from .report import HostResult, Output
-from .secrets import Secrets, load_host_secrets, register_env_secrets, verification_key
+from .secrets import KONG_CREDENTIAL_NAMES, Secrets, load_host_secrets, register_env_secrets, verification_key
 from .transport import HeldCommand, HostConnection
 
 if TYPE_CHECKING:
@@ -175,6 +175,10 @@ def deploy_host(host: HostConfig, options: DeployOptions, out: Output, task: str
     result = HostResult(host=host.name)
     secrets = load_host_secrets(host)
     source = str(options.file or host.template)
+    if options.file is None:
+        # Template errors are refused before any connection: rendered once here as if Kong held
+        # every credential (the file is rendered for the credentials it holds after the look).
+        render_kong_config(host, secrets, held=KONG_CREDENTIAL_NAMES)
     with HostConnection(host, accept_new=options.accept_new) as conn:
         owner: LockOwner | None = None
         held: HeldCommand | None = None
@@ -293,6 +297,7 @@ def _plan(
 
 def _print_diff(conn: HostConnection, host: HostConfig, state: HostState, text: str, out: Output) -> None:
     old = read_remote_text(conn, host.kong_config_path) if state.file.exists else ""
+    register_file_credentials(old)  # an old file's own keys and passwords, however stale
     out.line(unified_diff(old, text, host.kong_config_path) or "  (no textual difference)", host.name)
 
 

@@ -19,8 +19,7 @@ from dataclasses import dataclass
 
 from .errors import ValidationError
 from .hostprofile import KONG, NO_EXPANSION, HostProfile
-from .kong.yaml_source import parse_source
-from .secrets import KONG_CREDENTIAL_NAMES, is_secret_name
+from .secrets import KONG_CREDENTIAL_NAMES, is_secret_name, register_secret
 
 #: ``$NAME`` / ``${NAME}`` with an upper-case name (environment variables), not escaped.
 _REFERENCE = re.compile(r"(?<!\\)\$(?:\{([A-Z_][A-Z0-9_]*)\}|([A-Z_][A-Z0-9_]*))")
@@ -46,6 +45,8 @@ def referenced_names(text: str) -> list[str]:
 def referenced_in_values(text: str) -> list[str]:
     """The names referenced in the YAML values of ``text`` (a ``$NAME`` in a comment expands
     harmlessly); all of ``text`` when it is not YAML."""
+    from .kong.yaml_source import parse_source  # the validator's package: only when a file is checked
+
     parsed = parse_source(text)
     if parsed.failed:
         return referenced_names(text)
@@ -86,7 +87,7 @@ class Imported:
 
     text: str
     replaced: tuple[str, ...]  # the names now referenced instead of their values
-    left_in_clear: tuple[str, ...]  # 'line N' of credentials no env variable holds
+    left_in_clear: tuple[str, ...]  # where credentials no env variable holds stay in clear
 
 
 def references_for_secrets(text: str, env: Mapping[str, str]) -> Imported:
@@ -106,12 +107,49 @@ def references_for_secrets(text: str, env: Mapping[str, str]) -> Imported:
         if new != text:
             replaced.append(name)
             text = new
-    left = tuple(
+    fields = tuple(path for path, value in file_credentials(text) if not _REFERENCE.fullmatch(value))
+    shapes = tuple(
         f"line {number}"
         for number, line in enumerate(text.splitlines(), start=1)
         if _JWT.search(line) or _OPAQUE_KEY.search(line)
     )
-    return Imported(text, tuple(sorted(replaced)), left)
+    return Imported(text, tuple(sorted(replaced)), fields or shapes)
+
+
+#: Credential fields of Kong's declarative entities (the plugins' DAOs, Kong/kong@2.8.1
+#: kong/plugins/*/daos.lua): the values Kong compares requests against.
+CREDENTIAL_FIELDS = {
+    "keyauth_credentials": ("key",),
+    "basicauth_credentials": ("password",),
+    "hmacauth_credentials": ("secret",),
+    "jwt_secrets": ("secret",),
+    "oauth2_credentials": ("client_secret",),
+}
+
+
+def file_credentials(text: str) -> list[tuple[str, str]]:
+    """(YAML path, value) of every credential field in a kong file (nothing if not YAML)."""
+    from .kong.entities import collect_entities  # the validator's package: only when a file is read
+    from .kong.yaml_source import parse_source
+
+    parsed = parse_source(text)
+    if parsed.failed or not isinstance(parsed.doc, Mapping):
+        return []
+    found = []
+    for entity in collect_entities(parsed.doc).items:
+        for name in CREDENTIAL_FIELDS.get(entity.kind, ()):
+            value = entity.get(name)
+            if isinstance(value, str) and value:
+                found.append((f"{entity.path}.{name}", value))
+    return found
+
+
+def register_file_credentials(text: str) -> None:
+    """Mask the credentials written in clear in a kong file wherever they would print (a
+    diff's context lines), even those no environment or secrets file names."""
+    for _, value in file_credentials(text):
+        if not _REFERENCE.fullmatch(value):
+            register_secret(value)
 
 
 def _replace_value(text: str, value: str, ref: str) -> str:

@@ -12,6 +12,7 @@ whatever the outcome.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 
@@ -30,6 +31,12 @@ _EXPAND_AND_PARSE = (
     'code=$?; rm -rf "$1"; exit $code'
 )
 _PARSE_ONLY = _RECEIVE + 'kong config parse temp.yml; code=$?; rm -rf "$1"; exit $code'
+
+
+#: Exit codes that are not ``kong config parse``'s verdict: the exec could not run (126, the
+#: engine's "cannot exec in a stopped container") or was killed (SIGKILL, SIGTERM).
+_NOT_A_VERDICT = (126, 137, 143)
+_CONTAINER_GONE = re.compile(r"cannot exec in a stopped container|is not running|is restarting")
 
 
 @dataclass(frozen=True)
@@ -67,11 +74,12 @@ def preflight_parse(
         return PreflightResult("skipped", f"cannot write the file into {kong.name}: {mask(output.strip())[:200]}")
     if code == 127:
         return PreflightResult("skipped", f"no kong CLI in {kong.name}")
-    if code in (137, 143):
-        # Killed, not refused (Kong's refusal exits 1 with its reasons): a crash-looping Kong,
-        # e.g. one that refuses the file in place, stopped while the parse ran in it.
+    if code in _NOT_A_VERDICT or _CONTAINER_GONE.search(output):
+        # Not Kong's refusal (that exits 1 with its reasons): the engine could not run the parse
+        # or it was killed, as when a crash-looping Kong (one refusing its file) stops meanwhile.
         return PreflightResult(
-            "skipped", f"kong config parse was killed in {kong.name} (exit {code}): it stopped or is crash-looping"
+            "skipped",
+            f"kong config parse could not finish in {kong.name} (exit {code}): it stopped or is crash-looping",
         )
     lines = [line.strip() for line in mask(output).splitlines() if line.strip()]
     raise ValidationError(

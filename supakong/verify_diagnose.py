@@ -566,8 +566,9 @@ def tenant_fix(h: HostHints) -> str:
         )
     return (
         f"keep preserve_host false on the realtime route, so that Kong sends Host {h.upstream_host} (tenant"
-        f" {h.tenant!r}, {h.tenant_source}) and not the browser's; `supakong init {h.host} --fix` removes it"
-        f" from the host's template; {TENANT_SOURCE}"
+        f" {first!r}) and not the browser's (`supakong init {h.host} --fix` removes it), and have"
+        f" {h.realtime_container} serve tenant {first!r} (its SELF_HOST_TENANT_NAME, {h.tenant!r} by"
+        f" {h.tenant_source}); {TENANT_SOURCE}"
     )
 
 

@@ -96,6 +96,8 @@ def test_a_parse_killed_with_its_crash_looping_kong_is_skipped_not_a_refusal():
     from supakong.preflight import preflight_parse
 
     killed = preflight_parse(ParsingEngine(137, b""), KONG, CONTENT, "eval")
-    assert killed.status == "skipped" and "killed" in killed.detail and "crash-looping" in killed.detail
+    assert killed.status == "skipped" and "could not finish" in killed.detail and "crash-looping" in killed.detail
+    stopped = b"OCI runtime exec failed: exec failed: cannot exec in a stopped container: unknown"
+    assert preflight_parse(ParsingEngine(126, stopped), KONG, CONTENT, "eval").status == "skipped"
     with pytest.raises(ValidationError, match="refuses the new file"):
         preflight_parse(ParsingEngine(1, b"Error: Failed parsing:\nin 'services'\n"), KONG, CONTENT, "eval")
