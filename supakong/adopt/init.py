@@ -123,7 +123,7 @@ def _import(survey: Survey, fix: bool, out: Output, name: str) -> Imported:
             if profile.expands_references
             else f"{survey.kong.name} loads the file as is, so it stays"
         )
-        out.line(f"  ! {survey.live_path} {where} holds a key {why}; the template keeps it in clear (mode 0600)", name)
+        out.line(f"  ! {survey.live_path}: {where} holds a key {why}; the template keeps it in clear (mode 0600)", name)
     if not fix:
         return imported
     realtime = survey.realtime

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from ..container import ContainerState, inspect_container
 from ..discovery import ContainerSummary, Discovery, discover, summaries
+from ..envrefs import register_file_credentials
 from ..errors import InventoryError
 from ..hostprofile import HostProfile, build_profile
 from ..secrets import register_env_secrets
@@ -77,6 +78,7 @@ def take_survey(conn: HostConnection, project: str | None = None) -> Survey:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InventoryError(f"{name}: {profile.template_source} is not UTF-8 text (byte {exc.start})") from None
+    register_file_credentials(text)  # keys and passwords in clear never print, even in a diff
     return Survey(
         ssh_address=conn.address.rsplit(":", 1)[0],
         docker_socket=docker_socket,

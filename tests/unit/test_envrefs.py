@@ -7,9 +7,15 @@ import pytest
 from test_hostprofile import SUPABASE_2_8, SUPABASE_3_9, inspect
 
 from supakong.container import state_from_inspect
-from supakong.envrefs import check_references, referenced_names, references_for_secrets
+from supakong.envrefs import (
+    check_references,
+    referenced_names,
+    references_for_secrets,
+    register_file_credentials,
+)
 from supakong.errors import ValidationError
 from supakong.hostprofile import build_profile
+from supakong.secrets import mask
 
 ANON = "eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoiYW5vbiJ9.c2lnbmF0dXJlLWFub24"
 SERVICE = "eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.c2lnbmF0dXJlLXN2Yw"
@@ -105,3 +111,15 @@ def test_imported_keys_become_references_and_nothing_else_changes():
 def test_a_key_no_env_variable_holds_is_reported_by_line():
     imported = references_for_secrets(f"a: 1\nkey: {ANON}\n", {"SUPABASE_ANON_KEY": "another-key-entirely"})
     assert imported.replaced == () and imported.left_in_clear == ("line 2",)
+
+
+def test_credentials_in_clear_are_named_by_path_and_masked_wherever_they_print():
+    text = (
+        "consumers:\n  - username: anon\n    keyauth_credentials:\n      - key: $SUPABASE_ANON_KEY\n"
+        "basicauth_credentials:\n  - consumer: DASHBOARD\n    username: admin\n    password: 'Pw-only-in-the-file'\n"
+    )
+    imported = references_for_secrets(text, {"SUPABASE_ANON_KEY": ANON})
+    assert imported.left_in_clear == ("basicauth_credentials[0].password",)
+    register_file_credentials(text)
+    assert "Pw-only-in-the-file" not in mask("-    password: 'Pw-only-in-the-file'\n")
+    assert "$SUPABASE_ANON_KEY" in mask(text)  # a reference is not a secret
