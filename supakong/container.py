@@ -39,6 +39,8 @@ class ContainerState:
     network_mode: str = ""
     published: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict, repr=False)
     addresses: tuple[str, ...] = ()  # the container's own IPs on its networks
+    labels: Mapping[str, str] = field(default_factory=dict, repr=False)  # compose's among them
+    aliases: tuple[str, ...] = ()  # the names other containers reach it by (network aliases)
 
     def describe(self) -> str:
         """A short human description, e.g. ``running (healthy), 0 restarts``."""
@@ -85,7 +87,9 @@ def state_from_inspect(name: str, data: Mapping[str, Any]) -> ContainerState:
         for port, bindings in (network.get("Ports") or {}).items()
         if bindings
     }
-    addresses = tuple(n["IPAddress"] for n in (network.get("Networks") or {}).values() if n and n.get("IPAddress"))
+    networks = [n for n in (network.get("Networks") or {}).values() if n]
+    addresses = tuple(n["IPAddress"] for n in networks if n.get("IPAddress"))
+    aliases = tuple(dict.fromkeys(a for n in networks for a in (*(n.get("Aliases") or ()), *(n.get("DNSNames") or ()))))
     return ContainerState(
         name=name,
         exists=True,
@@ -104,6 +108,8 @@ def state_from_inspect(name: str, data: Mapping[str, Any]) -> ContainerState:
         network_mode=(data.get("HostConfig") or {}).get("NetworkMode", ""),
         published=published,
         addresses=addresses,
+        labels=dict(config.get("Labels") or {}),
+        aliases=aliases,
     )
 
 

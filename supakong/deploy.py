@@ -9,7 +9,7 @@ backup, restarts and re-verifies, then raises.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for
 from dataclasses import dataclass
@@ -28,9 +28,11 @@ from .container import (
     wait_until_healthy,
     wait_until_running,
 )
+from .envrefs import check_references, register_file_credentials
 from .errors import DeployError, InventoryError, RestartError, TransportError, ValidationError, VerifyError
 from .faults import checkpoint
 from .hostlock import LockOwner, acquire, break_if_stale, lock_path, state_dir
+from .hostprofile import KONG, HostProfile, build_profile, kong_target
 from .inventory import HostConfig
 from .listen_probe import ListenGate
 from .logs import LogLine, fetch_interleaved, format_log_lines
@@ -40,7 +42,7 @@ from .preflight import PreflightResult, judge, preflight_parse
 from .remote_file import read_remote_file, read_remote_text, replace_file_atomically, restore_backup
 from .render import render_kong_config, sha256_text
 from .report import HostResult, Output
-from .secrets import Secrets, load_secrets
+from .secrets import KONG_CREDENTIAL_NAMES, Secrets, load_host_secrets, register_env_secrets, verification_key
 from .transport import HeldCommand, HostConnection
 
 if TYPE_CHECKING:
@@ -90,7 +92,8 @@ class _Ahead:
         self._gate_checked: Future[None] = _AHEAD.submit(self.gate.check_before_restart, kong)
         self._preflight: Future[PreflightResult] | None = None
         if content is not None:
-            self._preflight = _AHEAD.submit(preflight_parse, conn.engine(), kong, content)
+            expansion = build_profile(kong).expansion
+            self._preflight = _AHEAD.submit(preflight_parse, conn.engine(), kong, content, expansion)
 
     def preflight_for(self, kong: ContainerState) -> PreflightResult | None:
         """The preflight's verdict if it ran against ``kong`` (raises :class:`ValidationError`
@@ -113,10 +116,11 @@ class _Ahead:
             wait_for([self._preflight])
 
 
-def desired_config(host: HostConfig, secrets: Secrets, options: DeployOptions) -> str:
-    """The file content we want on the host: rendered, or a hand-edited ``--file``."""
+def desired_config(host: HostConfig, secrets: Secrets, options: DeployOptions, profile: HostProfile) -> str:
+    """The file content we want on the host: rendered for its Kong container's credentials
+    (see :func:`~supakong.render.template_secrets`), or a hand-edited ``--file``."""
     if options.file is None:
-        return render_kong_config(host, secrets)
+        return render_kong_config(host, secrets, held=profile.env_names if profile.gateway == KONG else None)
     try:
         return options.file.read_text(encoding="utf-8")
     except OSError as exc:
@@ -126,32 +130,6 @@ def desired_config(host: HostConfig, secrets: Secrets, options: DeployOptions) -
 def look_at_host(conn: HostConnection, host: HostConfig) -> HostState:
     """The file's hash/stat and both containers, in one command."""
     return look(conn, host.kong_config_path, host.kong_container, host.realtime_container)[0]
-
-
-def kong_target(host: HostConfig, kong: ContainerState, realtime: ContainerState) -> KongTarget:
-    """The Kong version/edition/plugins and Realtime tenant to validate against: pinned in the
-    inventory, else read from the containers (image tag, KONG_PLUGINS, SELF_HOST_TENANT_NAME)."""
-    from .kong.target import KongTarget  # the validator loads only when a file is validated
-
-    tenant = host.realtime_tenant or realtime.env.get("SELF_HOST_TENANT_NAME") or "realtime-dev"
-    plugins = host.kong_plugins or kong.env.get("KONG_PLUGINS")
-    if host.kong_version:
-        names = tuple(p.strip() for p in plugins.split(",") if p.strip()) if plugins else ()
-        return KongTarget(
-            version=host.kong_version, edition=host.kong_edition or "oss", plugins=names, realtime_tenant=tenant
-        )
-    if not kong.exists:
-        raise InventoryError(
-            f"{host.name}: container {host.kong_container} does not exist and kong_version is not set;"
-            " set kong_container (and kong_version) in the inventory"
-        )
-    try:
-        target = KongTarget.from_image(kong.image, plugins, tenant)
-    except ValueError as exc:
-        raise InventoryError(f"hosts/{host.name}/kong_version: {exc}") from None
-    if host.kong_edition:
-        target = KongTarget(target.version, host.kong_edition, target.plugins, target.realtime_tenant)
-    return target
 
 
 def validate_or_raise(text: str, target: KongTarget, source: str, out: Output, host: str) -> list[Finding]:
@@ -197,10 +175,12 @@ def deploy_host(host: HostConfig, options: DeployOptions, out: Output, task: str
     """
     started = time.monotonic()
     result = HostResult(host=host.name)
-    secrets = load_secrets(host.secrets_env_file)
-    text = desired_config(host, secrets, options)
+    secrets = load_host_secrets(host)
     source = str(options.file or host.template)
-    desired_sha = sha256_text(text)
+    if options.file is None:
+        # Template errors are refused before any connection: rendered once here as if Kong held
+        # every credential (the file is rendered for the credentials it holds after the look).
+        render_kong_config(host, secrets, held=KONG_CREDENTIAL_NAMES)
     with HostConnection(host, accept_new=options.accept_new) as conn:
         owner: LockOwner | None = None
         held: HeldCommand | None = None
@@ -215,6 +195,11 @@ def deploy_host(host: HostConfig, options: DeployOptions, out: Output, task: str
                 audit_log="" if options.check else audit_path(host.kong_config_path),
             )
             result.timings["look"] = time.monotonic() - started
+            register_env_secrets(state.kong.env)
+            # Rendered once Kong is known: the file references the credentials it holds.
+            profile = build_profile(state.kong)
+            text = desired_config(host, secrets, options, profile)
+            desired_sha = sha256_text(text)
             result.old_sha256, result.new_sha256 = state.file.sha256, desired_sha
             checkpoint("looked")
             check_mount(host, state.kong, state.realpath)
@@ -224,6 +209,7 @@ def deploy_host(host: HostConfig, options: DeployOptions, out: Output, task: str
                 # (a no-op keeps what is already deployed; `fab check-kong` checks on demand).
                 with result.timed("validate"):
                     _validate(conn, host, state, text, source, options, out)
+                    check_references(text, profile, source=source, host=host.name)
             if plan.replace and (options.check or options.diff):
                 _print_diff(conn, host, state, text, out)
             if options.check:
@@ -302,7 +288,7 @@ def _validate(
     else:
         # The first look skips Realtime (a no-op never needs it); its tenant name matters here.
         realtime = state.realtime or inspect_container(conn.engine(), host.realtime_container)
-        validate_or_raise(text, kong_target(host, state.kong, realtime), source, out, host.name)
+        validate_or_raise(text, kong_target(host, build_profile(state.kong, realtime)), source, out, host.name)
 
 
 def _plan(
@@ -316,6 +302,7 @@ def _plan(
 
 def _print_diff(conn: HostConnection, host: HostConfig, state: HostState, text: str, out: Output) -> None:
     old = read_remote_text(conn, host.kong_config_path) if state.file.exists else ""
+    register_file_credentials(old)  # an old file's own keys and passwords, however stale
     out.line(unified_diff(old, text, host.kong_config_path) or "  (no textual difference)", host.name)
 
 
@@ -373,7 +360,7 @@ def _apply(
     elif plan.replace and not options.skip_validate:
         with result.timed("preflight"):
             check = (ahead.preflight_for(state.kong) if ahead else None) or preflight_parse(
-                conn.engine(), state.kong, text.encode("utf-8")
+                conn.engine(), state.kong, text.encode("utf-8"), build_profile(state.kong).expansion
             )
         out.line(f"  {judge(check, host.name)}", host.name)
     if plan.replace:
@@ -456,7 +443,7 @@ def _restart_and_verify(
             _confirm_content(engine, host, expected_sha)  # again, on the container now up
         _show_logs(lines, options, out, host.name)
     if options.verify:
-        report = run_verification(host, secrets, out)
+        report = run_verification(host, secrets, out, after.env)
         result.verify_state = report.state
         result.timings["verify"] = sum(s.seconds for s in report.stages)
         if not report.ok:
@@ -499,13 +486,17 @@ def _show_logs(
     out.lines([f"    {row}" for row in format_log_lines(lines[-options.log_lines :])], host)
 
 
-def run_verification(host: HostConfig, secrets: Secrets, out: Output) -> VerifyReport:
-    """Verify the Realtime path through Kong as supabase-js would; print the stages."""
-    from .verify import format_report, verify_realtime  # lazy: websockets only when verifying
+def run_verification(
+    host: HostConfig, secrets: Secrets, out: Output, kong_env: Mapping[str, str] | None = None
+) -> VerifyReport:
+    """Verify the Realtime path through Kong as supabase-js would; print the stages. The
+    anon key: the local one, else the Kong container's own (``kong_env``)."""
+    from .verify import for_host_report, format_report, verify_realtime  # lazy: websockets only when verifying
     from .verify_model import ChannelSpec
 
     channel = ChannelSpec.named(host.verify_channel, host.verify_table)
-    report = verify_realtime(host.public_url, secrets.anon_key, channel=channel, vsn=host.verify_vsn)
+    apikey = verification_key(secrets, kong_env, host.kong_container)
+    report = for_host_report(verify_realtime(host.public_url, apikey, channel=channel, vsn=host.verify_vsn), host)
     out.lines([f"  {row}" for row in format_report(report)], host.name)
     return report
 

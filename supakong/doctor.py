@@ -32,12 +32,12 @@ from invoke import Exit
 
 from . import fence
 from .checks import FAIL, MARKS, OK, SKIP, Check
-from .container import ContainerState, exec_in_container, probed_healthy
-from .deploy import kong_target
+from .container import ContainerState, exec_in_container, inspect_container, probed_healthy
 from .doctor_tables import TableReadiness, doctor_table_checks, host_table, read_table_readiness
 from .errors import DeployError, InventoryError, VerifyError
 from .eval_expansion import expand_like_eval
 from .fleet import HostAction
+from .hostprofile import build_profile, kong_target
 from .inventory import HostConfig, check_allowed
 from .kong.entities import Entities, collect_entities, effective_upstream, parent_of
 from .kong.findings import ERROR, WARNING
@@ -49,10 +49,10 @@ from .logs import fetch_interleaved, format_log_lines
 from .look import look
 from .remote_file import RemoteFile, read_remote_text
 from .report import HostResult, Output, recap_lines
-from .secrets import Secrets, load_secrets, mask, register_secret
+from .secrets import Secrets, load_host_secrets, mask, register_env_secrets, register_secret, verification_key
 from .transport import HostConnection
-from .verify import VerifyReport, format_report, verify_realtime
-from .verify_diagnose import EXPIRED_FIX, JWT_SECRET_FIX
+from .verify import VerifyReport, for_host_report, format_report, verify_realtime
+from .verify_diagnose import EXPIRED_FIX, JWT_SECRET_FIX, TENANT_SOURCE
 from .verify_model import ChannelSpec
 
 VSNS = ("1.0.0", "2.0.0")
@@ -61,6 +61,8 @@ _CHANNEL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
 _TABLE_RE = re.compile(r"(?:[A-Za-z0-9_]+\.)?[A-Za-z0-9_]+|")
 #: The inventory's keys and the kong.yml consumers that must hold them (Supabase's names).
 KEY_CONSUMERS = (("anon", "SUPABASE_ANON_KEY"), ("service_role", "SUPABASE_SERVICE_KEY"))
+#: Supabase's own realtime entries (public): the file self-hosting ships.
+REALTIME_ROUTE_DOCS = "see supabase/supabase docker/volumes/api/kong.yml (realtime-v1-ws)"
 
 
 # =========================================================================== verify-realtime
@@ -132,22 +134,40 @@ def verify_host(
     *,
     conn: HostConnection | None = None,
     with_logs: bool = True,
+    kong_env: Mapping[str, str] | None = None,
 ) -> HostVerification:
     """Probe ``host``'s public URL as supabase-js does; on failure attach the Kong and
-    Realtime logs around the attempt (over ``conn``, or a connection of its own)."""
+    Realtime logs around the attempt (over ``conn``, or a connection of its own). The anon
+    key: the local one, else the Kong container's (``kong_env``, else read over SSH)."""
+    apikey = verification_key(
+        secrets, kong_env if kong_env is not None else _kong_env(host, secrets, conn), host.kong_container
+    )
     if options.event:
         from .verify_event import verify_host_events  # the db over SSH: only for --event
 
-        return verify_host_events(host, secrets, options, conn=conn, with_logs=with_logs)
+        return verify_host_events(host, apikey, options, conn=conn, with_logs=with_logs)
     channel = channel_spec(host.verify_channel, host.verify_table, options)
     started = time.time()
-    report = verify_realtime(
-        host.public_url, secrets.anon_key, channel=channel, vsn=options.vsn or host.verify_vsn, timeout=options.timeout
+    report = for_host_report(
+        verify_realtime(
+            host.public_url, apikey, channel=channel, vsn=options.vsn or host.verify_vsn, timeout=options.timeout
+        ),
+        host,
     )
     if report.ok or not with_logs:
         return HostVerification(host.name, report)
     logs, note = logs_around(host, started - options.log_window, options.log_lines, conn)
     return HostVerification(host.name, report, logs, note)
+
+
+def _kong_env(host: HostConfig, secrets: Secrets, conn: HostConnection | None) -> Mapping[str, str]:
+    """The Kong container's environment when the key must come from it (else nothing is read)."""
+    if secrets.get("SUPABASE_ANON_KEY"):
+        return {}
+    if conn is not None:
+        return inspect_container(conn.engine(), host.kong_container).env
+    with HostConnection(host) as own:
+        return inspect_container(own.engine(), host.kong_container).env
 
 
 def verify_url(url: str, apikey: str, options: VerifyOptions) -> HostVerification:
@@ -274,7 +294,7 @@ def verify_action(options: VerifyOptions, collected: dict[str, dict[str, Any]]) 
     def action(host: HostConfig, out: Output) -> HostResult:
         out.line(f"verify-realtime {host.name} ({host.public_url})", host.name)
         try:
-            verification = verify_host(host, load_secrets(host.secrets_env_file), options)
+            verification = verify_host(host, load_host_secrets(host), options)
         except DeployError as exc:
             collected[host.name] = not_verified_json(str(exc))
             raise
@@ -336,6 +356,7 @@ class DoctorFacts:
     config_mount: str
     kong_container: str
     realtime_container: str
+    realtime_upstream: str = "realtime-dev.supabase-realtime:4000"  # host:port of the inventory
     inventory_keys: Mapping[str, str] = field(default_factory=dict, repr=False)
     inventory_tenant: str | None = None
     ssh_error: str = ""
@@ -350,6 +371,7 @@ class DoctorFacts:
     target: KongTarget | None = None
     target_error: str = ""
     verification: HostVerification | None = None
+    verification_note: str = ""
     now: float = 0.0
     tables: TableReadiness | None = None  # the db's readiness for postgres_changes
 
@@ -524,7 +546,14 @@ def check_kong_target(f: DoctorFacts) -> Check:
             return Check(name, SKIP, "not read: no SSH")
         return Check(name, FAIL, f.target_error, "pin kong_version (and kong_edition, kong_plugins) in the inventory")
     image = f" ({f.kong.image})" if f.kong is not None and f.kong.image else ""
-    return Check(name, OK, f"{f.target.label}{image}, plugins: {','.join(f.target.plugins)}")
+    detail = f"{f.target.label}{image}, plugins: {','.join(f.target.plugins)}"
+    if f.kong is not None and f.kong.exists:
+        p = build_profile(f.kong, f.realtime)
+        detail += f"; entrypoint {p.expansion}, router {p.router_flavor} ({p.router_flavor_source})"
+        if p.owner.markers:  # noted, not failed: deploying through Dokploy is for a later version
+            notes = (f"Dokploy: {'; '.join(p.owner.markers)}: its next deploy of the stack may rewrite the file",)
+            return Check(name, OK, detail, notes=notes)
+    return Check(name, OK, detail)
 
 
 def check_tenant(f: DoctorFacts) -> Check:
@@ -542,8 +571,8 @@ def check_tenant(f: DoctorFacts) -> Check:
             name,
             FAIL,
             "the live config has no Realtime route: /realtime/v1/websocket answers 404 no route",
-            "add Supabase's realtime-v1-ws service (url http://realtime-dev.supabase-realtime:4000/socket,"
-            f" route paths [/realtime/v1/], strip_path true): `fab deploy-kong -H {f.host}` renders it",
+            f"add Supabase's realtime-v1-ws service (url http://{f.realtime_upstream}/socket, route paths"
+            f" [/realtime/v1/], strip_path true): `fab deploy-kong -H {f.host}` renders it; {REALTIME_ROUTE_DOCS}",
         )
     for route in routes:
         problem = _route_tenant_problem(f, entities, route.get("name") or route.path, route, tenant, source)
@@ -558,6 +587,8 @@ def _route_tenant_problem(
     f: DoctorFacts, entities: Entities, label: object, route: Any, tenant: str, source: str
 ) -> Check | None:
     name = "realtime tenant"
+    service = parent_of(route, "services", entities)
+    upstream = effective_upstream(service.data).host if service else None
     if route.get("preserve_host") is True:
         browser_host = urlsplit(f.public_url).hostname or f.public_url
         seen = browser_host.split(".", 1)[0]
@@ -567,10 +598,9 @@ def _route_tenant_problem(
             f"preserve_host: true on route {label}: Realtime gets the browser's Host {browser_host} → tenant"
             f" {seen!r}, but its tenant is {tenant!r} ({source}): 'Tenant not found'",
             "remove preserve_host from the realtime route (default false) so Kong sends the service host"
-            f" realtime-dev.supabase-realtime; `fab deploy-kong -H {f.host}` renders it so",
+            f" {upstream or 'of the realtime service'}; `supakong init {f.host} --fix` removes it from the"
+            f" host's template, then `fab deploy-kong -H {f.host}`; {TENANT_SOURCE}",
         )
-    service = parent_of(route, "services", entities)
-    upstream = effective_upstream(service.data).host if service else None
     if not upstream:
         return None
     first = upstream.split(".", 1)[0]
@@ -581,8 +611,9 @@ def _route_tenant_problem(
         FAIL,
         f"Kong sends Host {upstream} → tenant {first!r}, but Realtime's tenant is {tenant!r} ({source}):"
         " 'Tenant not found'",
-        f"set SELF_HOST_TENANT_NAME={first} on {f.realtime_container} and recreate it, or set"
-        f" realtime_upstream_host to {tenant}.<container name> in the inventory and `fab deploy-kong -H {f.host}`",
+        f"set SELF_HOST_TENANT_NAME={first} on {f.realtime_container} and recreate it, or point the realtime"
+        f" service url at a name of {f.realtime_container} whose first label is {tenant} and"
+        f" `fab deploy-kong -H {f.host}`; {TENANT_SOURCE}",
     )
 
 
@@ -717,7 +748,7 @@ def check_verification(f: DoctorFacts) -> Check:
     """The browser's path, probed: SUBSCRIBED with every probe passed."""
     name = "realtime path"
     if f.verification is None:
-        return Check(name, SKIP, "not probed")
+        return Check(name, SKIP, f"not probed: {f.verification_note}" if f.verification_note else "not probed")
     report = f.verification.report
     total = sum(stage.seconds for stage in report.stages) * 1000
     if f.verification.ok:
@@ -774,6 +805,7 @@ def gather_facts(host: HostConfig, secrets: Secrets, options: VerifyOptions) -> 
         config_mount=host.kong_config_mount,
         kong_container=host.kong_container,
         realtime_container=host.realtime_container,
+        realtime_upstream=f"{host.realtime_upstream_host}:{host.realtime_upstream_port}",
         inventory_keys={consumer: secrets.get(env) for consumer, env in KEY_CONSUMERS},
         inventory_tenant=host.realtime_tenant,
         now=time.time(),
@@ -781,7 +813,11 @@ def gather_facts(host: HostConfig, secrets: Secrets, options: VerifyOptions) -> 
     try:
         with HostConnection(host) as conn:
             facts = read_host(conn, host, base)
-            verification = verify_host(host, secrets, options, conn=conn)
+            kong_env = facts.kong.env if facts.kong is not None else {}
+            register_env_secrets(kong_env)
+            # No local key: the keys are the Kong container's own (what its kong.yml references).
+            facts = replace(facts, inventory_keys=_keys(secrets, kong_env))
+            facts = _probe(facts, host, secrets, options, conn=conn, kong_env=kong_env)
             # after the probe: its join started Realtime's CDC workers, so their slot shows
             tables = read_table_readiness(
                 conn.engine(),
@@ -791,10 +827,21 @@ def gather_facts(host: HostConfig, secrets: Secrets, options: VerifyOptions) -> 
                 host.db_container,
             )
     except DeployError as exc:
-        facts = replace(base, ssh_error=str(exc))
-        verification = verify_host(host, secrets, options, with_logs=False)
+        facts = _probe(replace(base, ssh_error=str(exc)), host, secrets, options, with_logs=False, kong_env={})
         tables = None
-    return replace(facts, verification=verification, tables=tables)
+    return replace(facts, tables=tables)
+
+
+def _keys(secrets: Secrets, kong_env: Mapping[str, str]) -> dict[str, str]:
+    return {consumer: secrets.get(env) or kong_env.get(env, "") for consumer, env in KEY_CONSUMERS}
+
+
+def _probe(facts: DoctorFacts, host: HostConfig, secrets: Secrets, options: VerifyOptions, **how: Any) -> DoctorFacts:
+    """``facts`` with the probe of the Realtime path (or why there is none: no key to use)."""
+    try:
+        return replace(facts, verification=verify_host(host, secrets, options, **how))
+    except InventoryError as exc:
+        return replace(facts, verification_note=str(exc))
 
 
 def read_host(conn: HostConnection, host: HostConfig, base: DoctorFacts) -> DoctorFacts:
@@ -827,7 +874,7 @@ def read_host(conn: HostConnection, host: HostConfig, base: DoctorFacts) -> Doct
 
 def _target(host: HostConfig, kong: ContainerState, realtime: ContainerState) -> tuple[KongTarget | None, str]:
     try:
-        return kong_target(host, kong, realtime), ""
+        return kong_target(host, build_profile(kong, realtime)), ""
     except (DeployError, ValueError) as exc:
         return None, str(exc)
 
@@ -864,7 +911,7 @@ def _mount_sha256(api: Any, host: HostConfig, kong: ContainerState) -> str | Non
 def doctor_host(host: HostConfig, options: VerifyOptions, out: Output) -> HostResult:
     """``fab doctor`` on one host: gather, decide, print the checklist and the probe."""
     out.line(f"doctor {host.name} ({host.public_url})", host.name)
-    facts = gather_facts(host, load_secrets(host.secrets_env_file), options)
+    facts = gather_facts(host, load_host_secrets(host), options)
     checks = build_checklist(facts)
     out.lines([f"  {row}" for row in checklist_lines(checks)], host.name)
     if facts.verification is not None:

@@ -332,13 +332,14 @@ class EngineClient:
         data: dict[str, Any] = json.loads(body)
         return data
 
-    def containers(self) -> list[dict[str, Any]]:
-        """``GET /containers/json?all=1`` (``docker ps -a``): every container's summary."""
-        status, body = self._call("docker ps", "GET", "/containers/json?all=1")
+    def list_containers(self) -> list[dict[str, Any]]:
+        """``GET /containers/json?all=1``: every container, running or not (names, image,
+        state, labels)."""
+        status, body = self._call("docker ps -a", "GET", "/containers/json?all=1")
         if status != 200:
-            raise TransportError(f"{self.host_name}: docker ps: {_engine_message(body, status)}")
-        entries: list[dict[str, Any]] = json.loads(body)
-        return entries
+            raise TransportError(f"{self.host_name}: docker ps -a: {_engine_message(body, status)}")
+        rows: list[dict[str, Any]] = json.loads(body)
+        return rows
 
     def exec(self, name: str, argv: list[str], stdin: bytes | None = None) -> tuple[int, bytes]:
         """``docker exec [-i] name argv…``: (exit code, stdout and stderr interleaved, their relative order not kept).

@@ -1,7 +1,8 @@
 """The inventory: Ansible's YAML shape (``all`` → ``children`` → ``hosts``, ``vars``) plus
 ``group_vars/`` and ``host_vars/`` beside it.
 
-Variables merge in Ansible's precedence order (lowest first): the groups' inline ``vars``
+Variables merge in Ansible's precedence order (lowest first): supakong's packaged defaults
+(``supakong/defaults.yml``), the groups' inline ``vars``
 (outermost to innermost), ``group_vars/all.yml`` and the other ``group_vars/<group>.yml``
 files (same order), the host's own inline vars, and finally ``host_vars/<host>.yml``. The
 result for one host is a :class:`HostConfig` (the typed fields supakong's code needs) plus
@@ -22,8 +23,12 @@ import yaml
 from .errors import InventoryError
 from .fence import ALLOWLIST_ENV as ALLOWLIST_ENV  # the fence's variable, where it always was
 from .fence import check_host
+from .packaged import DEFAULT_TEMPLATE, default_vars, resolve_template
 
 DEFAULT_INVENTORY = Path("inventory/hosts.yml")
+#: ``kong_secrets``: keys as ``$NAME`` references the Kong entrypoint expands (the default),
+#: or their values written into the file.
+REFERENCE, INLINE = "reference", "inline"
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _CONTAINER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
@@ -57,7 +62,9 @@ class HostConfig:
     kong_edition: str | None
     kong_plugins: str | None
     secrets_env_file: Path | None
+    kong_secrets: str
     template: Path
+    template_searched: tuple[Path, ...]
     file_mode: int
     backups_keep: int
     verify_channel: str
@@ -100,6 +107,27 @@ class Inventory:
         return list(self.hosts.values())
 
 
+def bootstrap_host(
+    name: str, ssh_host: str, user: str | None, port: int | None, ssh_config_file: Path | None
+) -> HostConfig:
+    """A host that is not in an inventory yet, good for connecting only (``supakong init``
+    reads the rest from it): its connection variables validated as an inventory's are."""
+    values: dict[str, Any] = {
+        "ansible_host": ssh_host,
+        "public_url": f"http://{ssh_host}",
+        "kong_container": "unknown",
+        "realtime_container": "unknown",
+        "kong_config_path": "/unknown",
+    }
+    if user:
+        values["ansible_user"] = user
+    if port:
+        values["ansible_port"] = port
+    if ssh_config_file is not None:
+        values["ssh_config_file"] = str(ssh_config_file.absolute())
+    return _host_config(Path("--ssh"), name, ("all",), values)
+
+
 def check_allowed(host: HostConfig, environ: Mapping[str, str] | None = None) -> None:
     """Refuse a host whose name the ``SUPAKONG_HOST_ALLOWLIST`` fence does not match (its
     addresses are checked where they are dialled: :mod:`supakong.fence`)."""
@@ -125,7 +153,7 @@ def load_inventory(path: Path = DEFAULT_INVENTORY) -> Inventory:
     hosts = {}
     group_files: dict[str, dict[str, Any]] = {}  # group_vars/NAME.yml, read once per group
     for name, chain in chains.items():
-        merged: dict[str, Any] = {}
+        merged: dict[str, Any] = dict(default_vars())
         for group in chain:
             merged.update(group_vars.get(group, {}))
         for group in chain:
@@ -260,6 +288,11 @@ class _Fields:
             return _BOOLEANS[str(value).lower()]
         raise self.fail(key, f"expected true or false, got {value!r}")
 
+    @property
+    def project_dir(self) -> Path:
+        """The directory holding the inventory's directory: relative paths start there."""
+        return self.path.absolute().parent.parent
+
     def local_path(self, key: str, default: str | None = None) -> Path | None:
         value = self.optional(key) if default is None else self.text(key, default)
         if value is None:
@@ -267,7 +300,14 @@ class _Fields:
         if "\0" in value:
             raise self.fail(key, "contains a NUL byte")
         path = Path(os.path.expanduser(value))
-        return path if path.is_absolute() else (self.path.absolute().parent.parent / path)
+        return path if path.is_absolute() else (self.project_dir / path)
+
+    def template(self, key: str, default: str) -> tuple[Path, tuple[Path, ...]]:
+        """A template: in the project directory, else among the templates supakong ships."""
+        value = self.text(key, default)
+        if "\0" in value:
+            raise self.fail(key, "contains a NUL byte")
+        return resolve_template(os.path.expanduser(value), self.project_dir)
 
 
 def _host_config(path: Path, name: str, chain: tuple[str, ...], values: dict[str, Any]) -> HostConfig:
@@ -276,6 +316,7 @@ def _host_config(path: Path, name: str, chain: tuple[str, ...], values: dict[str
     if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", public_url):
         raise f.fail("public_url", f"expected http(s)://host[:port], got {public_url!r}")
     mode = f.text("kong_config_mode", "0640", re.compile(r"0?[0-7]{3}"))
+    template, searched = f.template("kong_template", DEFAULT_TEMPLATE)
     return HostConfig(
         name=name,
         ssh_host=f.text("ansible_host", name, _HOSTNAME),
@@ -296,7 +337,9 @@ def _host_config(path: Path, name: str, chain: tuple[str, ...], values: dict[str
         kong_edition=f.optional("kong_edition", re.compile(r"oss|enterprise")),
         kong_plugins=f.optional("kong_plugins", re.compile(r"[a-z0-9_,-]+")),
         secrets_env_file=f.local_path("secrets_env_file"),
-        template=f.local_path("kong_template", "templates/kong-simple.yml.j2") or Path(),
+        kong_secrets=f.text("kong_secrets", REFERENCE, re.compile(f"{REFERENCE}|{INLINE}")),
+        template=template,
+        template_searched=searched,
         file_mode=int(mode, 8),
         backups_keep=f.integer("backups_keep", 5, 1, 1000) or 5,
         verify_channel=f.text("verify_channel", "supakong-probe", _NAME),

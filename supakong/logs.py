@@ -13,7 +13,8 @@ from .engine import EngineClient
 from .errors import TransportError
 from .secrets import mask
 
-#: Log patterns that explain a broken Realtime path (facts §9), with what they mean.
+#: Log patterns that explain a broken Realtime path, with what they mean (Kong's declarative
+#: config errors, Realtime's log codes in supabase/realtime lib/realtime_web/channels/user_socket.ex).
 KNOWN_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"error parsing declarative config|Failed parsing"), "Kong refused the declarative config"),
     (re.compile(r"TenantNotFound|Tenant not found"), "Realtime tenant mismatch (Host header / preserve_host)"),

@@ -12,13 +12,14 @@ whatever the outcome.
 
 from __future__ import annotations
 
+import re
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .container import ContainerState, exec_in_container
 from .engine import EngineClient
 from .errors import TransportError, ValidationError
+from .hostprofile import EVAL, build_profile
 from .secrets import mask
 
 WORKDIR = "/tmp/supakong-preflight"
@@ -38,6 +39,10 @@ OK = "ok"
 NOT_RUNNING = "not_running"
 #: Kong runs but could not give its verdict (no exec, no ``kong`` CLI, no room for the file).
 NO_VERDICT = "no_verdict"
+#: Exit codes that are not ``kong config parse``'s verdict: the exec could not run (126, the
+#: engine's "cannot exec in a stopped container") or was killed (SIGKILL, SIGTERM).
+_NOT_A_VERDICT = (126, 137, 143)
+_CONTAINER_GONE = re.compile(r"cannot exec in a stopped container|is not running|is restarting")
 
 
 @dataclass(frozen=True)
@@ -63,14 +68,13 @@ def judge(result: PreflightResult, host: str) -> str:
     )
 
 
-def expands_with_eval(command: Sequence[str]) -> bool:
-    """True if the container's entrypoint/command runs the file through a shell ``eval``."""
-    return any("eval" in part for part in command)
-
-
-def preflight_parse(engine: EngineClient, kong: ContainerState, content: bytes) -> PreflightResult:
+def preflight_parse(
+    engine: EngineClient, kong: ContainerState, content: bytes, expansion: str | None = None
+) -> PreflightResult:
     """Run ``kong config parse`` on ``content`` inside the running Kong container (one exec,
-    the file on its standard input).
+    the file on its standard input), after the entrypoint's ``eval`` expansion when
+    ``expansion`` (the host profile's, see :mod:`supakong.hostprofile`; None: read from
+    ``kong``) says the entrypoint applies one.
 
     Raises :class:`ValidationError` when Kong refuses the file; returns :data:`NOT_RUNNING`
     when Kong is not running (nothing to exec into), :data:`NO_VERDICT` when Kong runs but
@@ -79,7 +83,9 @@ def preflight_parse(engine: EngineClient, kong: ContainerState, content: bytes) 
     if not (kong.running and not kong.restarting):
         return PreflightResult(NOT_RUNNING, f"{kong.name} is {kong.status}: cannot run kong config parse in it")
     workdir = f"{WORKDIR}-{time.time_ns()}"
-    script = _EXPAND_AND_PARSE if expands_with_eval(kong.command) else _PARSE_ONLY
+    if expansion is None:
+        expansion = build_profile(kong).expansion
+    script = _EXPAND_AND_PARSE if expansion == EVAL else _PARSE_ONLY
     try:
         code, output = exec_in_container(engine, kong.name, ["sh", "-c", script, "sh", workdir], stdin=content)
     except TransportError as exc:
@@ -91,6 +97,14 @@ def preflight_parse(engine: EngineClient, kong: ContainerState, content: bytes) 
         return PreflightResult(NO_VERDICT, f"cannot write the file into {kong.name}: {said[:200]}")
     if code == 127:
         return PreflightResult(NO_VERDICT, f"no kong CLI in {kong.name}")
+    if code in _NOT_A_VERDICT or _CONTAINER_GONE.search(output):
+        # Not Kong's refusal (that exits 1 with its reasons): the engine could not run the parse
+        # or it was killed, as when a crash-looping Kong (one refusing its file) stops meanwhile:
+        # a Kong that is not running, which parses the file itself when it starts.
+        return PreflightResult(
+            NOT_RUNNING,
+            f"kong config parse could not finish in {kong.name} (exit {code}): it stopped or is crash-looping",
+        )
     lines = [line.strip() for line in mask(output).splitlines() if line.strip()]
     raise ValidationError(
         f"Kong in {kong.name} refuses the new file (kong config parse exited {code}): "

@@ -6,13 +6,15 @@ import functools
 import hashlib
 import re
 import threading
+from collections.abc import Collection
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from .envrefs import held_credentials, reference
 from .errors import RenderError
-from .inventory import HostConfig
-from .secrets import Secrets, mask
+from .inventory import INLINE, HostConfig
+from .secrets import REQUIRED_NAMES, Secrets, mask
 
 if TYPE_CHECKING:
     import jinja2
@@ -21,8 +23,9 @@ if TYPE_CHECKING:
 def yaml_single_quoted(value: object) -> str:
     """Quote ``value`` as a single-quoted YAML scalar.
 
-    Single quotes survive Supabase's entrypoint, which expands the file with a shell
-    ``eval`` inside double quotes (double quotes would vanish; facts §7).
+    Single quotes survive Supabase's 2.8-era entrypoint, which expands the file with a shell
+    ``eval`` inside double quotes, where double quotes would vanish
+    (``supabase/supabase@00069a4c:docker/docker-compose.yml``, the kong service).
     """
     return "'" + str(value).replace("'", "''") + "'"
 
@@ -43,14 +46,31 @@ def refuse_shell_commands(value: object) -> object:
     return value
 
 
-def template_context(host: HostConfig, secrets: Secrets) -> dict[str, Any]:
-    """The variables a template sees: every inventory var, the host name and the secrets."""
+#: The credentials a Kong container is taken to hold when it was not looked at (an offline
+#: render): the two keys every Supabase compose passes it.
+ASSUMED_HELD = REQUIRED_NAMES
+
+
+def template_secrets(host: HostConfig, secrets: Secrets, held: Collection[str] | None = None) -> dict[str, str]:
+    """What ``secrets.NAME`` is in the template. ``kong_secrets: reference`` (the default):
+    ``$NAME`` for each credential the Kong container holds (``held``; unknown: the two keys),
+    for its entrypoint to expand, so no key is ever written into the file; a name it does not
+    hold is undefined (``secrets.X is defined`` is false). ``inline``: the values."""
+    if host.kong_secrets == INLINE:
+        return dict(secrets.values)
+    names = sorted(ASSUMED_HELD if held is None else held_credentials(held))
+    return {name: reference(name) for name in names}
+
+
+def template_context(host: HostConfig, secrets: Secrets, held: Collection[str] | None = None) -> dict[str, Any]:
+    """The variables a template sees: every inventory var, the host name and the secrets
+    (see :func:`template_secrets`)."""
     context = dict(host.vars)
     context.update(
         inventory_hostname=host.name,
         realtime_upstream_host=host.realtime_upstream_host,
         realtime_upstream_port=host.realtime_upstream_port,
-        secrets=dict(secrets.values),
+        secrets=template_secrets(host, secrets, held),
     )
     return context
 
@@ -123,8 +143,11 @@ def bytecode_cache() -> jinja2.FileSystemBytecodeCache | None:
         return None
 
 
-def render_kong_config(host: HostConfig, secrets: Secrets, template: Path | None = None) -> str:
-    """Render the host's Kong template; errors name the template file and line."""
+def render_kong_config(
+    host: HostConfig, secrets: Secrets, template: Path | None = None, held: Collection[str] | None = None
+) -> str:
+    """Render the host's Kong template; errors name the template file and line. ``held``:
+    the env names of the host's Kong container (see :func:`template_secrets`)."""
     import jinja2
 
     path = template or host.template
@@ -132,12 +155,12 @@ def render_kong_config(host: HostConfig, secrets: Secrets, template: Path | None
     try:
         with _COMPILING:  # hosts start together: one compiles, the others use its result
             compiled = env.get_template(path.name)
-        return compiled.render(template_context(host, secrets))
+        return compiled.render(template_context(host, secrets, held))
     except jinja2.TemplateNotFound as exc:
         if exc.name != path.name:
             line = _template_line(exc.__traceback__, path)
             raise RenderError(f"{path}:{line}: included template {_one_line(str(exc.name))!r} not found") from None
-        raise RenderError(f"{path}: template not found (kong_template for host {host.name})") from None
+        raise RenderError(_not_found(path, host)) from None
     except _RunsACommand as exc:
         raise RenderError(
             f"{path}:{_template_line(exc.__traceback__, path)}: a value contains $( or a backtick, which"
@@ -149,6 +172,9 @@ def render_kong_config(host: HostConfig, secrets: Secrets, template: Path | None
         ) from None
     except jinja2.UndefinedError as exc:
         line = _template_line(exc.__traceback__, path)
+        secret = _undefined_secret(exc.message or "", host)
+        if secret:
+            raise RenderError(f"{path}:{line}: {secret}") from None
         raise RenderError(
             f"{path}:{line}: {_one_line(exc.message or 'undefined variable')}"
             f" (define it in the inventory for host {host.name})"
@@ -156,6 +182,36 @@ def render_kong_config(host: HostConfig, secrets: Secrets, template: Path | None
     except Exception as exc:  # noqa: BLE001 - any other failure of template code, e.g. {{ 1/0 }}
         line = _template_line(exc.__traceback__, path)
         raise RenderError(f"{path}:{line}: {type(exc).__name__}: {_one_line(str(exc)) or 'failed'}") from None
+
+
+def _undefined_secret(message: str, host: HostConfig) -> str:
+    """Why ``secrets.NAME`` is undefined, when it is (else empty)."""
+    match = re.search(r"has no attribute '([A-Za-z_][A-Za-z0-9_]*)'", message)
+    if not (match and message.startswith("'dict object'")):
+        return ""
+    name = match.group(1)
+    if host.kong_secrets == INLINE:
+        return f"secrets.{name} is not set: put {name} in the secrets file of host {host.name} or its environment"
+    return (
+        f"secrets.{name}: the Kong container {host.kong_container} does not hold {name} in its environment,"
+        f" so the file cannot reference it; add it there, or set kong_secrets: inline for host {host.name}"
+    )
+
+
+def _not_found(path: Path, host: HostConfig) -> str:
+    searched = host.template_searched if path == host.template and host.template_searched else (path,)
+    places = ", ".join(str(p) for p in searched)
+    return f"{path.name}: template not found (kong_template of host {host.name}; looked in {places})"
+
+
+def render_string(source: str) -> str:
+    """Render template text with the options every template is rendered with and no
+    variables (what an imported template gives back: see :mod:`supakong.adopt.importer`)."""
+    import jinja2
+
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, finalize=refuse_shell_commands, **_OPTIONS)
+    env.filters.update(_FILTERS)
+    return env.from_string(source).render()
 
 
 def sha256_text(text: str) -> str:

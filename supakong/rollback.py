@@ -13,7 +13,7 @@ from .hostlock import LockOwner, acquire, lock_path
 from .inventory import HostConfig
 from .remote_file import list_backups, restore_backup
 from .report import HostResult, Output
-from .secrets import load_secrets
+from .secrets import load_host_secrets
 from .transport import HostConnection
 
 
@@ -61,7 +61,7 @@ def rollback_host(host: HostConfig, stamp: str | None, verify: bool, out: Output
             _confirm_content(api, host, result.new_sha256)
             out.line(f"  {host.kong_container} is up: {after.describe()}", host.name)
             if verify:
-                report = run_verification(host, load_secrets(host.secrets_env_file), out)
+                report = run_verification(host, load_host_secrets(host), out, after.env)
                 result.verify_state = report.state
                 if not report.ok:
                     result.status, result.message = "failed", "restored, but the verification fails"

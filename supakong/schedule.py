@@ -17,8 +17,9 @@ from pathlib import Path
 
 from . import fence
 from .errors import DeployError
+from .packaged import templates_dir
 
-TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
+TEMPLATES = templates_dir()
 SERVICE_TEMPLATE = "supakong-redeploy.service.j2"
 TIMER_TEMPLATE = "supakong-redeploy.timer.j2"
 DEFAULT_UNIT = "supakong-redeploy"

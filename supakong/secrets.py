@@ -15,11 +15,15 @@ import os
 import re
 import threading
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import InventoryError
+
+if TYPE_CHECKING:
+    from .inventory import HostConfig
 
 MASK = "***"
 #: Env names that hold secrets; both the template and Supabase's containers use them.
@@ -31,6 +35,21 @@ SECRET_NAMES = (
     "POSTGRES_PASSWORD",
 )
 REQUIRED_NAMES = ("SUPABASE_ANON_KEY", "SUPABASE_SERVICE_KEY")
+#: Credentials Supabase's compose hands the Kong container for its entrypoint to expand into
+#: kong.yml (``supabase/supabase@1f37f2a9:docker/docker-compose.kong.yml``).
+KONG_CREDENTIAL_NAMES = (
+    "SUPABASE_ANON_KEY",
+    "SUPABASE_SERVICE_KEY",
+    "SUPABASE_PUBLISHABLE_KEY",
+    "SUPABASE_SECRET_KEY",
+    "ANON_KEY_ASYMMETRIC",
+    "SERVICE_ROLE_KEY_ASYMMETRIC",
+    "DASHBOARD_USERNAME",
+    "DASHBOARD_PASSWORD",
+)
+#: Other env names that hold a secret by their look (never Kong's own KONG_* settings, whose
+#: KEY/CERT names hold file paths).
+_SECRET_NAME = re.compile(r"(?!KONG_)[A-Z0-9_]*(KEY|SECRET|PASSWORD|PASSWD|TOKEN)[A-Z0-9_]*")
 _MIN_SECRET_LEN = 6  # shorter values would mask ordinary words
 
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")
@@ -46,6 +65,20 @@ _generation = 0  # bumped by every registration
 #: negated lengths for bisect; rebuilt when (_generation, len(_known)) changes (the size too:
 #: the registry can be restored in place, as the fuzz tests do, without a registration).
 _order: tuple[tuple[str, ...], list[int], tuple[int, int]] = ((), [], (-1, -1))
+
+
+def is_secret_name(name: str) -> bool:
+    """True for an env name whose value is a credential (``SUPABASE_ANON_KEY``,
+    ``DASHBOARD_*``, ``JWT_SECRET``, anything named like a key, secret, password or token)."""
+    return name in KONG_CREDENTIAL_NAMES or bool(_SECRET_NAME.fullmatch(name))
+
+
+def register_env_secrets(env: Mapping[str, str]) -> None:
+    """Register the values of a container's credential variables (see :func:`is_secret_name`)
+    so that :func:`mask` hides them wherever they appear (diffs, logs, messages)."""
+    for name, value in env.items():
+        if is_secret_name(name) and name != "DASHBOARD_USERNAME":
+            register_secret(value)
 
 
 def encodings(value: str) -> set[str]:
@@ -141,10 +174,12 @@ def parse_env_file(text: str, source: str) -> dict[str, str]:
     return values
 
 
-def load_secrets(env_file: Path | None, environ: Mapping[str, str] | None = None) -> Secrets:
+def load_secrets(
+    env_file: Path | None, environ: Mapping[str, str] | None = None, required: Sequence[str] = REQUIRED_NAMES
+) -> Secrets:
     """Load secrets from ``env_file`` (if given), overridden by the process environment.
 
-    A missing ``env_file`` is fine when the environment holds every required secret (CI,
+    A missing ``env_file`` is fine when the environment holds every ``required`` secret (CI,
     a secret manager exporting them).
 
     Raises :class:`InventoryError` naming the file and the missing variable.
@@ -152,7 +187,7 @@ def load_secrets(env_file: Path | None, environ: Mapping[str, str] | None = None
     environ = os.environ if environ is None else environ
     values: dict[str, str] = {}
     source = "environment"
-    from_environ = all(environ.get(name) for name in REQUIRED_NAMES)
+    from_environ = all(environ.get(name) for name in required)
     if env_file is not None and not (from_environ and not env_file.exists()):
         if not env_file.is_file():
             raise InventoryError(
@@ -164,9 +199,34 @@ def load_secrets(env_file: Path | None, environ: Mapping[str, str] | None = None
     for name in (*SECRET_NAMES, "DASHBOARD_USERNAME"):
         if environ.get(name):
             values[name] = environ[name]
-    for name in REQUIRED_NAMES:
+    for name in required:
         if not values.get(name):
             raise InventoryError(f"{source}: {name} is not set (needed to render the Kong config)")
     for name in SECRET_NAMES:
         register_secret(values.get(name, ""))
     return Secrets(values=values, source=source)
+
+
+def load_host_secrets(host: HostConfig, environ: Mapping[str, str] | None = None) -> Secrets:
+    """The secrets of ``host``: its ``secrets_env_file`` and the environment. The keys are
+    required only with ``kong_secrets: inline`` (written into the file); by default the file
+    references them and the Kong container holds them, so none is needed here."""
+    required = REQUIRED_NAMES if host.kong_secrets == "inline" else ()
+    return load_secrets(host.secrets_env_file, environ, required=required)
+
+
+def verification_key(secrets: Secrets, kong_env: Mapping[str, str] | None, kong_container: str) -> str:
+    """The anon key the verification connects with: the local one if given, else the Kong
+    container's own ``SUPABASE_ANON_KEY`` (the key its kong.yml holds), registered as a
+    secret (masked everywhere, never printed)."""
+    local = secrets.get("SUPABASE_ANON_KEY")
+    if local:
+        return local
+    held = (kong_env or {}).get("SUPABASE_ANON_KEY", "")
+    if not held:
+        raise InventoryError(
+            f"no anon key to verify with: {kong_container} has no SUPABASE_ANON_KEY in its environment and none"
+            " is set locally; export SUPABASE_ANON_KEY or put it in the host's secrets_env_file"
+        )
+    register_secret(held)
+    return held

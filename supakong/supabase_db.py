@@ -78,7 +78,7 @@ def _labels(entry: Mapping[str, Any]) -> Mapping[str, str]:
 def list_containers(api: Any) -> list[dict[str, Any]]:
     """``docker ps -a``: the host's containers (Docker's summary entries)."""
     if isinstance(api, EngineClient):
-        return api.containers()
+        return api.list_containers()
     return list(api.containers(all=True))
 
 

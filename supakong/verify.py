@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import ssl
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 from websockets.exceptions import WebSocketException
@@ -25,9 +26,11 @@ from websockets.exceptions import WebSocketException
 from supakong.errors import VerifyError
 from supakong.secrets import mask, register_secret
 from supakong.verify_diagnose import (
+    HostHints,
     diagnose_handshake,
     diagnose_join_error,
     diagnose_system_error,
+    for_host,
 )
 from supakong.verify_model import (
     CHANNEL_ERROR,
@@ -44,6 +47,9 @@ from supakong.verify_model import (
 )
 from supakong.verify_probe import probe
 
+if TYPE_CHECKING:
+    from supakong.inventory import HostConfig
+
 __all__ = [
     "CHANNEL_ERROR",
     "CLOSED",
@@ -58,7 +64,9 @@ __all__ = [
     "diagnose_handshake",
     "diagnose_join_error",
     "diagnose_system_error",
+    "for_host_report",
     "format_report",
+    "host_hints",
     "raise_if_failed",
     "realtime_websocket_url",
     "verify_realtime",
@@ -197,6 +205,21 @@ def format_report(report: VerifyReport) -> list[str]:
             status = f"HTTP {diagnosis.status}  " if diagnosis.status is not None else ""
             lines.append(f"  got:   {status}{diagnosis.body}".rstrip())
     return lines
+
+
+def host_hints(host: HostConfig) -> HostHints:
+    """What a fix names on ``host``: its realtime upstream, tenant and containers."""
+    tenant = host.realtime_tenant or "realtime-dev"
+    source = "realtime_tenant in the inventory" if host.realtime_tenant else "Realtime's default"
+    return HostHints(
+        host.name, host.realtime_upstream_host, tenant, source, host.kong_container, host.realtime_container
+    )
+
+
+def for_host_report(report: VerifyReport, host: HostConfig) -> VerifyReport:
+    """``report`` whose diagnosis names ``host``'s own values (see :func:`for_host`)."""
+    diagnosis = for_host(report.diagnosis, host_hints(host))
+    return report if diagnosis is report.diagnosis else dataclasses.replace(report, diagnosis=diagnosis)
 
 
 def raise_if_failed(report: VerifyReport) -> None:

@@ -8,10 +8,12 @@ Three kinds of answers are diagnosed:
 * an error `phx_reply` to the channel join (`"<Code>: <message>"`);
 * an error `system` message of the postgres_changes extension.
 
-Sources: /work/shared/facts/kong-realtime.md §5, §8, §9 and "Suggested checks";
-supabase/realtime `RealtimeWeb.UserSocket.handle_error` (test table) and
-`RealtimeWeb.RealtimeChannel.join/3`.
-Nothing here does I/O; the probe (`supakong.verify_probe`) feeds these functions.
+Sources: supabase/realtime@v2.129.8 `lib/realtime_web/channels/user_socket.ex`
+(`handle_error/2`, the tenant from the Host's first label via
+`lib/realtime/database.ex` `get_external_id`) and `realtime_channel.ex` (`join/3`);
+Kong/kong@2.8.1 `kong/plugins/key-auth/handler.lua`, `kong/plugins/acl/handler.lua`.
+Nothing here does I/O; the probe (`supakong.verify_probe`) feeds these functions, and
+:func:`for_host` then names a host's own values (its upstream, its containers) in the fix.
 """
 
 from __future__ import annotations
@@ -34,9 +36,19 @@ TENANT_CAUSE = (
     "Realtime found no tenant for the Host it received: the Host's first label is not the "
     "tenant id (`preserve_host: true` on the realtime route, or a renamed upstream host)"
 )
+#: Where the tenant rule is written down (public): Realtime's source and the README.
+TENANT_SOURCE = (
+    "see supabase/realtime lib/realtime/database.ex (get_external_id) and the README section"
+    " 'Why the realtime route looks like this'"
+)
 TENANT_FIX = (
-    "keep preserve_host false and the service url host `realtime-dev.<...>` "
-    "(realtime-dev.supabase-realtime), or set SELF_HOST_TENANT_NAME to that first label"
+    "keep preserve_host false on the realtime route and a service url host whose first label is"
+    " Realtime's tenant (SELF_HOST_TENANT_NAME, realtime-dev by default), or set SELF_HOST_TENANT_NAME"
+    " to that host's first label; " + TENANT_SOURCE
+)
+RESOLVE_FIX = (
+    "put the realtime container on a Docker network it shares with kong, reachable under the host"
+    " name of the realtime service url; keep KONG_DNS_ORDER=LAST,A,CNAME"
 )
 JWT_SECRET_CAUSE = (
     "the anon key is not signed with Realtime's API_JWT_SECRET (JWT_SECRET and ANON_KEY out "
@@ -174,8 +186,7 @@ HANDSHAKE_RULES: tuple[_HandshakeRule, ...] = (
         _K,
         "name resolution failed",
         "Kong cannot resolve the realtime upstream host (container renamed, or not on Kong's Docker network)",
-        "name the realtime container realtime-dev.supabase-realtime on a network shared with "
-        "kong; keep KONG_DNS_ORDER=LAST,A,CNAME",
+        RESOLVE_FIX,
     ),
     _rule(
         503,
@@ -527,3 +538,58 @@ def diagnose_system_error(message: str) -> Diagnosis:
         "read the realtime container logs around this time",
         body=shown,
     )
+
+
+# --------------------------------------------------------------------------- a host's values
+
+
+@dataclass(frozen=True)
+class HostHints:
+    """What a fix can name on one host instead of Supabase's defaults."""
+
+    host: str
+    upstream_host: str
+    tenant: str
+    tenant_source: str
+    kong_container: str
+    realtime_container: str
+
+
+def tenant_fix(h: HostHints) -> str:
+    """The Tenant-not-found fix for this host: its upstream, its tenant, its container."""
+    first = h.upstream_host.split(".", 1)[0]
+    if first.lower() != h.tenant.lower():
+        return (
+            f"the realtime service url host {h.upstream_host} gives tenant {first!r} but Realtime's tenant is"
+            f" {h.tenant!r} ({h.tenant_source}): set SELF_HOST_TENANT_NAME={first} on {h.realtime_container}"
+            f" and recreate it, or point the url at a host whose first label is {h.tenant}; {TENANT_SOURCE}"
+        )
+    return (
+        f"keep preserve_host false on the realtime route, so that Kong sends Host {h.upstream_host} (tenant"
+        f" {first!r}) and not the browser's (`supakong init {h.host} --fix` removes it), and have"
+        f" {h.realtime_container} serve tenant {first!r} (its SELF_HOST_TENANT_NAME, {h.tenant!r} by"
+        f" {h.tenant_source}); {TENANT_SOURCE}"
+    )
+
+
+def resolve_fix(h: HostHints) -> str:
+    """The fix of Kong's 'name resolution failed' for this host's upstream and containers."""
+    return (
+        f"{h.kong_container} cannot resolve {h.upstream_host}: put {h.realtime_container} on a Docker network"
+        f" it shares with {h.kong_container}, named {h.upstream_host} there (container_name or a network alias);"
+        " keep KONG_DNS_ORDER=LAST,A,CNAME"
+    )
+
+
+_LOCALIZED = ((TENANT_FIX, tenant_fix), (RESOLVE_FIX, resolve_fix))
+
+
+def for_host(diagnosis: Diagnosis | None, hints: HostHints) -> Diagnosis | None:
+    """``diagnosis`` with its generic fix naming this host's values."""
+    if diagnosis is None:
+        return None
+    fix = diagnosis.fix
+    for generic, localized in _LOCALIZED:
+        if generic in fix:
+            fix = fix.replace(generic, localized(hints))
+    return diagnosis if fix == diagnosis.fix else Diagnosis(diagnosis.cause, fix, diagnosis.status, diagnosis.body)

@@ -38,10 +38,9 @@ from .doctor_tables import (
 )
 from .errors import DeployError, VerifyError
 from .inventory import HostConfig
-from .secrets import Secrets
 from .supabase_db import DbContainer, run_psql
 from .transport import HostConnection
-from .verify import verify_realtime
+from .verify import for_host_report, verify_realtime
 from .verify_model import Diagnosis, EventProbe
 
 if TYPE_CHECKING:
@@ -182,25 +181,28 @@ def prepared_event_probe(conn: HostConnection, host: HostConfig) -> tuple[EventP
 
 
 def verify_host_events(
-    host: HostConfig, secrets: Secrets, options: VerifyOptions, *, conn: HostConnection | None, with_logs: bool
+    host: HostConfig, apikey: str, options: VerifyOptions, *, conn: HostConnection | None, with_logs: bool
 ) -> HostVerification:
-    """``verify-realtime --event`` on one host: the whole probe plus the event stage, over
-    ``conn`` (or a connection of its own: the db is reached through SSH)."""
+    """``verify-realtime --event`` on one host with ``apikey``: the whole probe plus the event
+    stage, over ``conn`` (or a connection of its own: the db is reached through SSH)."""
     from .doctor import HostVerification, channel_spec, logs_around  # doctor imports this module lazily
 
     if conn is None:
         with HostConnection(host) as own:
-            return verify_host_events(host, secrets, options, conn=own, with_logs=with_logs)
+            return verify_host_events(host, apikey, options, conn=own, with_logs=with_logs)
     probe, notes = prepared_event_probe(conn, host)
     channel = channel_spec(host.verify_channel, host.verify_table, options)
     started = time.time()
-    report = verify_realtime(
-        host.public_url,
-        secrets.anon_key,
-        channel=channel,
-        vsn=options.vsn or host.verify_vsn,
-        timeout=options.timeout,
-        event=probe,
+    report = for_host_report(
+        verify_realtime(
+            host.public_url,
+            apikey,
+            channel=channel,
+            vsn=options.vsn or host.verify_vsn,
+            timeout=options.timeout,
+            event=probe,
+        ),
+        host,
     )
     if report.ok or not with_logs:
         return HostVerification(host.name, report, notes=notes)

@@ -18,7 +18,7 @@ from supakong.fleet import Rollout
 from supakong.report import HostResult, Output
 from supakong.runner import Task, cli_hosts, exits_cleanly, fail, run_task, select_hosts
 
-from . import doctor_tasks, fleet_tasks, kong_tasks, ops_tasks, sandbox_tasks
+from . import adopt_tasks, doctor_tasks, fleet_tasks, kong_tasks, ops_tasks, sandbox_tasks
 
 
 @task(
@@ -149,6 +149,7 @@ def verify_realtime(
 
 
 ns = Collection(
+    adopt_tasks.init,
     deploy_kong,
     verify_realtime,
     doctor_tasks.doctor,

@@ -10,10 +10,14 @@ from typing import TYPE_CHECKING
 from fabric import task
 from invoke import Context
 
-from supakong.deploy import kong_target, look_at_host
+from supakong.container import inspect_container
+from supakong.deploy import look_at_host
+from supakong.envrefs import check_references
+from supakong.hostprofile import HostProfile, build_profile, kong_target
+from supakong.inventory import INLINE, HostConfig
 from supakong.render import render_kong_config
 from supakong.runner import exits_cleanly, fail, select_hosts
-from supakong.secrets import load_secrets, mask
+from supakong.secrets import load_host_secrets, mask
 from supakong.transport import HostConnection
 
 if TYPE_CHECKING:
@@ -53,8 +57,9 @@ def check_kong(
         target = _target(kong_version or "2.8.1", edition, plugins, realtime_tenant, **choices)
     else:
         [host] = select_hosts(c, require=True)[:1]
-        text, source = render_kong_config(host, load_secrets(host.secrets_env_file)), str(host.template)
+        secrets, source = load_host_secrets(host), str(host.template)
         if offline or host.kong_version:
+            text = render_kong_config(host, secrets)
             target = _target(
                 kong_version or host.kong_version or "2.8.1",
                 edition or host.kong_edition,
@@ -63,10 +68,10 @@ def check_kong(
                 **choices,
             )
         else:
-            with HostConnection(host) as conn:
-                state = look_at_host(conn, host)
-            assert state.realtime is not None  # look_at_host inspects Realtime
-            target = _override(kong_target(host, state.kong, state.realtime), **choices)
+            profile = _profile(host, realtime=True)
+            text = render_kong_config(host, secrets, held=profile.env_names)
+            check_references(text, profile, source=source, host=host.name)
+            target = _override(kong_target(host, profile), **choices)
     from supakong.kong.findings import findings_to_json, has_errors  # loaded when a task validates
     from supakong.kong.validate import validate_kong_config
 
@@ -82,12 +87,23 @@ def check_kong(
         fail(f"{source}: the config has errors", 1) if not json else sys.exit(1)
 
 
-@task(help={"out": "Write the real (unmasked) file here, mode 0600"})
+@task(
+    help={
+        "out": "Write the real (unmasked) file here, mode 0600",
+        "offline": "Do not read which credentials the host's Kong holds (assume its two keys)",
+    }
+)
 @exits_cleanly
-def render_kong(c: Context, out: str | None = None) -> None:
+def render_kong(c: Context, out: str | None = None, offline: bool = False) -> None:
     """Render -H HOST's kong-simple.yml: masked on stdout, or the real file with --out."""
     [host] = select_hosts(c, require=True)[:1]
-    text = render_kong_config(host, load_secrets(host.secrets_env_file))
+    secrets = load_host_secrets(host)
+    if offline or host.kong_secrets == INLINE:
+        text = render_kong_config(host, secrets)
+    else:  # the file references the credentials the host's Kong holds: ask it which
+        profile = _profile(host)
+        text = render_kong_config(host, secrets, held=profile.env_names)
+        check_references(text, profile, source=str(host.template), host=host.name)
     if out is None:
         sys.stdout.write(mask(text))
         return
@@ -98,6 +114,15 @@ def render_kong(c: Context, out: str | None = None) -> None:
         fh.write(text)
     path.chmod(0o600)
     print(f"wrote {path} (mode 0600, contains secrets)")
+
+
+def _profile(host: HostConfig, realtime: bool = False) -> HostProfile:
+    """The host's profile, from one read-only look (Realtime too for the validator's tenant)."""
+    with HostConnection(host) as conn:
+        if realtime:
+            state = look_at_host(conn, host)
+            return build_profile(state.kong, state.realtime)
+        return build_profile(inspect_container(conn.engine(), host.kong_container))
 
 
 def _read(file: str) -> str:

@@ -116,6 +116,8 @@ def rendered_config(directory: Path, realtime_port: int, **host_vars: object) ->
         "secrets_env_file": str(directory / "secrets.env"),
         "kong_template": str(GROUP_VARS.parents[2] / "templates" / "kong-simple.yml.j2"),
         "realtime_upstream_port": realtime_port,
+        # This Kong reads the file as is (no entrypoint expands $NAME references): keys inline.
+        "kong_secrets": "inline",
         **host_vars,
     }
     (directory / "hosts.yml").write_text(yaml.safe_dump({"all": {"hosts": {"gateway": host}}}))

@@ -23,7 +23,7 @@ from pathlib import Path
 import docker
 
 from ..errors import DeployError
-from .spec import SandboxSpec
+from .spec import SandboxSpec, compose_labels
 
 DB_IMAGE = "supabase/postgres:15.8.1.085"
 DB_FILES = Path(__file__).resolve().parent / "db"
@@ -93,11 +93,7 @@ def create_db(client: docker.APIClient, spec: SandboxSpec, keys: dict[str, str])
             "retries": 10,
         },
         host_config=host_config,
-        labels={
-            "supakong.sandbox": spec.name,
-            "com.docker.compose.project": "supabase",
-            "com.docker.compose.service": "db",
-        },
+        labels=compose_labels(spec, "db"),
     )
 
 

@@ -9,11 +9,10 @@ from pathlib import Path
 
 import yaml
 
+from ..packaged import templates_dir
 from .spec import SandboxSpec
 
-REPO = Path(__file__).resolve().parents[2]
-TEMPLATE = REPO / "templates" / "kong-simple.yml.j2"
-DEFAULTS = REPO / "inventory" / "group_vars" / "all.yml"
+TEMPLATE = templates_dir() / "kong-simple.yml.j2"
 
 
 def spec_for(name: str, index: int) -> SandboxSpec:
@@ -46,11 +45,9 @@ def host_vars(spec: SandboxSpec, template: Path = TEMPLATE) -> dict[str, object]
 
 
 def write_sandbox_inventory(path: Path, specs: Sequence[SandboxSpec], group: str = "sandboxes") -> Path:
-    """Write an Ansible-style inventory with one host per sandbox (named like the sandbox),
-    plus the repository's ``group_vars/all.yml``."""
+    """Write an Ansible-style inventory with one host per sandbox (named like the sandbox);
+    supakong's packaged defaults (upstreams, verify channel, modes) apply to every host."""
     (path.parent / "group_vars").mkdir(parents=True, exist_ok=True)
-    # The repository's defaults for every host (upstreams, verify channel, modes).
-    (path.parent / "group_vars" / "all.yml").write_text(DEFAULTS.read_text())
     hosts = {spec.name: host_vars(spec) for spec in specs}
     path.write_text(yaml.safe_dump({"all": {"children": {group: {"hosts": hosts}}}}, sort_keys=False))
     return path

@@ -40,6 +40,11 @@ class SandboxSpec:
     tenant: str = "realtime-dev"
     kong_port: int = 8000
     kong_era: str = "legacy"
+    #: The "before" kong file (in this package) and whether Kong loads it: the second seed,
+    #: a user's own file with a custom service and a hand-edited realtime route that Kong
+    #: OSS refuses (ws/wss protocols), leaves Kong crash-looping, as it would on a server.
+    seed: str = "seed-kong.yml"
+    seed_loads: bool = True
 
     @property
     def netns(self) -> str:
@@ -115,6 +120,22 @@ class SandboxSpec:
     def public_url(self) -> str:
         """Kong's proxy as a browser on the host would reach it."""
         return f"http://{self.vps_addr}:{self.kong_port}"
+
+
+def compose_labels(spec: SandboxSpec, service: str) -> dict[str, str]:
+    """The labels ``docker compose up`` puts on a service's container (docker/compose
+    ``pkg/api/labels.go``), for a project in the VPS's Supabase directory: supakong finds
+    containers by these, as on a real server."""
+    return {
+        "supakong.sandbox": spec.name,
+        "com.docker.compose.project": spec.name,
+        "com.docker.compose.service": service,
+        "com.docker.compose.project.working_dir": str(spec.srv_dir),
+        "com.docker.compose.project.config_files": str(spec.srv_dir / "docker-compose.yml"),
+        "com.docker.compose.container-number": "1",
+        "com.docker.compose.oneoff": "False",
+        "com.docker.compose.version": "2.29.7",
+    }
 
 
 #: The client key, shared by every sandbox (one authorized_keys for the sandbox user).

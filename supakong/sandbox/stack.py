@@ -27,13 +27,14 @@ import jwt
 from ..container import parse_docker_time, probed_healthy, state_from_inspect
 from ..errors import DeployError
 from .db import DB_IMAGE, DB_IMAGE_ENV, postgres_ids
-from .spec import SSH_USER, STANDINS_DIR, SUPABASE_PLUGINS, SUPABASE_PLUGINS_2026, SandboxSpec
+from .spec import SSH_USER, STANDINS_DIR, SUPABASE_PLUGINS, SUPABASE_PLUGINS_2026, SandboxSpec, compose_labels
 
 KONG_IMAGES = {"kong:2.8.1": "2.8.1", "kong/kong:3.9.1": "3.9.1", "kong/kong:3.9.3": "3.9.3"}
 REALTIME_IMAGE_VERSION = "v2.129.8"
-SEED_CONFIG = Path(__file__).resolve().parent / "seed-kong.yml"
+SEEDS = Path(__file__).resolve().parent
+SEED_CONFIG = SEEDS / "seed-kong.yml"  # the default seed
 #: The sandbox's own kong-entrypoint.sh (what Supabase's 2026 Kong container runs).
-KONG_ENTRYPOINT_SCRIPT = Path(__file__).resolve().parent / "kong-entrypoint.sh"
+KONG_ENTRYPOINT_SCRIPT = SEEDS / "kong-entrypoint.sh"
 #: Supabase's 2.8.1 compose entrypoint, verbatim in spirit: expand $VARS with a shell eval
 #: into the file Kong reads, then start Kong.
 KONG_ENTRYPOINT = 'eval "echo \\"$(cat /home/kong/temp.yml)\\"" > /home/kong/kong.yml && exec kong docker-start'
@@ -162,7 +163,7 @@ def seed_config(spec: SandboxSpec, force: bool = False) -> None:
         for stray in path.parent.glob(f".{path.name}.supakong-*.tmp"):
             stray.unlink()
     if force or not path.exists():
-        path.write_text(SEED_CONFIG.read_text())
+        path.write_text((SEEDS / spec.seed).read_text())
         path.chmod(0o640)
         shutil.chown(path, SSH_USER, SSH_USER)
 
@@ -241,7 +242,7 @@ def create_kong(
         },
         healthcheck={"test": ["CMD", "kong", "health"], "interval": 2 * SECOND, "timeout": 5 * SECOND, "retries": 3},
         host_config=host_config,
-        labels={"supakong.sandbox": spec.name},
+        labels=compose_labels(spec, "kong"),
         **start,
     )
 
@@ -276,7 +277,7 @@ def create_realtime(client: docker.APIClient, spec: SandboxSpec, keys: dict[str,
             "STANDIN_PYTHON": sys.executable,
         },
         host_config=host_config,
-        labels={"supakong.sandbox": spec.name},
+        labels=compose_labels(spec, "realtime"),
     )
 
 
@@ -297,11 +298,13 @@ def ensure_containers(client: docker.APIClient, spec: SandboxSpec, keys: dict[st
 
 
 def _runs_this_checkout(client: docker.APIClient, name: str) -> bool:
-    """True if the container uses this interpreter and this checkout's stand-ins."""
+    """True if the container uses this interpreter and this checkout's stand-ins (and was
+    made with compose's labels)."""
     info = client.inspect_container(name)
     env = dict(e.split("=", 1) for e in info["Config"].get("Env") or [] if "=" in e)
     sources = {m.get("Source") for m in info.get("Mounts") or []}
-    return env.get("STANDIN_PYTHON") == sys.executable and str(STANDINS_DIR) in sources
+    labelled = "com.docker.compose.project" in (info["Config"].get("Labels") or {})
+    return env.get("STANDIN_PYTHON") == sys.executable and str(STANDINS_DIR) in sources and labelled
 
 
 def wait_running(

@@ -87,6 +87,8 @@ def scan(sandbox_spec, tmp_path_factory) -> Scan:
     inventory = write_sandbox_inventory(tmp / "inventory" / "hosts.yml", [sandbox_spec])
     doc = yaml.safe_load(inventory.read_text())
     doc["all"]["children"]["sandboxes"]["hosts"][sandbox_spec.name]["secrets_env_file"] = str(env_file)
+    # inline: the keys are written into the file, the worst case for a leak
+    doc["all"]["children"]["sandboxes"]["hosts"][sandbox_spec.name]["kong_secrets"] = "inline"
     inventory.write_text(yaml.safe_dump(doc, sort_keys=False))
 
     sandbox_reset(sandbox_spec)
@@ -111,6 +113,11 @@ def run_every_task(s: Scan) -> None:
     s.fab("deploy-kong --check --diff", "deploy-kong", "-H", h, "--check", "--diff", code=2)
     s.fab("deploy-kong --diff (a change)", "deploy-kong", "-H", h, "--diff", "--report", str(tmp / "deploy.json"))
     s.fab("deploy-kong (no change)", "deploy-kong", "-H", h, "--report", str(tmp / "noop.json"))
+    # the live file now holds the keys and the dashboard password in clear, which Kong's
+    # environment does not hold (they are the scan's): init keeps them, never prints them
+    spec = s.spec
+    adopt = ["--ssh", spec.ssh_alias, "--ssh-config", str(spec.ssh_config_path), "--dir", str(tmp / "adopted")]  # type: ignore[attr-defined]
+    s.fab("init --fix", "init", h, *adopt, "--fix")
     s.fab("verify-realtime", "verify-realtime", "-H", h, "--report", str(tmp / "verify.json"))
     s.fab("verify-realtime --json", "verify-realtime", "-H", h, "--json")
     s.fab("doctor", "doctor", "-H", h, "--report", str(tmp / "doctor.json"))
@@ -192,6 +199,12 @@ def test_every_task_ran_through_its_success_and_failure_paths(scan):
     assert rolled_back["status"] == "rolled_back"
     induced = scan.runs[-1][1]
     assert "Traceback" in induced.stdout and "induced internal error" in induced.stdout, "the traceback printed"
+
+
+def test_a_template_init_had_to_keep_keys_in_is_private(scan):
+    template = scan.tmp / "adopted" / "templates" / scan.host / "kong.yml.j2"
+    assert scan.secrets["DASHBOARD_PASSWORD"] in template.read_text()
+    assert stat.S_IMODE(template.stat().st_mode) == 0o600
 
 
 def test_no_secret_in_any_output(scan):

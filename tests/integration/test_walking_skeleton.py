@@ -5,6 +5,7 @@ this machine's filesystem, and its engine is reachable on a local socket."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 
@@ -45,6 +46,10 @@ def test_deploy_replaces_restarts_verifies_then_second_run_is_a_no_op(fresh_sand
 
     assert result.status == "changed" and result.verify_state == "SUBSCRIBED"
     assert config.read_text() == render_kong_config(host, secrets)
+    # the keys stay references the entrypoint expands: none in the file nor its backup
+    assert "key: '$SUPABASE_ANON_KEY'" in config.read_text()
+    for written in (config, *config.parent.glob(".supakong/backups/*")):
+        assert secrets.anon_key not in written.read_text() and secrets.service_key not in written.read_text()
     assert oct(config.stat().st_mode & 0o777) == oct(host.file_mode)
     assert result.backup and sha256(Path(result.backup)) == seed_sha
     assert kong_started_at(fresh_sandbox) != started_before
@@ -57,13 +62,24 @@ def test_deploy_replaces_restarts_verifies_then_second_run_is_a_no_op(fresh_sand
     assert kong_started_at(fresh_sandbox) == started_after, "a no-op must not restart Kong"
 
 
+def test_without_a_local_key_the_verification_uses_the_kong_containers_own(
+    fresh_sandbox, host, secrets, out, monkeypatch
+):
+    for name in ("SUPABASE_ANON_KEY", "SUPABASE_SERVICE_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    keyless = dataclasses.replace(host, secrets_env_file=None)
+    result = deploy_host(keyless, DeployOptions(), out)
+    assert result.status == "changed" and result.verify_state == "SUBSCRIBED"
+    assert secrets.anon_key not in out.text and "apikey=***" in out.text
+
+
 def test_check_mode_shows_a_masked_diff_and_changes_nothing(fresh_sandbox, host, secrets, out):
     config = fresh_sandbox.kong_config_path
     before, started = sha256(config), kong_started_at(fresh_sandbox)
     result = deploy_host(host, DeployOptions(check=True), out)
     assert result.status == "pending"
     assert "+++ " in out.text and "preserve_host: true" in out.text
-    assert secrets.anon_key not in out.text and "'***'" in out.text
+    assert secrets.anon_key not in out.text and "'$SUPABASE_ANON_KEY'" in out.text
     assert sha256(config) == before and kong_started_at(fresh_sandbox) == started
 
 
@@ -76,6 +92,26 @@ def test_seed_users_ws_fix_is_refused_before_the_host_is_touched(fresh_sandbox, 
     assert "ws" in out.text
     assert (sha256(config), config.stat().st_mtime_ns) == before
     assert not (config.parent / ".supakong").exists(), "not even an audit line or a lock"
+
+
+def test_a_key_the_kong_container_does_not_hold_is_refused_before_the_host_is_touched(
+    fresh_sandbox, host, secrets, out, tmp_path
+):
+    config = fresh_sandbox.kong_config_path
+    before = (sha256(config), config.stat().st_mtime_ns)
+    edited = tmp_path / "edited.yml"
+    edited.write_text(
+        render_kong_config(host, secrets).replace(
+            "      - key: '$SUPABASE_SERVICE_KEY'\n",
+            "      - key: '$SUPABASE_SERVICE_KEY'\n      - key: '$SUPABASE_SECRET_KEY'\n",
+        )
+    )
+    with pytest.raises(ValidationError) as err:
+        deploy_host(host, DeployOptions(file=edited, skip_validate=True), out)
+    message = str(err.value)
+    assert "$SUPABASE_SECRET_KEY is not in the environment of sandbox" in message and "\n" not in message
+    assert fresh_sandbox.kong_container in message and "nothing was changed" in message
+    assert (sha256(config), config.stat().st_mtime_ns) == before
 
 
 def test_config_kong_refuses_is_rolled_back_and_old_config_serves_again(fresh_sandbox, host, secrets, out, tmp_path):

@@ -15,7 +15,14 @@ sys.path.insert(0, str(BENCH))
 
 import stats  # noqa: E402
 
+# bench.py imports bench/sandboxes.py as `sandboxes`; a whole run has imported the tests'
+# tests/sandboxes.py under that name already (the integration conftest): let bench load its
+# own, then give the tests theirs back.
+_tests_sandboxes = sys.modules.pop("sandboxes", None)
 import bench  # noqa: E402
+
+if _tests_sandboxes is not None:
+    sys.modules["sandboxes"] = _tests_sandboxes
 
 
 def test_paired_ratios_pair_rounds_and_skip_zero_times() -> None:

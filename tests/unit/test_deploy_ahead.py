@@ -90,3 +90,14 @@ def test_without_a_file_to_check_only_the_gate_runs_ahead():
     ahead = _Ahead(Connection(engine), KONG, None)  # type: ignore[arg-type]
     ahead.settle()
     assert engine.runs == 0
+
+
+def test_a_parse_killed_with_its_crash_looping_kong_is_kong_not_running_not_a_refusal():
+    from supakong.preflight import NOT_RUNNING, preflight_parse
+
+    killed = preflight_parse(ParsingEngine(137, b""), KONG, CONTENT, "eval")
+    assert killed.status == NOT_RUNNING and "could not finish" in killed.detail and "crash-looping" in killed.detail
+    stopped = b"OCI runtime exec failed: exec failed: cannot exec in a stopped container: unknown"
+    assert preflight_parse(ParsingEngine(126, stopped), KONG, CONTENT, "eval").status == NOT_RUNNING
+    with pytest.raises(ValidationError, match="refuses the new file"):
+        preflight_parse(ParsingEngine(1, b"Error: Failed parsing:\nin 'services'\n"), KONG, CONTENT, "eval")

@@ -294,6 +294,23 @@ def test_kong_version_names_edition_image_and_plugins():
     assert check.status == OK and check.detail.startswith("Kong 2.8.1 OSS (kong:2.8.1), plugins: request-transformer")
 
 
+def test_kong_version_names_the_entrypoint_and_router_flavor_from_the_profile():
+    kong = kong_state(
+        command=("/bin/sh", "/home/kong/kong-entrypoint.sh"), mounts=(("/x/e.sh", "/home/kong/kong-entrypoint.sh"),)
+    )
+    check = check_kong_target(facts(kong=kong))
+    assert "entrypoint awk, router traditional (Kong 2.8.1's default)" in check.detail
+
+
+def test_a_dokploy_stack_is_noted_not_failed():
+    labels = {
+        "com.docker.compose.project": "app-x",
+        "com.docker.compose.project.working_dir": "/etc/dokploy/compose/app-x/code",
+    }
+    check = check_kong_target(facts(kong=kong_state(labels=labels)))
+    assert check.status == OK and any("Dokploy" in note and "/etc/dokploy/compose/" in note for note in check.notes)
+
+
 # =========================================================================== config loaded
 
 
@@ -354,12 +371,21 @@ def test_preserve_host_sends_the_browsers_host_as_tenant():
     assert "remove preserve_host" in check.fix
 
 
+def test_the_preserve_host_fix_names_the_upstream_of_the_hosts_own_file():
+    own = config().replace("realtime-dev.supabase-realtime", "realtime-dev.acme-realtime")
+    own = own.replace("        strip_path: true\n", "        strip_path: true\n        preserve_host: true\n")
+    check = check_tenant(facts(effective_text=own))
+    assert "sends the service host realtime-dev.acme-realtime;" in check.fix
+    assert "supabase-realtime" not in check.fix and "facts" not in check.fix
+
+
 def test_tenant_mismatch_names_both_sides_and_both_fixes():
     other = realtime_state(env={"API_JWT_SECRET": JWT_SECRET, "SELF_HOST_TENANT_NAME": "other"})
     check = check_tenant(facts(realtime=other))
     assert check.status == FAIL
     assert "tenant 'realtime-dev', but Realtime's tenant is 'other' (SELF_HOST_TENANT_NAME of realtime)" in check.detail
-    assert "SELF_HOST_TENANT_NAME=realtime-dev" in check.fix and "realtime_upstream_host to other." in check.fix
+    assert "SELF_HOST_TENANT_NAME=realtime-dev on realtime" in check.fix and "first label is other" in check.fix
+    assert "supabase/realtime lib/realtime/database.ex" in check.fix
 
 
 def test_unset_tenant_env_means_realtime_dev():

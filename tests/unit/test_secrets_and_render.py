@@ -1,5 +1,6 @@
 """Secrets are loaded from the env file and masked everywhere; rendering is strict."""
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -16,8 +17,9 @@ SERVICE = "eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.c2lnbmF0dXJlLXN2
 ENV = {"SUPABASE_ANON_KEY": ANON, "SUPABASE_SERVICE_KEY": SERVICE}
 
 
-def sandbox_host():
-    return load_inventory(REPO / "inventory" / "hosts.yml").host("sandbox")
+def sandbox_host(kong_secrets: str = "reference"):
+    host = load_inventory(REPO / "inventory" / "hosts.yml").host("sandbox")
+    return dataclasses.replace(host, kong_secrets=kong_secrets)
 
 
 def test_env_file_parsing_handles_export_quotes_and_comments():
@@ -56,8 +58,8 @@ def test_mask_hides_registered_values_jwts_and_key_params():
     assert "vsn=1" in masked
 
 
-def test_render_puts_keys_in_consumers_and_keeps_realtime_route_safe():
-    doc = yaml.safe_load(render_kong_config(sandbox_host(), load_secrets(None, ENV)))
+def test_inline_render_puts_keys_in_consumers_and_keeps_realtime_route_safe():
+    doc = yaml.safe_load(render_kong_config(sandbox_host("inline"), load_secrets(None, ENV)))
     consumers = {c["username"]: c for c in doc["consumers"]}
     assert consumers["anon"]["keyauth_credentials"][0]["key"] == ANON
     realtime = next(s for s in doc["services"] if s["name"] == "realtime-v1-ws")
@@ -67,10 +69,40 @@ def test_render_puts_keys_in_consumers_and_keeps_realtime_route_safe():
     assert doc["_format_version"] == "2.1"
 
 
-def test_rendered_file_survives_the_entrypoint_shell_eval():
-    # Supabase's entrypoint runs the file through `eval "echo \"...\""`: no $, backticks or
-    # double quotes may appear in what we upload.
-    text = render_kong_config(sandbox_host(), load_secrets(None, ENV))
+def test_by_default_the_file_references_the_keys_kong_holds_and_writes_none():
+    text = render_kong_config(
+        sandbox_host(), load_secrets(None, ENV), held={"SUPABASE_ANON_KEY", "SUPABASE_SERVICE_KEY"}
+    )
+    assert ANON not in text and SERVICE not in text
+    consumers = {c["username"]: c for c in yaml.safe_load(text)["consumers"]}
+    assert consumers["anon"]["keyauth_credentials"] == [{"key": "$SUPABASE_ANON_KEY"}]
+    assert consumers["service_role"]["keyauth_credentials"] == [{"key": "$SUPABASE_SERVICE_KEY"}]
+    assert "DASHBOARD" not in consumers  # Kong holds no DASHBOARD_PASSWORD: no basic-auth consumer
+
+
+def test_the_dashboard_consumer_appears_when_kong_holds_its_credentials():
+    held = {"SUPABASE_ANON_KEY", "SUPABASE_SERVICE_KEY", "DASHBOARD_USERNAME", "DASHBOARD_PASSWORD", "KONG_PLUGINS"}
+    doc = yaml.safe_load(render_kong_config(sandbox_host(), load_secrets(None, {}, required=()), held=held))
+    assert doc["basicauth_credentials"] == [
+        {"consumer": "DASHBOARD", "username": "$DASHBOARD_USERNAME", "password": "$DASHBOARD_PASSWORD"}
+    ]
+
+
+def test_a_key_kong_does_not_hold_is_one_line_naming_it_and_the_container():
+    with pytest.raises(RenderError) as err:
+        render_kong_config(sandbox_host(), load_secrets(None, ENV), held={"SUPABASE_ANON_KEY"})
+    message = str(err.value)
+    assert "\n" not in message and "SUPABASE_SERVICE_KEY" in message and "sandbox-supabase-kong" in message
+    assert "kong_secrets: inline" in message
+
+
+@pytest.mark.parametrize("kong_secrets", ["reference", "inline"])
+def test_rendered_file_survives_the_entrypoint_shell_eval(kong_secrets):
+    # Supabase's entrypoint runs the file through `eval "echo \"...\""`: no backticks or
+    # double quotes may appear in what we upload, and no $ but the references it expands.
+    text = render_kong_config(sandbox_host(kong_secrets), load_secrets(None, ENV))
+    for name in ("SUPABASE_ANON_KEY", "SUPABASE_SERVICE_KEY"):
+        text = text.replace(f"${name}", "")
     assert not any(ch in text for ch in '$`"\\')
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime
 import http
 import ipaddress
@@ -44,7 +45,7 @@ from supakong.verify import (
     verify_realtime,
     verify_realtime_async,
 )
-from supakong.verify_diagnose import KONG, REALTIME, UNKNOWN, answer_source
+from supakong.verify_diagnose import KONG, REALTIME, UNKNOWN, HostHints, answer_source, for_host
 from supakong.verify_transport import describe_connect_error
 
 GOOD_KEY = "eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoiYW5vbiJ9.c3VwYWtvbmctdGVzdC1hbm9uLWtleQ"
@@ -123,7 +124,7 @@ HANDSHAKE_CASES = [
         _json({"message": "name resolution failed"}),
         KONG_SERVER,
         "cannot resolve",
-        "realtime-dev.supabase-realtime",
+        "KONG_DNS_ORDER",
         id="kong_name_resolution_failure_is_an_upstream_dns_problem",
     ),
     pytest.param(
@@ -917,3 +918,41 @@ def probe(behaviour: Behaviour, **kwargs: Any) -> VerifyReport:
             return await verify_realtime_async(f"http://127.0.0.1:{port}", GOOD_KEY, **kwargs)
 
     return asyncio.run(scenario())
+
+
+# --------------------------------------------------------------------------- a host's own values
+
+HINTS = HostHints(
+    host="edge-1",
+    upstream_host="realtime-dev.acme-realtime",
+    tenant="realtime-dev",
+    tenant_source="SELF_HOST_TENANT_NAME of acme-realtime",
+    kong_container="acme-kong",
+    realtime_container="acme-realtime",
+)
+
+
+def test_the_tenant_fix_names_the_hosts_own_upstream_and_cites_public_sources():
+    generic = diagnose_handshake(404, _json({"error": "Tenant not found"}), {"Via": "kong/2.8.1"})
+    fixed = for_host(generic, HINTS)
+    assert fixed is not None and fixed.cause == generic.cause
+    assert "Host realtime-dev.acme-realtime" in fixed.fix and "supabase-realtime" not in fixed.fix
+    assert "supabase/realtime lib/realtime/database.ex" in fixed.fix and "facts" not in fixed.fix
+
+
+def test_a_renamed_upstream_gets_the_tenant_it_gives_and_the_container_to_change():
+    hints = dataclasses.replace(HINTS, upstream_host="realtime.acme")
+    fixed = for_host(diagnose_join_error("TenantNotFound: Tenant not found: realtime"), hints)
+    assert fixed is not None
+    assert "gives tenant 'realtime'" in fixed.fix and "SELF_HOST_TENANT_NAME=realtime on acme-realtime" in fixed.fix
+
+
+def test_the_dns_fix_names_the_hosts_containers_and_upstream():
+    fixed = for_host(diagnose_handshake(503, _json({"message": "name resolution failed"}), dict(KONG_SERVER)), HINTS)
+    assert fixed is not None
+    assert "acme-kong cannot resolve realtime-dev.acme-realtime" in fixed.fix and "acme-realtime on" in fixed.fix
+
+
+def test_a_diagnosis_without_a_host_value_is_left_as_is():
+    diagnosis = diagnose_join_error("JwtSignatureError: Failed to validate JWT signature")
+    assert for_host(diagnosis, HINTS) is diagnosis
