@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .container import ContainerState
 from .discovery import (
@@ -266,11 +266,10 @@ def _owner(labels: Mapping[str, str], containers: Sequence[ContainerSummary], ho
 def kong_target(host: HostConfig, profile: HostProfile) -> KongTarget:
     """The Kong a file for ``host`` is validated against: what the inventory pins
     (``kong_version``, ``kong_edition``, ``kong_plugins``, ``realtime_tenant``), else what
-    the profile read from the containers.
-
-    Only today's fields are passed; the profile's :attr:`HostProfile.expansion` and
-    :attr:`HostProfile.router_flavor` are there for the target's fields to come."""
-    from .kong.target import SUPABASE_PLUGINS, KongTarget  # the validator loads only when used
+    the profile read from the containers, with the host's own expansion, router flavor and
+    the variables that expansion can substitute (the container's env names, plus the ones
+    ``kong-entrypoint.sh`` sets itself)."""
+    from .kong.target import SUPABASE_ENV, SUPABASE_PLUGINS, KongTarget  # the validator loads only when used
 
     tenant = host.realtime_tenant or profile.realtime_tenant
     plugins = host.kong_plugins or profile.kong_plugins
@@ -291,7 +290,17 @@ def kong_target(host: HostConfig, profile: HostProfile) -> KongTarget:
     else:
         names = tuple(p.strip() for p in plugins.split(",") if p.strip()) or ("bundled",)
     edition = host.kong_edition or (profile.kong_edition if profile.gateway == KONG else "oss")
+    seen: dict[str, Any] = {}
+    if profile.gateway == KONG:  # the host's own container: its entrypoint, router and env
+        names_set = set(profile.env_names)
+        if profile.expansion == AWK:
+            names_set |= {n for n in SUPABASE_ENV[AWK] if SCRIPT_DEFINED.fullmatch(n)}
+        seen = {
+            "expansion": profile.expansion,
+            "router_flavor": profile.router_flavor or "",
+            "env_names": tuple(sorted(names_set)),
+        }
     try:
-        return KongTarget(version=version, edition=edition, plugins=names, realtime_tenant=tenant)
+        return KongTarget(version=version, edition=edition, plugins=names, realtime_tenant=tenant, **seen)
     except ValueError as exc:
         raise InventoryError(f"hosts/{host.name}/kong_version: {exc}") from None

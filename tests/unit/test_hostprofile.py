@@ -197,6 +197,19 @@ def test_the_validators_target_comes_from_the_profile_unless_the_inventory_pins_
     assert (pinned.version, pinned.realtime_tenant) == ("2.8.1", "other")
 
 
+def test_the_target_judges_a_file_with_the_hosts_own_entrypoint_router_and_variables(tmp_path):
+    modern = kong_target(_host(tmp_path), build_profile(SUPABASE_3_9, REALTIME))
+    assert (modern.expansion, modern.router_flavor) == (AWK, "expressions")
+    # the container's own variables, and the ones kong-entrypoint.sh sets before it substitutes
+    assert {"SUPABASE_ANON_KEY", "KONG_ROUTER_FLAVOR", "LUA_RT_WS_EXPR", "WELL_KNOWN_OAUTH_PATH"} <= set(
+        modern.env_names
+    )
+    assert "SUPABASE_PUBLISHABLE_KEY" not in modern.env_names  # this container does not hold it
+    legacy = kong_target(_host(tmp_path / "b"), build_profile(SUPABASE_2_8, REALTIME))
+    assert (legacy.expansion, legacy.router_flavor) == (EVAL, "traditional")
+    assert "LUA_RT_WS_EXPR" not in legacy.env_names and "DASHBOARD_PASSWORD" in legacy.env_names
+
+
 def test_a_host_without_kong_and_no_pinned_version_is_one_line(tmp_path):
     with pytest.raises(InventoryError) as err:
         kong_target(_host(tmp_path), build_profile(None))
