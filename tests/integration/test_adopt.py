@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from sandboxes import related_spec
+from sandbox_specs import related_spec
 
 from supakong.adopt import InitRequest, init_host
 from supakong.errors import TransportError
