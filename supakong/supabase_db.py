@@ -18,11 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from .container import exec_in_container
+from .discovery import DB, image_repository, role_of, summaries
 from .engine import EngineClient
 
-DB_IMAGE_PREFIX = "supabase/postgres"
-SERVICE_LABEL = "com.docker.compose.service"
-PROJECT_LABEL = "com.docker.compose.project"
 ADMIN = "supabase_admin"
 #: psql's answers when the container has no usable password for supabase_admin.
 _AUTH_FAILED = ("password authentication failed", "no password supplied", "fe_sendauth")
@@ -42,37 +40,25 @@ def find_db_container(
     containers: Sequence[Mapping[str, Any]], realtime_container: str = "", pinned: str | None = None
 ) -> DbContainer | None:
     """The Supabase db among ``containers`` (Docker's ``GET /containers/json`` entries):
-    ``pinned`` (the inventory's ``db_container``) if given, else the container of compose
-    service ``db`` or with a ``supabase/postgres`` image, preferring the Realtime container's
-    compose project and a running one. None if nothing looks like it."""
-    realtime_project = next((_labels(c).get(PROJECT_LABEL) for c in containers if _name(c) == realtime_container), None)
+    ``pinned`` (the inventory's ``db_container``) if given, else a container
+    :mod:`supakong.discovery` names a database (image ``supabase/postgres`` or compose service
+    ``db``), preferring the Realtime container's compose project and a running one. None if
+    nothing looks like it."""
+    found = summaries(containers)
+    if pinned is not None:
+        chosen = next((c for c in found if c.name == pinned), None)
+        return DbContainer(chosen.name, chosen.image, chosen.running, "inventory db_container") if chosen else None
+    realtime_project = next((c.project for c in found if c.name == realtime_container), None)
     best: tuple[int, DbContainer] | None = None
-    for entry in containers:
-        name, image, labels = _name(entry), str(entry.get("Image", "")), _labels(entry)
-        running = entry.get("State") == "running"
-        if pinned is not None:
-            if name == pinned:
-                return DbContainer(name, image, running, "inventory db_container")
-            continue
-        by_service, by_image = labels.get(SERVICE_LABEL) == "db", image.startswith(DB_IMAGE_PREFIX)
-        if not (by_service or by_image):
-            continue
-        same_project = realtime_project is not None and labels.get(PROJECT_LABEL) == realtime_project
-        score = 2 * by_service + 2 * by_image + 2 * same_project + running
-        reason = "compose service db" if by_service else f"image {DB_IMAGE_PREFIX}"
+    for container in (c for c in found if role_of(c) == DB):
+        by_service = container.service == "db"
+        by_image = image_repository(container.image) == "supabase/postgres"
+        same_project = realtime_project is not None and container.project == realtime_project
+        score = 2 * by_service + 2 * by_image + 2 * same_project + (container.state == "running")
+        reason = "compose service db" if by_service else "image supabase/postgres"
         if best is None or score > best[0]:
-            best = (score, DbContainer(name, image, running, reason))
+            best = (score, DbContainer(container.name, container.image, container.state == "running", reason))
     return best[1] if best else None
-
-
-def _name(entry: Mapping[str, Any]) -> str:
-    names = entry.get("Names") or [""]
-    return str(names[0]).lstrip("/")
-
-
-def _labels(entry: Mapping[str, Any]) -> Mapping[str, str]:
-    labels = entry.get("Labels")
-    return labels if isinstance(labels, Mapping) else {}
 
 
 def list_containers(api: Any) -> list[dict[str, Any]]:

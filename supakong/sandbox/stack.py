@@ -26,6 +26,7 @@ import jwt
 
 from ..container import parse_docker_time, probed_healthy, state_from_inspect
 from ..errors import DeployError
+from ..secrets import KONG_CREDENTIAL_NAMES
 from .db import DB_IMAGE, DB_IMAGE_ENV, postgres_ids
 from .spec import SSH_USER, STANDINS_DIR, SUPABASE_PLUGINS, SUPABASE_PLUGINS_2026, SandboxSpec, compose_labels
 
@@ -182,17 +183,7 @@ def _runtime_binds(spec: SandboxSpec, *, own_usr_local: bool = False) -> dict[st
 
 #: Variables of Supabase's 2026 Kong service besides KONG_* (docker-compose.kong.yml); the
 #: ones the sandbox's secrets lack are empty, as in Supabase's .env.example.
-KONG_2026_VARIABLES = (
-    "SUPABASE_ANON_KEY",
-    "SUPABASE_SERVICE_KEY",
-    "SUPABASE_PUBLISHABLE_KEY",
-    "SUPABASE_SECRET_KEY",
-    "ANON_KEY_ASYMMETRIC",
-    "SERVICE_ROLE_KEY_ASYMMETRIC",
-    "DASHBOARD_USERNAME",
-    "DASHBOARD_PASSWORD",
-    "JWT_ISSUER",
-)
+KONG_2026_VARIABLES = (*KONG_CREDENTIAL_NAMES, "JWT_ISSUER")
 
 
 def create_kong(
