@@ -94,14 +94,18 @@ def status_lua(address: tuple[str, int]) -> str:
     ``supakong-status error <why>``); never the body."""
     host, port = address
     url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/status"
+    # io.stdout:write, not print: what print does differs between Lua and resty's wrapper.
     return (
         'local http, cjson = require "resty.http", require "cjson.safe"\n'
         "local c = http.new(); c:set_timeout(10000)\n"
         f'local res, err = c:request_uri("{url}")\n'
-        'if not res then print("supakong-status error ", (tostring(err):gsub("%s", "_"))) return end\n'
+        "if not res then\n"
+        '  io.stdout:write("supakong-status error ", (tostring(err):gsub("%s", "_")), "\\n")\n'
+        "  os.exit(0)\n"
+        "end\n"
         'local body = cjson.decode(res.body or "") or {}\n'
         'local h = type(body) == "table" and body.configuration_hash or nil\n'
-        'print("supakong-status ", res.status, " ", type(h) == "string" and h or "")\n'
+        'io.stdout:write("supakong-status ", res.status, " ", type(h) == "string" and h or "", "\\n")\n'
     )
 
 
