@@ -270,6 +270,11 @@ def test_resty_runs_the_lua_client_real_lua_with_resty_http_cjson_and_ngx_md5(
     assert (closed.returncode, closed.stderr) == (3, "POST failed: connection refused\n")
 
 
+def test_resty_exits_0_when_the_code_ends_without_os_exit() -> None:
+    done = resty('print("done")')
+    assert (done.returncode, done.stdout, done.stderr) == (0, "done\n", "")
+
+
 def test_resty_reports_a_lua_error_like_resty_and_exits_1() -> None:
     done = resty("local x = nil; x.y = 1")
     assert done.returncode == 1

@@ -151,7 +151,7 @@ def main(argv: list[str]) -> int:
     lua = runtime()
     run = lua.eval(
         "function(code) local f, e = loadstring(code, '=(command line -e)')"
-        " if not f then return false, e end local ok, err = pcall(f) return ok, err end"
+        " if not f then return false, e end local ok, err = pcall(f) return ok, tostring(err) end"
     )
     ok, error = run(code)
     sys.stdout.flush()
