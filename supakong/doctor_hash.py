@@ -28,6 +28,7 @@ import re
 import time
 from dataclasses import dataclass, replace
 
+from .apply.choice import DEFAULT_ADMIN_LISTEN, admin_url
 from .checks import FAIL, OK, Check
 from .container import ContainerState, exec_in_container
 from .engine import EngineClient
@@ -36,8 +37,6 @@ from .hostprofile import AWK, EVAL, HostProfile
 from .secrets import mask
 
 ZERO_HASH = "0" * 32
-#: Kong's default ``admin_listen`` (kong/templates/kong_defaults.lua, 2.8.1 and 3.9.x).
-DEFAULT_ADMIN = ("127.0.0.1", 8001)
 HASH_FIX_VERSION = (3, 2, 0)
 HASH_BUG = "Kong/kong#9911, fixed in Kong 3.2.0"
 WORKDIR = "/tmp/supakong-hash"
@@ -71,29 +70,11 @@ class RunningConfig:
     note: str = ""
 
 
-def admin_address(env: dict[str, str] | None) -> tuple[str, int] | None:
-    """Where a process inside the container reaches the Admin API: the first plain
-    ``KONG_ADMIN_LISTEN`` entry (a wildcard address means loopback too), Kong's default when
-    unset; None when it is ``off`` or only ssl."""
-    spec = (env or {}).get("KONG_ADMIN_LISTEN", "").strip()
-    if not spec:
-        return DEFAULT_ADMIN
-    for entry in (part.split() for part in spec.split(",")):
-        if not entry or entry[0] == "off" or "ssl" in entry[1:]:
-            continue
-        host, _, port = entry[0].rpartition(":")
-        host = host.strip("[]")
-        if not port.isdigit():
-            continue
-        return ("127.0.0.1" if host in ("", "0.0.0.0", "*") else "::1" if host == "::" else host), int(port)
-    return None
-
-
-def status_lua(address: tuple[str, int]) -> str:
-    """``resty -e`` code that prints ``supakong-status <HTTP code> <configuration_hash>`` (or
+def status_lua(admin: str) -> str:
+    """``resty -e`` code that asks ``admin``'s ``/status`` (the Admin API's URL as seen
+    inside the container) and prints ``supakong-status <HTTP code> <configuration_hash>`` (or
     ``supakong-status error <why>``); never the body."""
-    host, port = address
-    url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/status"
+    url = f"{admin}/status"
     # io.stdout:write, not print: what print does differs between Lua and resty's wrapper.
     return (
         'local http, cjson = require "resty.http", require "cjson.safe"\n'
@@ -112,7 +93,8 @@ def status_lua(address: tuple[str, int]) -> str:
 def render_script(profile: HostProfile) -> str:
     """The shell script that renders ``$1/temp.yml`` into ``$1/kong.yml`` as the container's
     entrypoint does (``eval``; the mounted kong-entrypoint.sh minus its final ``exec``;
-    a copy when nothing expands), then hashes it and asks the Admin API."""
+    a copy when nothing expands), then hashes it and asks the Admin API. The render is the
+    reload's (:mod:`supakong.apply.reload_script`), so a reloaded file hashes the same."""
     if profile.expansion == EVAL:
         render = _RENDER_EVAL
     elif profile.expansion == AWK and profile.entrypoint_script and profile.template_mount:
@@ -122,7 +104,7 @@ def render_script(profile: HostProfile) -> str:
         render = (
             f'if grep -q "{mount}" "{script}" && grep -q "^exec " "{script}"; then'
             f' sed -e "s#{mount}#$1/temp.yml#g" -e "/^exec /d" "{script}"'
-            ' | KONG_DECLARATIVE_CONFIG="$1/kong.yml" "$(command -v bash || echo sh)" >/dev/null 2>&1'
+            ' | KONG_DECLARATIVE_CONFIG="$1/kong.yml" sh >/dev/null 2>&1'
             ' || echo "supakong-render-failed the entrypoint script exited non-zero";'
             f' else echo "supakong-render-failed {script} no longer reads {mount} or ends in exec"; fi; '
         )
@@ -168,10 +150,10 @@ def read_running_config(
     if not kong.running or kong.restarting:
         return None
     version = profile.kong_version
-    address = admin_address(dict(kong.env))
-    if address is None:
+    admin = admin_url(kong.env.get("KONG_ADMIN_LISTEN", "").strip() or DEFAULT_ADMIN_LISTEN)
+    if admin is None:
         return RunningConfig(version, note=f"KONG_ADMIN_LISTEN of {kong.name} turns the Admin API off")
-    argv = ["sh", "-c", render_script(profile), "sh", f"{WORKDIR}-{time.time_ns()}", status_lua(address)]
+    argv = ["sh", "-c", render_script(profile), "sh", f"{WORKDIR}-{time.time_ns()}", status_lua(admin)]
     try:
         code, output = exec_in_container(engine, kong.name, argv, stdin=content)
     except TransportError as exc:

@@ -113,12 +113,6 @@ def variant(host, secrets, tmp_path: Path, marker: str) -> Path:
     return path
 
 
-def restart_options(**options: Any) -> DeployOptions:
-    """``deploy-kong --restart``: today every change restarts Kong (the reload strategy
-    adds the flag)."""
-    return DeployOptions(**options)
-
-
 @pytest.fixture()
 def converged(sandbox_spec, host):
     """The sandbox serving supakong's rendered config (deployed if it was not)."""
@@ -126,14 +120,13 @@ def converged(sandbox_spec, host):
     return sandbox_spec
 
 
-@pytest.mark.xfail(strict=True, reason="every change restarts Kong until the reload strategy lands")
 def test_a_held_realtime_js_channel_survives_change_deploys(converged, host, secrets, tmp_path):
     started = kong_started_at(converged)
     out = BufferOutput()
     with held_channel(host, secrets) as held:
         for marker in ("first", "second"):
             result = deploy_host(host, DeployOptions(file=variant(host, secrets, tmp_path, marker)), out)
-            assert result.status == "changed", out.text
+            assert result.status == "changed" and result.method == "reloaded", out.text
             held.wait_for_echoes(5)  # broadcasts still flow after the change
         summary = held.stop()
     assert summary["opened"] == 1 and summary["closed"] == 0, held.tail()
@@ -146,8 +139,9 @@ def test_a_restart_deploy_drops_the_held_realtime_js_channel(converged, host, se
     started = kong_started_at(converged)
     out = BufferOutput()
     with held_channel(host, secrets) as held:
-        result = deploy_host(host, restart_options(file=variant(host, secrets, tmp_path, "restart")), out)
-        assert result.status == "changed", out.text
+        options = DeployOptions(file=variant(host, secrets, tmp_path, "restart"), restart=True)
+        result = deploy_host(host, options, out)
+        assert result.status == "changed" and result.method == "restarted", out.text
         held.wait_for("SUBSCRIBED again", lambda lines: lines.count("status SUBSCRIBED") >= 2)
         held.wait_for_echoes(5)  # realtime-js reconnected and rejoined on its own
         summary = held.stop()

@@ -14,10 +14,8 @@ import pytest
 
 from supakong.checks import FAIL, OK, SKIP, Check
 from supakong.doctor_hash import (
-    DEFAULT_ADMIN,
     ZERO_HASH,
     RunningConfig,
-    admin_address,
     judge_running_config,
     parse_output,
     render_script,
@@ -38,29 +36,11 @@ TEMPLATE = (
 ENV = {"SUPABASE_ANON_KEY": "eyJ.anon-key", "PATH": "/usr/bin:/bin"}
 
 
-# --------------------------------------------------------------------- where the Admin API is
-
-
-@pytest.mark.parametrize(
-    ("listen", "address"),
-    [
-        (None, DEFAULT_ADMIN),
-        ("", DEFAULT_ADMIN),
-        ("127.0.0.1:8001 reuseport backlog=16384, 127.0.0.1:8444 http2 ssl", ("127.0.0.1", 8001)),
-        ("0.0.0.0:9001", ("127.0.0.1", 9001)),
-        ("127.0.0.1:8444 ssl, 127.0.0.2:8005", ("127.0.0.2", 8005)),
-        ("[::]:8001", ("::1", 8001)),
-        ("off", None),
-        ("127.0.0.1:8444 http2 ssl", None),
-    ],
-)
-def test_the_admin_api_is_found_where_admin_listen_puts_it(listen, address):
-    env = {} if listen is None else {"KONG_ADMIN_LISTEN": listen}
-    assert admin_address(env) == address
+# --------------------------------------------------------------------- the Admin API
 
 
 def test_the_status_lua_asks_that_address_and_prints_only_the_hash():
-    lua = status_lua(("::1", 9001))
+    lua = status_lua("http://[::1]:9001")
     assert 'request_uri("http://[::1]:9001/status")' in lua
     assert "res.body" not in lua.split("cjson.decode", 1)[1].split("\n", 1)[1]  # the body is decoded, never printed
 
