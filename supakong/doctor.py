@@ -766,7 +766,7 @@ def build_checklist(f: DoctorFacts) -> list[Check]:
     return [
         check_ssh(f),
         check_live_config(f),
-        judge_running_config(f.running_config, check_config_loaded(f), f.config_path, f.host),
+        judge_running_config(f.running_config, check_config_loaded(f), f.config_path, f.host, f.kong_container),
         check_container(f, "kong"),
         check_container(f, "realtime"),
         check_kong_target(f),

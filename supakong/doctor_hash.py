@@ -168,7 +168,9 @@ def _before_hash_fix(version: str | None) -> bool:
     return tuple(int(g or 0) for g in match.groups()) < HASH_FIX_VERSION
 
 
-def judge_running_config(running: RunningConfig | None, loaded: Check, config_path: str, host: str) -> Check:
+def judge_running_config(
+    running: RunningConfig | None, loaded: Check, config_path: str, host: str, kong_container: str
+) -> Check:
     """The doctor's "config loaded" line: by hash when both hashes were read, else
     ``loaded`` (the verdict from the file's time and the mount) with why not by hash.
 
@@ -199,6 +201,7 @@ def judge_running_config(running: RunningConfig | None, loaded: Check, config_pa
         f" {short_file} of the file as the entrypoint renders it (a config was posted to the Admin API"
         " and not written to the host, or the file changed after the last apply); a restart would"
         " load the file and drop what Kong runs now",
-        f"apply the host's file: `fab deploy-kong -H {host}`; or write the config Kong should run"
-        " into the template and deploy that",
+        f"to run the host's file: `docker restart {kong_container}` (Kong loads it at start; open"
+        " WebSockets drop); to keep what Kong runs: put it into the template, then"
+        f" `fab deploy-kong -H {host}` loads it without a restart",
     )

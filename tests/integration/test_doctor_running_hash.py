@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import itertools
 import subprocess
+import time
 
 import pytest
 
 from supakong.container import wait_until_healthy
 from supakong.deploy import DeployOptions, deploy_host
 from supakong.doctor import VerifyOptions, doctor_host
+from supakong.render import render_kong_config
 from supakong.report import BufferOutput
 from supakong.sandbox.stack import docker_client
 
@@ -62,13 +64,25 @@ def test_a_config_posted_but_not_on_disk_is_drift_and_the_files_own_passes(conve
     doctor_host(host, VerifyOptions(), out)
     row = config_loaded_line(out)
     assert "✗ config loaded" in row[0] and "Kong runs another config than" in row[0], row
-    assert "posted to the Admin API" in row[0] and f"fab deploy-kong -H {host.name}" in "\n".join(row)
+    assert "posted to the Admin API" in row[0] and f"docker restart {host.kong_container}" in "\n".join(row)
 
     post_to_admin_api(converged, host_file)  # the host's own file, posted: the same config
     out = BufferOutput()
     doctor_host(host, VerifyOptions(), out)
     row = config_loaded_line(out)
     assert "✓ config loaded" in row[0] and "configuration_hash" in row[0], row
+
+
+def test_after_a_reload_deploy_kong_runs_the_host_file_by_hash(converged, host, secrets, tmp_path):
+    variant = tmp_path / "variant.yml"
+    variant.write_text(render_kong_config(host, secrets) + f"# reloaded {time.time_ns()}\n")
+    result = deploy_host(host, DeployOptions(file=variant, verify=False), BufferOutput())
+    assert result.method == "reloaded"
+    out = BufferOutput()
+    doctor_host(host, VerifyOptions(), out)
+    row = "\n".join(config_loaded_line(out))
+    # The file is newer than Kong's start (it was reloaded, not restarted): the hash decides.
+    assert "✓ config loaded" in row and f"Kong runs {host.kong_config_path}: configuration_hash" in row, row
 
 
 def test_kong_2_8_after_a_start_is_judged_by_the_files_time_and_says_why(converged, host):

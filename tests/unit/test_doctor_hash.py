@@ -89,44 +89,44 @@ def test_a_file_that_could_not_be_written_into_the_container_says_so():
 
 def test_equal_hashes_pass_even_when_the_file_is_newer_than_kongs_start():
     # A config applied with POST /config: the file changed after Kong started, Kong runs it.
-    check = judge_running_config(RunningConfig("3.9.1", H1, H1), LOADED_FAIL, "/srv/kong.yml", "edge-1")
+    check = judge_running_config(RunningConfig("3.9.1", H1, H1), LOADED_FAIL, "/srv/kong.yml", "edge-1", "kong")
     assert check.status == OK and check.name == "config loaded"
     assert f"configuration_hash {H1[:12]}" in check.detail and "/srv/kong.yml" in check.detail
 
 
 def test_a_posted_config_the_file_does_not_hold_is_drift():
-    check = judge_running_config(RunningConfig("3.9.1", H2, H1), LOADED_OK, "/srv/kong.yml", "edge-1")
+    check = judge_running_config(RunningConfig("3.9.1", H2, H1), LOADED_OK, "/srv/kong.yml", "edge-1", "kong")
     assert check.status == FAIL
     assert H2[:12] in check.detail and H1[:12] in check.detail and "posted to the Admin API" in check.detail
-    assert "fab deploy-kong -H edge-1" in check.fix
+    assert "docker restart kong" in check.fix and "fab deploy-kong -H edge-1" in check.fix
 
 
 def test_a_posted_config_is_drift_on_kong_2_8_too():
-    check = judge_running_config(RunningConfig("2.8.1", H2, H1), LOADED_OK, "/srv/kong.yml", "edge-1")
+    check = judge_running_config(RunningConfig("2.8.1", H2, H1), LOADED_OK, "/srv/kong.yml", "edge-1", "kong")
     assert check.status == FAIL
 
 
 @pytest.mark.parametrize("loaded", [LOADED_OK, LOADED_FAIL])
 def test_kong_2_8_zero_hash_after_a_start_falls_back_to_the_files_time(loaded):
-    check = judge_running_config(RunningConfig("2.8.1", ZERO_HASH, H1), loaded, "/srv/kong.yml", "edge-1")
+    check = judge_running_config(RunningConfig("2.8.1", ZERO_HASH, H1), loaded, "/srv/kong.yml", "edge-1", "kong")
     assert (check.status, check.detail) == (loaded.status, loaded.detail)
     assert "Kong/kong#9911" in check.notes[-1] and "2.8.1" in check.notes[-1]
 
 
 def test_a_zero_hash_on_kong_3_is_drift_not_the_old_bug():
-    check = judge_running_config(RunningConfig("3.9.1", ZERO_HASH, H1), LOADED_OK, "/srv/kong.yml", "edge-1")
+    check = judge_running_config(RunningConfig("3.9.1", ZERO_HASH, H1), LOADED_OK, "/srv/kong.yml", "edge-1", "kong")
     assert check.status == FAIL
 
 
 def test_without_both_hashes_the_files_time_decides_and_the_note_says_why():
     running = RunningConfig("2.8.1", None, H1, "the container has no resty to ask the Admin API with")
-    check = judge_running_config(running, LOADED_OK, "/srv/kong.yml", "edge-1")
+    check = judge_running_config(running, LOADED_OK, "/srv/kong.yml", "edge-1", "kong")
     assert check.status == OK and check.notes == ("configuration_hash not compared: " + running.note,)
 
 
 def test_a_kong_that_is_not_running_keeps_the_old_verdict():
     skipped = Check("config loaded", SKIP, "kong is not running")
-    assert judge_running_config(None, skipped, "/srv/kong.yml", "edge-1") == skipped
+    assert judge_running_config(None, skipped, "/srv/kong.yml", "edge-1", "kong") == skipped
 
 
 # --------------------------------------------------------------------- the render, in real shells
