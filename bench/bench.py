@@ -511,7 +511,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"removed {stale} redirect rule(s) left by an interrupted run", flush=True)
 
     t0 = time.monotonic()
-    versions = ensure_venvs()
+    versions = ensure_venvs(tools)
     tool_setup = time.monotonic() - t0
     print(f"tools ready in {tool_setup:.1f}s: {versions}", flush=True)
     specs = fleet_specs(PREFIX, max(sizes + rtt_sizes), FIRST_INDEX)
