@@ -369,6 +369,8 @@ class DoctorFacts:
     effective_source: str = ""
     effective_note: str = ""
     mount_sha256: str | None = None
+    #: the reload marker names this file and this Kong (see :attr:`HostState.file_is_loaded`)
+    reloaded: bool = False
     target: KongTarget | None = None
     target_error: str = ""
     verification: HostVerification | None = None
@@ -484,6 +486,12 @@ def check_config_loaded(f: DoctorFacts) -> Check:
         return Check(name, SKIP, f"{f.kong_container} is not running")
     if not f.file.exists:
         return Check(name, SKIP, f"{f.config_path} does not exist")
+    if f.reloaded:
+        # A single-file bind mount keeps its start-time inode: the container sees the new
+        # template only at its next start, which is the file Kong then renders and loads.
+        return Check(
+            name, OK, f"{f.config_path} was reloaded into {f.kong_container} through its Admin API (no restart)"
+        )
     if f.mount_sha256 is None:
         return Check(name, SKIP, f"could not read {f.config_mount} inside {f.kong_container}")
     if f.mount_sha256 != f.file.sha256:
@@ -872,6 +880,7 @@ def read_host(conn: HostConnection, host: HostConfig, base: DoctorFacts) -> Doct
         effective_note=note,
         mount_sha256=mount_sha,
         running_config=running,
+        reloaded=state.file_is_loaded,
         target=target,
         target_error=target_error,
     )

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from supakong.deploy import DeployOptions, RolledBackError, deploy_host, run_verification
+from supakong.doctor import VerifyOptions, doctor_host
 from supakong.errors import ValidationError
 from supakong.redeploy import redeploy
 from supakong.render import render_kong_config
@@ -91,6 +92,10 @@ def test_a_change_is_reloaded_without_restarting_kong(fresh_sandbox, host, secre
     # The file is newer than Kong's start, yet the next run knows Kong runs it: no restart.
     again = deploy_host(host, DeployOptions(), BufferOutput())
     assert again.message == "no change" and kong_state(fresh_sandbox)["StartedAt"] == before["StartedAt"]
+    # doctor agrees: the container's mount still shows the start-time template, which is fine.
+    doctor_out = BufferOutput()
+    doctor_host(host, VerifyOptions(), doctor_out)
+    assert f"was reloaded into {host.kong_container} through its Admin API" in doctor_out.text, doctor_out.text
 
 
 def test_a_config_kong_refuses_changes_nothing(fresh_sandbox, host, secrets, out, tmp_path):
