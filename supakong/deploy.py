@@ -39,7 +39,7 @@ from .logs import LogLine, fetch_interleaved, format_log_lines
 from .look import look, look_held
 from .plan import HostState, Plan, plan_deploy, unified_diff
 from .preflight import PreflightResult, judge, preflight_parse
-from .remote_file import read_remote_file, read_remote_text, replace_file_atomically, restore_backup
+from .remote_file import STAMP_FORMAT, read_remote_file, read_remote_text, replace_file_atomically, restore_backup
 from .render import render_kong_config, sha256_text
 from .report import HostResult, Output
 from .secrets import KONG_CREDENTIAL_NAMES, Secrets, load_host_secrets, register_env_secrets, verification_key
@@ -354,7 +354,7 @@ def _apply(
     """Replace, restart, wait, verify; roll back on failure."""
     if not state.kong.exists:
         raise RestartError(f"{host.name}: container {host.kong_container} does not exist; nothing to restart")
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    stamp = datetime.now(UTC).strftime(STAMP_FORMAT)
     if plan.replace and options.skip_preflight and not options.skip_validate:
         out.line("  ! --skip-preflight: NOT asking the running Kong to parse the file first", host.name)
     elif plan.replace and not options.skip_validate:
