@@ -120,7 +120,12 @@ def desired_config(host: HostConfig, secrets: Secrets, options: DeployOptions, p
     """The file content we want on the host: rendered for its Kong container's credentials
     (see :func:`~supakong.render.template_secrets`), or a hand-edited ``--file``."""
     if options.file is None:
-        return render_kong_config(host, secrets, held=profile.env_names if profile.gateway == KONG else None)
+        return render_kong_config(
+            host,
+            secrets,
+            held=profile.env_names if profile.gateway == KONG else None,
+            expansion=profile.expansion,
+        )
     try:
         return options.file.read_text(encoding="utf-8")
     except OSError as exc:
