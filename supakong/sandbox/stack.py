@@ -124,8 +124,11 @@ def _current_images(client: docker.APIClient) -> set[str]:
     have = set()
     for image in client.images():
         for tag in image.get("RepoTags") or []:
+            if tag not in KONG_IMAGES:  # e.g. "<none>:<none>" of a replaced image: not inspectable
+                have.add(tag)
+                continue
             env = client.inspect_image(tag)["Config"].get("Env") or []
-            if f"SUPAKONG_IMAGE_REVISION={IMAGE_REVISION}" in env or tag not in KONG_IMAGES:
+            if f"SUPAKONG_IMAGE_REVISION={IMAGE_REVISION}" in env:
                 have.add(tag)
     return have
 
