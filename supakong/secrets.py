@@ -33,6 +33,10 @@ SECRET_NAMES = (
     "JWT_SECRET",
     "DASHBOARD_PASSWORD",
     "POSTGRES_PASSWORD",
+    "SUPABASE_PUBLISHABLE_KEY",
+    "SUPABASE_SECRET_KEY",
+    "ANON_KEY_ASYMMETRIC",
+    "SERVICE_ROLE_KEY_ASYMMETRIC",
 )
 REQUIRED_NAMES = ("SUPABASE_ANON_KEY", "SUPABASE_SERVICE_KEY")
 #: Credentials Supabase's compose hands the Kong container for its entrypoint to expand into
@@ -53,6 +57,10 @@ _SECRET_NAME = re.compile(r"(?!KONG_)[A-Z0-9_]*(KEY|SECRET|PASSWORD|PASSWD|TOKEN
 _MIN_SECRET_LEN = 6  # shorter values would mask ordinary words
 
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")
+#: Supabase's opaque API keys (sb_publishable_<22>_<8>, sb_secret_<22>_<8>; see
+#: https://supabase.com/docs/guides/api/api-keys): masked wherever they appear, known or
+#: not; the prefix stays, it says which kind of key was there.
+_SB_KEY = re.compile(r"\b(sb_(?:publishable|secret)_)[A-Za-z0-9_-]{6,}")
 _KEY_PARAM = re.compile(r"(?i)((?:apikey|api_key|access_token|token)=)[^&\s\"']+")
 # Header-style "apikey: value": only key-shaped values (16+ characters), so prose such as
 # "invalid apikey: key-auth fallback" stays readable.
@@ -128,6 +136,7 @@ def mask(text: str) -> str:
             if value in text:
                 text, replaced = text.replace(value, MASK), True
     text = _JWT.sub(MASK, text)
+    text = _SB_KEY.sub(lambda m: m.group(1) + MASK, text)
     text = _KEY_PARAM.sub(lambda m: m.group(1) + MASK, text)
     return _KEY_HEADER.sub(lambda m: m.group(1) + MASK, text)
 
