@@ -16,8 +16,18 @@ from realtime import RealtimeSubscribeStates
 from sandbox_specs import related_spec
 from test_conformance import realtime_js, subscribe_with_official_client
 
-from supakong.sandbox import SandboxSpec, sandbox_up
-from supakong.sandbox.stack import docker_client, ensure_secrets
+from supakong.deploy import DeployOptions, deploy_host
+from supakong.errors import ValidationError
+from supakong.inventory import HostConfig, load_inventory
+from supakong.look import look
+from supakong.preflight import preflight_parse
+from supakong.report import BufferOutput
+from supakong.sandbox import SandboxSpec, sandbox_reset, sandbox_up
+from supakong.sandbox.inventory import write_sandbox_inventory
+from supakong.sandbox.stack import SEEDS, docker_client, ensure_secrets
+from supakong.transport import HostConnection
+
+SEED = SEEDS / "seed-kong-2026.yml"
 
 WRONG_PUBLISHABLE = "sb_publishable_AAAAAAAAAAAAAAAAAAAAAA_AAAAAAAA"
 
@@ -97,3 +107,37 @@ def test_realtime_js_reports_channel_error_with_a_wrong_publishable_key(modern):
     url = f"{modern.public_url.replace('http', 'ws')}/realtime/v1"
     proc = realtime_js(url, WRONG_PUBLISHABLE, "--like-supabase-js")
     assert proc.returncode != 0 and "CHANNEL_ERROR" in proc.stdout
+
+
+@pytest.fixture(scope="module")
+def modern_host(modern: SandboxSpec, tmp_path_factory: pytest.TempPathFactory) -> HostConfig:
+    path = write_sandbox_inventory(tmp_path_factory.mktemp("modern-inventory") / "hosts.yml", [modern])
+    return load_inventory(path).host(modern.name)
+
+
+def test_deploy_on_the_modern_host_changes_subscribes_then_is_a_no_op(modern, modern_host):
+    sandbox_reset(modern)
+    first = deploy_host(modern_host, DeployOptions(), BufferOutput())
+    assert (first.status, first.verify_state) == ("changed", "SUBSCRIBED")
+    out = BufferOutput()
+    second = deploy_host(modern_host, DeployOptions(), out)
+    assert second.status != "changed" and "no change" in out.text
+    rendered = modern.kong_config_path.read_text()
+    assert "rendered by supakong" in rendered and "$LUA_RT_WS_EXPR" in rendered
+
+
+def test_preflight_runs_the_hosts_own_entrypoint_script_on_the_candidate(modern, modern_host):
+    # Upstream's file routes $WELL_KNOWN_OAUTH_PATH, a name only kong-entrypoint.sh defines:
+    # Kong parses it only if the script ran on the candidate.
+    content = SEED.read_text().encode()
+    with HostConnection(modern_host) as conn:
+        kong = look(conn, modern_host.kong_config_path, modern_host.kong_container, modern_host.realtime_container)[
+            0
+        ].kong
+        assert preflight_parse(conn.engine(), kong, content).status == "ok"
+        broken = content.replace(b"- /rest/v1/\n", b"- rest/v1/\n", 1)
+        with pytest.raises(ValidationError) as err:
+            preflight_parse(conn.engine(), kong, broken)
+        code, listing = conn.engine().exec(modern_host.kong_container, ["ls", "-a", "/tmp"])
+    assert "kong config parse" in str(err.value)
+    assert b"supakong-preflight" not in listing
