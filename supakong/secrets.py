@@ -222,20 +222,3 @@ def load_host_secrets(host: HostConfig, environ: Mapping[str, str] | None = None
     references them and the Kong container holds them, so none is needed here."""
     required = REQUIRED_NAMES if host.kong_secrets == "inline" else ()
     return load_secrets(host.secrets_env_file, environ, required=required)
-
-
-def verification_key(secrets: Secrets, kong_env: Mapping[str, str] | None, kong_container: str) -> str:
-    """The anon key the verification connects with: the local one if given, else the Kong
-    container's own ``SUPABASE_ANON_KEY`` (the key its kong.yml holds), registered as a
-    secret (masked everywhere, never printed)."""
-    local = secrets.get("SUPABASE_ANON_KEY")
-    if local:
-        return local
-    held = (kong_env or {}).get("SUPABASE_ANON_KEY", "")
-    if not held:
-        raise InventoryError(
-            f"no anon key to verify with: {kong_container} has no SUPABASE_ANON_KEY in its environment and none"
-            " is set locally; export SUPABASE_ANON_KEY or put it in the host's secrets_env_file"
-        )
-    register_secret(held)
-    return held
