@@ -29,6 +29,7 @@ from .container import (
     wait_until_running,
 )
 from .envrefs import check_references, register_file_credentials
+from .eras import refuse_era_mismatch
 from .errors import DeployError, InventoryError, RestartError, TransportError, ValidationError, VerifyError
 from .faults import checkpoint
 from .hostlock import LockOwner, acquire, break_if_stale, lock_path, state_dir
@@ -199,6 +200,8 @@ def deploy_host(host: HostConfig, options: DeployOptions, out: Output, task: str
             # Rendered once Kong is known: the file references the credentials it holds.
             profile = build_profile(state.kong)
             text = desired_config(host, secrets, options, profile)
+            if options.file is None:
+                refuse_era_mismatch(host.name, host.template, text, profile)
             desired_sha = sha256_text(text)
             result.old_sha256, result.new_sha256 = state.file.sha256, desired_sha
             checkpoint("looked")

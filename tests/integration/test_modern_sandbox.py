@@ -8,6 +8,7 @@ with the publishable key and are refused with a wrong one."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 
 import jwt
@@ -23,7 +24,7 @@ from supakong.look import look
 from supakong.preflight import preflight_parse
 from supakong.report import BufferOutput
 from supakong.sandbox import SandboxSpec, sandbox_reset, sandbox_up
-from supakong.sandbox.inventory import write_sandbox_inventory
+from supakong.sandbox.inventory import TEMPLATE, write_sandbox_inventory
 from supakong.sandbox.stack import SEEDS, docker_client, ensure_secrets
 from supakong.transport import HostConnection
 
@@ -141,3 +142,14 @@ def test_preflight_runs_the_hosts_own_entrypoint_script_on_the_candidate(modern,
         code, listing = conn.engine().exec(modern_host.kong_container, ["ls", "-a", "/tmp"])
     assert "kong config parse" in str(err.value)
     assert b"supakong-preflight" not in listing
+
+
+def test_a_legacy_template_is_refused_over_the_modern_hosts_file(modern, modern_host):
+    before = modern.kong_config_path.read_bytes()
+    legacy = dataclasses.replace(modern_host, template=TEMPLATE)
+    with pytest.raises(ValidationError) as err:
+        deploy_host(legacy, DeployOptions(), BufferOutput())
+    message = str(err.value)
+    assert "kong-simple.yml.j2 is a legacy (Kong 2.8-era) template" in message
+    assert "templates/kong-2026.yml.j2" in message and "nothing was changed" in message
+    assert modern.kong_config_path.read_bytes() == before
