@@ -31,6 +31,7 @@ from .container import (
     wait_until_running,
 )
 from .envrefs import check_references, register_file_credentials
+from .eras import refuse_era_mismatch
 from .errors import DeployError, InventoryError, RestartError, TransportError, ValidationError, VerifyError
 from .faults import checkpoint
 from .hostlock import LockOwner, acquire, break_if_stale, lock_path, state_dir
@@ -44,7 +45,7 @@ from .preflight import PreflightResult, judge, preflight_parse
 from .remote_file import STAMP_FORMAT, read_remote_file, read_remote_text, replace_file_atomically, restore_backup
 from .render import render_kong_config, sha256_text
 from .report import HostResult, Output
-from .secrets import KONG_CREDENTIAL_NAMES, Secrets, load_host_secrets, register_env_secrets, verification_key
+from .secrets import KONG_CREDENTIAL_NAMES, Secrets, load_host_secrets, register_env_secrets
 from .transport import HeldCommand, HostConnection
 
 if TYPE_CHECKING:
@@ -208,6 +209,8 @@ def deploy_host(host: HostConfig, options: DeployOptions, out: Output, task: str
             # Rendered once Kong is known: the file references the credentials it holds.
             profile = build_profile(state.kong)
             text = desired_config(host, secrets, options, profile)
+            if options.file is None:
+                refuse_era_mismatch(host.name, host.template, text, profile)
             desired_sha = sha256_text(text)
             result.old_sha256, result.new_sha256 = state.file.sha256, desired_sha
             checkpoint("looked")
@@ -620,16 +623,24 @@ def _show_logs(
 def run_verification(
     host: HostConfig, secrets: Secrets, out: Output, kong_env: Mapping[str, str] | None = None
 ) -> VerifyReport:
-    """Verify the Realtime path through Kong as supabase-js would; print the stages. The
-    anon key: the local one, else the Kong container's own (``kong_env``)."""
+    """Verify the Realtime path through Kong as supabase-js would, with each kind of key the
+    host has (publishable, legacy anon JWT; :func:`supakong.verify_keys.probe_keys`); print
+    the stages. Returns the first failed report, else the first key's."""
     from .verify import for_host_report, format_report, verify_realtime  # lazy: websockets only when verifying
+    from .verify_keys import probe_keys
     from .verify_model import ChannelSpec
 
     channel = ChannelSpec.named(host.verify_channel, host.verify_table)
-    apikey = verification_key(secrets, kong_env, host.kong_container)
-    report = for_host_report(verify_realtime(host.public_url, apikey, channel=channel, vsn=host.verify_vsn), host)
-    out.lines([f"  {row}" for row in format_report(report)], host.name)
-    return report
+    keys = probe_keys(secrets, kong_env, host.kong_container)
+    reports = []
+    for key in keys:
+        report = for_host_report(
+            verify_realtime(host.public_url, key.value, channel=channel, vsn=host.verify_vsn), host
+        )
+        heading = [f"  with the {key.label}:"] if len(keys) > 1 else []
+        out.lines([*heading, *(f"  {row}" for row in format_report(report))], host.name)
+        reports.append(report)
+    return next((report for report in reports if not report.ok), reports[0])
 
 
 def _roll_back(
