@@ -16,9 +16,14 @@ TEMPLATE = templates_dir() / "kong-simple.yml.j2"
 
 
 def spec_for(name: str, index: int) -> SandboxSpec:
-    """A sandbox whose container names follow its name (``<name>-supabase-kong``)."""
+    """A sandbox whose container names follow its name (``<name>-supabase-kong``); a name
+    ending in ``-dokploy`` is a Dokploy-managed one (:func:`~supakong.sandbox.dokploy.dokploy_spec`)."""
     if name == "sandbox":
         return SandboxSpec()
+    if name.endswith("-dokploy"):
+        from .dokploy import dokploy_spec
+
+        return dokploy_spec(name, index)
     return SandboxSpec(
         name=name,
         index=index,
@@ -29,7 +34,12 @@ def spec_for(name: str, index: int) -> SandboxSpec:
 
 
 def host_vars(spec: SandboxSpec, template: Path = TEMPLATE) -> dict[str, object]:
-    """The inventory variables of one sandbox host."""
+    """The inventory variables of one sandbox host (a Dokploy one: with its API)."""
+    dokploy: dict[str, object] = {}
+    if spec.dokploy:
+        from .dokploy import KEY_ENV, api_url
+
+        dokploy = {"dokploy_url": api_url(spec), "dokploy_api_key_env": KEY_ENV}
     return {
         "ansible_host": spec.ssh_alias,
         "ssh_config_file": str(spec.ssh_config_path),
@@ -41,6 +51,7 @@ def host_vars(spec: SandboxSpec, template: Path = TEMPLATE) -> dict[str, object]
         "secrets_env_file": str(spec.secrets_path),
         "kong_template": str(template),
         "backups_keep": 3,
+        **dokploy,
     }
 
 

@@ -45,6 +45,8 @@ class SandboxSpec:
     #: OSS refuses (ws/wss protocols), leaves Kong crash-looping, as it would on a server.
     seed: str = "seed-kong.yml"
     seed_loads: bool = True
+    #: Kong and Realtime belong to a Dokploy compose service (:mod:`supakong.sandbox.dokploy`).
+    dokploy: bool = False
 
     @property
     def netns(self) -> str:
@@ -98,7 +100,12 @@ class SandboxSpec:
 
     @property
     def kong_config_path(self) -> Path:
-        """The kong-simple.yml on the VPS's volume, bind-mounted into the Kong container."""
+        """The kong-simple.yml on the VPS's volume, bind-mounted into the Kong container
+        (under Dokploy: the template's file mount, ``files/volumes/api/kong.yml``)."""
+        if self.dokploy:
+            from .dokploy import files_path
+
+            return files_path(self)
         return self.srv_dir / "volumes" / "api" / "kong-simple.yml"
 
     @property
