@@ -34,6 +34,7 @@ from . import fence
 from .checks import FAIL, MARKS, OK, SKIP, Check
 from .container import ContainerState, exec_in_container, inspect_container, probed_healthy
 from .doctor_tables import TableReadiness, doctor_table_checks, host_table, read_table_readiness
+from .dokploy.policy import doctor_check, dokploy_notes
 from .errors import DeployError, InventoryError, VerifyError
 from .eval_expansion import expand_like_eval
 from .fleet import HostAction
@@ -374,6 +375,7 @@ class DoctorFacts:
     verification_note: str = ""
     now: float = 0.0
     tables: TableReadiness | None = None  # the db's readiness for postgres_changes
+    host_config: HostConfig | None = field(default=None, repr=False, compare=False)
 
     @property
     def config_text(self) -> str | None:
@@ -550,10 +552,20 @@ def check_kong_target(f: DoctorFacts) -> Check:
     if f.kong is not None and f.kong.exists:
         p = build_profile(f.kong, f.realtime)
         detail += f"; entrypoint {p.expansion}, router {p.router_flavor} ({p.router_flavor_source})"
-        if p.owner.markers:  # noted, not failed: deploying through Dokploy is for a later version
-            notes = (f"Dokploy: {'; '.join(p.owner.markers)}: its next deploy of the stack may rewrite the file",)
-            return Check(name, OK, detail, notes=notes)
+        if p.owner.markers or p.dokploy:  # noted, not failed: deploy-kong goes through Dokploy
+            return Check(name, OK, detail, notes=dokploy_notes(p.dokploy, p.owner.markers, f.host_config))
     return Check(name, OK, detail)
+
+
+def check_dokploy(f: DoctorFacts) -> list[Check]:
+    """Dokploy-managed: appName, mode and the file mount, and how deploy-kong writes it."""
+    if f.kong is None or not f.kong.exists:
+        return []
+    row = doctor_check(build_profile(f.kong).dokploy, f.host_config)
+    if row is None:
+        return []
+    status, detail, fix, notes = row
+    return [Check("dokploy", OK if status == "ok" else FAIL, detail, fix, notes=notes)]
 
 
 def check_tenant(f: DoctorFacts) -> Check:
@@ -768,6 +780,7 @@ def build_checklist(f: DoctorFacts) -> list[Check]:
         check_container(f, "kong"),
         check_container(f, "realtime"),
         check_kong_target(f),
+        *check_dokploy(f),
         check_tenant(f),
         check_anon_key(f),
         check_keys(f),
@@ -809,6 +822,7 @@ def gather_facts(host: HostConfig, secrets: Secrets, options: VerifyOptions) -> 
         inventory_keys={consumer: secrets.get(env) for consumer, env in KEY_CONSUMERS},
         inventory_tenant=host.realtime_tenant,
         now=time.time(),
+        host_config=host,
     )
     try:
         with HostConnection(host) as conn:
