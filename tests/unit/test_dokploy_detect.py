@@ -25,8 +25,15 @@ REPO_INVENTORY = Path(__file__).resolve().parents[2] / "inventory" / "hosts.yml"
 def test_a_compose_service_with_a_file_mount() -> None:
     stack = detect(COMPOSE_LABELS, f"{BASE}/files/volumes/api/kong.yml")
     assert stack is not None
-    assert (stack.app_name, stack.mode, stack.location, stack.file_path) == (APP, COMPOSE, FILES, "/volumes/api/kong.yml")
-    assert stack.describe() == f"Dokploy-managed: appName {APP}, compose mode, file mount /volumes/api/kong.yml (files/)"
+    assert (stack.app_name, stack.mode, stack.location, stack.file_path) == (
+        APP,
+        COMPOSE,
+        FILES,
+        "/volumes/api/kong.yml",
+    )
+    assert (
+        stack.describe() == f"Dokploy-managed: appName {APP}, compose mode, file mount /volumes/api/kong.yml (files/)"
+    )
 
 
 def test_a_file_in_code_is_seen_as_such() -> None:
