@@ -28,6 +28,8 @@ from .container import (
     wait_until_healthy,
     wait_until_running,
 )
+from .dokploy.apply import FileWriter, make_writer
+from .dokploy.policy import PLAIN, choose_writer, writer_intent
 from .envrefs import check_references, register_file_credentials
 from .errors import DeployError, InventoryError, RestartError, TransportError, ValidationError, VerifyError
 from .faults import checkpoint
@@ -67,6 +69,8 @@ class DeployOptions:
     lock_wait: float = 0.0
     settle: float = 2.0
     log_lines: int = 20
+    #: A Dokploy file mount without API access: write it in place anyway (supakong.dokploy).
+    direct: bool = False
 
 
 class RolledBackError(DeployError):
@@ -204,6 +208,9 @@ def deploy_host(host: HostConfig, options: DeployOptions, out: Output, task: str
             checkpoint("looked")
             check_mount(host, state.kong, state.realpath)
             plan = _plan(desired_sha, state, result, out, host)
+            writer_kind = choose_writer(profile.dokploy, host, direct=options.direct) if plan.replace else PLAIN
+            if writer_kind != PLAIN:
+                out.line(f"  {writer_intent(profile.dokploy, host, writer_kind)}", host.name)
             if plan.replace or options.check:
                 # Like Ansible's validate=: only a file that is going to be written is checked
                 # (a no-op keeps what is already deployed; `fab check-kong` checks on demand).
@@ -252,7 +259,8 @@ def deploy_host(host: HostConfig, options: DeployOptions, out: Output, task: str
                         conn, host.kong_config_path, lock_status, notify=lambda msg: out.line(f"  {msg}", host.name)
                     )
             else:
-                _apply(conn, host, state, plan, text, options, out, result, secrets, ahead)
+                writer = make_writer(writer_kind, conn, host, profile.dokploy)
+                _apply(conn, host, state, plan, text, options, out, result, secrets, ahead, writer)
         except DeployError as exc:
             result.status = "rolled_back" if isinstance(exc, RolledBackError) else "failed"
             result.message = str(exc)
@@ -350,8 +358,10 @@ def _apply(
     result: HostResult,
     secrets: Secrets,
     ahead: _Ahead | None,
+    writer: FileWriter | None = None,
 ) -> None:
-    """Replace, restart, wait, verify; roll back on failure."""
+    """Replace (or have ``writer`` put the file in place: Dokploy), restart, wait, verify;
+    roll back on failure."""
     if not state.kong.exists:
         raise RestartError(f"{host.name}: container {host.kong_container} does not exist; nothing to restart")
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
@@ -363,7 +373,14 @@ def _apply(
                 conn.engine(), state.kong, text.encode("utf-8"), build_profile(state.kong).expansion
             )
         out.line(f"  {judge(check, host.name)}", host.name)
-    if plan.replace:
+    if plan.replace and writer is not None:
+        with result.timed("replace"):
+            out.line(f"  {writer.write(text, state.file.sha256, stamp)}", host.name)
+        out.lines([f"  ! {note}" for note in writer.notes], host.name)
+        result.backup = getattr(writer, "backup", None)
+        result.message = "; ".join(writer.notes)
+        checkpoint("committed")
+    elif plan.replace:
         with result.timed("replace"):
             result.backup = replace_file_atomically(
                 conn,
@@ -384,6 +401,8 @@ def _apply(
         if not options.rollback:
             kept = f"its backup: {result.backup}" if result.backup else "the file was new"
             raise type(failure)(f"{failure}; --no-rollback: the new file stays in place ({kept})") from None
+        if writer is not None and plan.replace:
+            _roll_back(conn, host, options, out, result, secrets, failure, writer.restore)
         if not result.backup:
             raise
         _roll_back(conn, host, options, out, result, secrets, failure)
@@ -509,10 +528,15 @@ def _roll_back(
     result: HostResult,
     secrets: Secrets,
     failure: DeployError,
+    restore: Callable[[], str] | None = None,
 ) -> None:
-    assert result.backup is not None
     out.line(f"  ROLLING BACK: {failure}", host.name)
-    restore_backup(conn, host.kong_config_path, result.backup)
+    if restore is not None:  # Dokploy's mount through its API, or a --direct write in place
+        out.line(f"  {restore()}", host.name)
+    else:
+        assert result.backup is not None
+        restore_backup(conn, host.kong_config_path, result.backup)
+    restored_from = result.backup or "the previous content of Dokploy's file mount"
     before = inspect_container(conn.engine(), host.kong_container)
     restored_sha = read_remote_file(conn, host.kong_config_path).sha256
     result.status = "rolled_back"
@@ -520,9 +544,9 @@ def _roll_back(
         _restart_and_verify(conn, host, before, restored_sha, options, out, result, secrets)
     except (RestartError, VerifyError) as second:
         raise RolledBackError(
-            f"{failure}; rolled back to {result.backup}, but the previous config fails too: {second}"
+            f"{failure}; rolled back to {restored_from}, but the previous config fails too: {second}"
         ) from None
-    raise RolledBackError(f"{failure}; rolled back to {result.backup}: the previous config is serving again")
+    raise RolledBackError(f"{failure}; rolled back to {restored_from}: the previous config is serving again")
 
 
 def _finish(result: HostResult, started: float) -> HostResult:

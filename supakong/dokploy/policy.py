@@ -129,3 +129,11 @@ def doctor_check(stack: DokployStack | None, host: HostConfig | None) -> tuple[s
         return "fail", detail, fix, ()
     via = f"deploy-kong updates it through {host.dokploy_url}" if host is not None and host.dokploy_url else ""
     return "ok", detail, "", (via,) if via else ()
+
+
+def writer_intent(stack: DokployStack | None, host: HostConfig, kind: str) -> str:
+    """The plan's line for a Dokploy-managed file."""
+    assert stack is not None
+    if kind == API:
+        return f"{stack.describe()}: writing it through Dokploy's API at {host.dokploy_url}, then applying it to Kong"
+    return f"! {stack.describe()}: --direct, writing it in place over SSH, behind Dokploy's back"
