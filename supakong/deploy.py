@@ -28,7 +28,7 @@ from .container import (
     wait_until_healthy,
     wait_until_running,
 )
-from .dokploy.apply import FileWriter, make_writer
+from .dokploy.apply import FileWriter, make_writer, stored_copy_drift
 from .dokploy.policy import PLAIN, choose_writer, writer_intent
 from .envrefs import check_references, register_file_credentials
 from .errors import DeployError, InventoryError, RestartError, TransportError, ValidationError, VerifyError
@@ -246,6 +246,10 @@ def deploy_host(host: HostConfig, options: DeployOptions, out: Output, task: str
                     conn.reserve_session()  # the replace's, opening while the preflight ends
             if not plan.changes:
                 result.message = "no change"
+                drift = stored_copy_drift(host, profile.dokploy, state.file.sha256) if not options.check else None
+                if drift:
+                    out.line(f"  ! {drift}", host.name)
+                    result.message = f"no change; {drift}"
                 if state.kong.health == "starting" and not options.check:
                     # Someone (or a killed run) just restarted Kong: "no change" must also
                     # mean "serving", so wait for its healthcheck instead of reporting early.

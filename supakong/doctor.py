@@ -553,7 +553,9 @@ def check_kong_target(f: DoctorFacts) -> Check:
         p = build_profile(f.kong, f.realtime)
         detail += f"; entrypoint {p.expansion}, router {p.router_flavor} ({p.router_flavor_source})"
         if p.owner.markers or p.dokploy:  # noted, not failed: deploy-kong goes through Dokploy
-            return Check(name, OK, detail, notes=dokploy_notes(p.dokploy, p.owner.markers, f.host_config))
+            return Check(
+                name, OK, detail, notes=dokploy_notes(None, p.owner.markers, None)
+            )  # the dokploy row says more
     return Check(name, OK, detail)
 
 

@@ -19,10 +19,10 @@ import posixpath
 import time
 from typing import TYPE_CHECKING, Protocol
 
-from ..errors import TransportError
+from ..errors import DeployError, TransportError
 from ..remote_file import BACKUP_DIR, read_remote_file, read_remote_text
 from .api import DokployApi, DokployApiError, MountRef
-from .detect import DokployStack
+from .detect import FILES, DokployStack
 from .policy import API, PLAIN, api_access, stale_copy_warning
 
 if TYPE_CHECKING:
@@ -180,3 +180,23 @@ def make_writer(
         assert access is not None  # choose_writer checked it
         return ApiMountWriter(conn, host, stack, DokployApi(access, host.name))
     return DirectWriter(conn, host, stack)
+
+
+def stored_copy_drift(host: HostConfig, stack: DokployStack | None, file_sha: str) -> str | None:
+    """On a run with nothing to change: a warning when Dokploy's stored copy of the file mount
+    is not the file on the host (written behind its back earlier, e.g. ``--direct``), so that
+    the next save of the mount would revert it; None when they agree or there is no API."""
+    access = api_access(host)
+    if stack is None or stack.location != FILES or stack.file_path is None or access is None:
+        return None
+    try:
+        ref = DokployApi(access, host.name).find_mount(stack.app_name, stack.file_path)
+    except DeployError as exc:
+        return f"could not compare the file with Dokploy's stored copy: {exc}"
+    if _sha(ref.content) == file_sha:
+        return None
+    return (
+        f"Dokploy's stored copy of file mount {stack.file_path} is not the file on the host (sha256"
+        f" {_sha(ref.content)[:12]} vs {file_sha[:12]}): the next save of that mount in Dokploy reverts the host;"
+        f" paste the host's file into it, or change the template and deploy again (the API then updates both)"
+    )

@@ -102,6 +102,10 @@ def test_direct_writes_in_place_warns_and_a_ui_save_reverts_it(
     with HostConnection(dk_host) as conn:
         last = read_audit(conn, dk_host.kong_config_path, 1)[-1]
     assert last["result"] == "changed" and "is now stale" in last["message"]
+    with pytest.MonkeyPatch.context() as env:  # with a key, a run with nothing to change sees the drift
+        env.setenv(dk.KEY_ENV, dk.api_keys(dokploy)[dk.KEY_ENV])
+        again = deploy_host(dk_host, DeployOptions(), BufferOutput())
+    assert again.status == "ok" and "the next save of that mount in Dokploy reverts the host" in again.message
     dk.ui_save_mount(dokploy)  # the hazard --direct warned about
     assert path.read_text() == dk.SEED.read_text()
     reset_mount(dokploy)
