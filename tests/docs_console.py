@@ -135,8 +135,9 @@ def _normal(line: str) -> str:
 
 
 def line_pattern(expected: str) -> re.Pattern[str]:
-    """An output line as shown: whitespace runs are one space, ``…`` is any text."""
-    parts = [re.escape(part) for part in _normal(expected).split("…")]
+    """An output line as shown: whitespace runs are one space, ``…`` is any text (with the
+    spaces around it: ``a … b`` matches ``a b``)."""
+    parts = [re.escape(part.strip()) for part in _normal(expected).split("…")]
     return re.compile(".*?".join(parts))
 
 
