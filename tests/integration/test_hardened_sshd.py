@@ -88,9 +88,24 @@ def test_deploy_noop_rollback_doctor_and_verify_pass_behind_a_hardened_sshd(
     assert verify_host(host, secrets, VerifyOptions()).ok
 
     seen = log.since()
+    if NO_MORE_SESSIONS in REFUSALS[name] and NO_MORE_SESSIONS not in seen:
+        # Whether a run's sessions overlap is a matter of timing (a session asked for ahead
+        # may open after the last one closed): show that this server does enforce the limit.
+        seen += _second_session_refusal(host, log)
     for refusal in REFUSALS[name]:
         assert refusal in seen, f"{name}: the server never refused ({refusal!r}): the test proves nothing"
     assert "Traceback" not in out.text and "ChannelException" not in out.text
+
+
+def _second_session_refusal(host, log: ServerLog) -> str:
+    """What the server logs when a second session is asked for while one is held."""
+    start = len(log.path.read_text())
+    with HostConnection(host) as conn:
+        _, held = conn.start(["sh", "-c", "echo ready; read -r line"], until=b"ready")
+        assert held is not None
+        threading.Timer(0.3, held.finish, args=("",)).start()
+        assert conn.run(["true"]).exit_code == 0
+    return log.path.read_text()[start:]
 
 
 def test_a_session_limit_is_learned_once_and_later_commands_wait_for_a_free_session(sandbox_spec, variants):
