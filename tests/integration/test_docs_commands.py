@@ -46,8 +46,9 @@ def substitutions(spec: SandboxSpec, project: Path, inventory: Path | None) -> l
         (r"(?<![\w-])my-server(?![\w-])", spec.name),
         (re.escape("sandbox-supabase-"), f"{spec.name}-supabase-"),
         (re.escape("10.203.1.2"), spec.vps_addr),
-        # the host `sandbox` (also in /srv/supakong-sandbox/sandbox/), not sandbox-up or 'sandbox*'
-        (r"(?<![\w-])sandbox(?![\w*-])", spec.name),
+        (re.escape("/srv/supakong-sandbox/sandbox/"), f"/srv/supakong-sandbox/{spec.name}/"),
+        # the host `sandbox`; not sandbox-up, 'sandbox*' or a path such as supakong/sandbox/
+        (r"(?<![\w/-])sandbox(?![\w*/-])", spec.name),
     ]
     if inventory is not None:  # errors name the inventory file SUPAKONG_INVENTORY points at
         pairs.append((re.escape("inventory/hosts.yml:"), f"{inventory}:"))
