@@ -63,6 +63,24 @@ def test_relative_links_point_at_files_that_exist(path):
     assert not broken, f"{path.name}: links to missing files: {broken}"
 
 
+def github_anchors(text: str) -> set[str]:
+    """The anchors GitHub makes of a page's headings: lower case, punctuation dropped,
+    spaces as hyphens."""
+    headings = re.findall(r"^#+ (.+)$", re.sub(r"```.*?```", "", text, flags=re.S), flags=re.M)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
+@pytest.mark.parametrize("path", doc_files(), ids=lambda p: p.name)
+def test_anchors_in_links_name_headings_that_exist(path):
+    text = path.read_text(encoding="utf-8")
+    broken = []
+    for target, anchor in re.findall(r"\]\(([^)#\s]*)#([^)\s]+)\)", text):
+        page = (path.parent / target).resolve() if target else path
+        if page.exists() and anchor not in github_anchors(page.read_text(encoding="utf-8")):
+            broken.append(f"{target}#{anchor}")
+    assert not broken, f"{path.name}: links to missing headings: {broken}"
+
+
 def test_output_lines_match_in_order_with_the_ellipsis_as_any_text():
     output = "deploy-kong edge-1\n  plan: replace file   + restart Kong\n  SUBSCRIBED\nRECAP\n  edge-1  changed 0.8s\n"
     assert missing_lines(["  plan: replace … Kong", "SUBSCRIBED", "edge-1 changed …"], output) == []
