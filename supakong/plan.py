@@ -81,11 +81,12 @@ def plan_deploy(desired_sha: str, state: HostState) -> Plan:
 
 
 def unified_diff(old: str, new: str, path: str) -> str:
-    """A unified diff of the host's file and the desired one, with secrets masked."""
+    """A unified diff of the host's file and the desired one, with secrets masked. Diffed
+    before masking: a changed password still shows as a changed ``password: ***`` line."""
     lines = difflib.unified_diff(
-        mask(old).splitlines(keepends=True),
-        mask(new).splitlines(keepends=True),
+        old.splitlines(keepends=True),
+        new.splitlines(keepends=True),
         fromfile=f"{path} (on host)",
         tofile=f"{path} (desired)",
     )
-    return "".join(lines)
+    return mask("".join(lines))

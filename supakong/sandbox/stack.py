@@ -124,8 +124,11 @@ def _current_images(client: docker.APIClient) -> set[str]:
     have = set()
     for image in client.images():
         for tag in image.get("RepoTags") or []:
+            if tag not in KONG_IMAGES:  # e.g. "<none>:<none>" of a replaced image: not inspectable
+                have.add(tag)
+                continue
             env = client.inspect_image(tag)["Config"].get("Env") or []
-            if f"SUPAKONG_IMAGE_REVISION={IMAGE_REVISION}" in env or tag not in KONG_IMAGES:
+            if f"SUPAKONG_IMAGE_REVISION={IMAGE_REVISION}" in env:
                 have.add(tag)
     return have
 
@@ -148,6 +151,8 @@ def ensure_images(client: docker.APIClient, spec: SandboxSpec) -> None:
     version = spec.realtime_image.rsplit(":", 1)[1]
     wanted[spec.realtime_image] = [f"ENV REALTIME_VERSION={version}", "ENV SLOT_NAME_SUFFIX="]
     wanted[DB_IMAGE] = list(DB_IMAGE_ENV)
+    if spec.dokploy:
+        wanted["dokploy/dokploy:v0.25.0"] = ["ENV NODE_ENV=production"]
     for name, changes in wanted.items():
         if name in have:
             continue
@@ -163,17 +168,25 @@ def ensure_images(client: docker.APIClient, spec: SandboxSpec) -> None:
 
 def ensure_secrets(spec: SandboxSpec) -> dict[str, str]:
     """The sandbox's JWT secret, the anon/service keys signed with it and the db's
-    POSTGRES_PASSWORD (made once; the password is added to a file made before the db was)."""
+    POSTGRES_PASSWORD; with ``spec.api_keys`` also today's opaque keys, ES256 JWTs and JWKS
+    (:mod:`supakong.sandbox.api_keys`) and the dashboard's credentials. Made once; values a
+    file made earlier lacks are added to it."""
+    values: dict[str, str] = {}
     if spec.secrets_path.exists():
         from ..secrets import parse_env_file
 
         values = parse_env_file(spec.secrets_path.read_text(), str(spec.secrets_path))
-        if "POSTGRES_PASSWORD" not in values:
-            values["POSTGRES_PASSWORD"] = pysecrets.token_urlsafe(24)
-            with spec.secrets_path.open("a") as env_file:
-                env_file.write(f"POSTGRES_PASSWORD={values['POSTGRES_PASSWORD']}\n")
-        return values
-    jwt_secret = pysecrets.token_urlsafe(32)
+    missing = {k: v for k, v in _new_secrets(spec, values).items() if k not in values}
+    if missing:
+        spec.secrets_path.touch(mode=0o600)
+        with spec.secrets_path.open("a") as env_file:
+            env_file.write("".join(f"{k}={v}\n" for k, v in missing.items()))
+    return {**values, **missing}
+
+
+def _new_secrets(spec: SandboxSpec, have: dict[str, str]) -> dict[str, str]:
+    """Fresh values for every secret the sandbox has (the caller keeps the ones it has)."""
+    jwt_secret = have.get("JWT_SECRET") or pysecrets.token_urlsafe(32)
     now = int(time.time())
     claims = {"iss": "supabase", "iat": now, "exp": now + 10 * 365 * 86400}
     values = {
@@ -182,8 +195,12 @@ def ensure_secrets(spec: SandboxSpec) -> dict[str, str]:
         "SUPABASE_SERVICE_KEY": jwt.encode({**claims, "role": "service_role"}, jwt_secret, algorithm="HS256"),
         "POSTGRES_PASSWORD": pysecrets.token_urlsafe(24),
     }
-    spec.secrets_path.touch(mode=0o600)
-    spec.secrets_path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+    if spec.api_keys:
+        from .api_keys import NAMES, make_api_keys
+
+        if not all(name in have for name in NAMES):  # one set: the JWTs need their JWKS
+            values.update(make_api_keys(jwt_secret, now))
+        values.update(DASHBOARD_USERNAME="supabase", DASHBOARD_PASSWORD=pysecrets.token_urlsafe(16))
     return values
 
 
@@ -292,6 +309,9 @@ def create_realtime(client: docker.APIClient, spec: SandboxSpec, keys: dict[str,
             "PORT": "4000",
             "HOST": "127.0.0.1",
             "API_JWT_SECRET": keys["JWT_SECRET"],
+            # Upstream's compose ships `#API_JWT_JWKS: ${JWT_JWKS:-{"keys":[]}}` commented out;
+            # the modern sandbox has it on (add-new-auth-keys.sh uncomments it since 2026-04).
+            **({"API_JWT_JWKS": keys["JWT_JWKS"]} if spec.realtime_jwks else {}),
             "SELF_HOST_TENANT_NAME": spec.tenant,
             "APP_NAME": "realtime",
             "SEED_SELF_HOST": "true",
