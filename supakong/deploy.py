@@ -232,6 +232,9 @@ def deploy_host(host: HostConfig, options: DeployOptions, out: Output, task: str
             if plan.replace and (options.check or options.diff):
                 _print_diff(conn, host, state, text, out)
             if options.check:
+                if plan.changes and state.kong.exists:
+                    choice = choose_apply(state.kong, profile, replace=plan.replace, force_restart=options.restart)
+                    out.line(f"  would {choice.describe()}", host.name)
                 result.status = "pending" if plan.changes else "ok"
                 return _finish(result, started)
             if plan.changes:
