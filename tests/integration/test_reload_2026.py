@@ -56,7 +56,7 @@ def running_hash(spec: SandboxSpec) -> str:
     return in_container(spec, f"resty -e '{lua}'").strip()
 
 
-def reload(host, spec: SandboxSpec, template: bytes):  # type: ignore[no-untyped-def]
+def reload(host, spec: SandboxSpec, template: bytes, parse: bool = True):  # type: ignore[no-untyped-def]
     with HostConnection(host) as conn:
         engine = conn.engine()
         kong = inspect_container(engine, spec.kong_container)
@@ -69,7 +69,7 @@ def reload(host, spec: SandboxSpec, template: bytes):  # type: ignore[no-untyped
         choice = choose_apply(kong, profile, replace=True)
         assert profile.expansion == AWK and choice.reload, choice.why
         assert (choice.admin_url, choice.settle) == (f"http://127.0.0.1:{PORT + 1}", 1.0)
-        return reload_config(engine, spec.kong_container, profile, choice, template)
+        return reload_config(engine, spec.kong_container, profile, choice, template, parse=parse)
 
 
 def test_the_2026_kong_reloads_a_template_its_entrypoint_renders_without_a_restart(
@@ -101,6 +101,9 @@ def test_the_2026_kong_reloads_a_template_its_entrypoint_renders_without_a_resta
     # A config Kong refuses: refused, the running config and the container's file stay.
     refused = reload(host, kong_2026, BROKEN.encode())
     assert refused.result == REFUSED and "port" in refused.detail
+    # Without the parse (the deploy's preflight ran it), Kong's own POST /config refuses: 400.
+    posted = reload(host, kong_2026, BROKEN.encode(), parse=False)
+    assert posted.result == REFUSED and "POST /config answered HTTP 400: declarative config is invalid" in posted.detail
     assert in_container(kong_2026, "cat /usr/local/kong/kong.yml") == loaded
     assert running_hash(kong_2026) == hashlib.md5(loaded.encode()).hexdigest()
 
