@@ -43,6 +43,7 @@ from .listen_probe import ListenGate
 from .logs import LogLine, fetch_interleaved, format_log_lines
 from .look import look, look_held
 from .plan import HostState, Plan, loaded_marker, plan_deploy, unified_diff
+from .preflight import OK as PREFLIGHT_OK
 from .preflight import PreflightResult, judge, preflight_parse
 from .remote_file import STAMP_FORMAT, read_remote_file, read_remote_text, replace_file_atomically, restore_backup
 from .render import render_kong_config, sha256_text
@@ -385,6 +386,7 @@ def _apply(
     if not state.kong.exists:
         raise RestartError(f"{host.name}: container {host.kong_container} does not exist; nothing to restart")
     stamp = datetime.now(UTC).strftime(STAMP_FORMAT)
+    parsed = False  # Kong's own parse of this candidate passed (the reload need not repeat it)
     if plan.replace and options.skip_preflight and not options.skip_validate:
         out.line("  ! --skip-preflight: NOT asking the running Kong to parse the file first", host.name)
     elif plan.replace and not options.skip_validate:
@@ -393,12 +395,15 @@ def _apply(
                 conn.engine(), state.kong, text.encode("utf-8"), build_profile(state.kong).expansion
             )
         out.line(f"  {judge(check, host.name)}", host.name)
+        parsed = check.status == PREFLIGHT_OK
     profile = build_profile(state.kong)
     choice = choose_apply(state.kong, profile, replace=plan.replace, force_restart=options.restart)
     # A restart where a reload was wanted (not --restart, not a stopped Kong) is said loudly.
     loud = plan.replace and not choice.reload and not options.restart and state.kong.running
     out.line(f"  {'! ' if loud else ''}{choice.describe()}", host.name)
-    if choice.reload and _reload(conn, host, state, choice, text, options, out, result, secrets, stamp, writer):
+    if choice.reload and _reload(
+        conn, host, state, choice, text, options, out, result, secrets, stamp, writer, parsed=parsed
+    ):
         return
     if plan.replace:
         _replace(conn, host, state, text, out, result, stamp, writer)
@@ -473,13 +478,17 @@ def _reload(
     secrets: Secrets,
     stamp: str,
     writer: FileWriter | None = None,
+    *,
+    parsed: bool = False,
 ) -> bool:
     """Load the new config into the running Kong, then write the host's file and verify;
     False when the reload cannot run (the caller restarts instead, as before). Kong refusing
     the config raises :class:`ValidationError` before anything changed on the host."""
     profile = build_profile(state.kong)
     with result.timed("reload"):
-        outcome = reload_config(conn.engine(), host.kong_container, profile, choice, text.encode("utf-8"))
+        outcome = reload_config(
+            conn.engine(), host.kong_container, profile, choice, text.encode("utf-8"), parse=not parsed
+        )
     if outcome.result == REFUSED:
         raise ValidationError(
             f"{host.name}: Kong in {host.kong_container} refuses the new config ({outcome.detail}); nothing was"
