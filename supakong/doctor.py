@@ -33,8 +33,10 @@ from invoke import Exit
 from . import fence
 from .checks import FAIL, MARKS, OK, SKIP, Check
 from .container import ContainerState, exec_in_container, inspect_container, probed_healthy
+from .discovery import ContainerSummary
 from .doctor_keys import KeyFacts, doctor_key_checks
 from .doctor_tables import TableReadiness, doctor_table_checks, host_table, read_table_readiness
+from .envoy import SWITCH_TO_KONG, envoy_detail, find_envoy
 from .errors import DeployError, InventoryError, VerifyError
 from .eval_expansion import expand_like_eval
 from .fleet import HostAction
@@ -411,6 +413,7 @@ class DoctorFacts:
     verification_note: str = ""
     now: float = 0.0
     tables: TableReadiness | None = None  # the db's readiness for postgres_changes
+    envoy: ContainerSummary | None = None  # an Envoy gateway, looked for when Kong is missing
 
     @property
     def config_text(self) -> str | None:
@@ -545,6 +548,8 @@ def check_container(f: DoctorFacts, role: str) -> Check:
     title = f"{role} container"
     if state is None:
         return Check(title, SKIP, "not read: no SSH")
+    if not state.exists and role == "kong" and f.envoy is not None:
+        return Check(title, FAIL, f"{name} does not exist: {envoy_detail(f.envoy)}", SWITCH_TO_KONG)
     if not state.exists:
         return Check(
             title,
@@ -908,6 +913,7 @@ def read_host(conn: HostConnection, host: HostConfig, base: DoctorFacts) -> Doct
     api = conn.engine()
     effective, source, note = _effective_config(api, host, state.kong)
     mount_sha = _mount_sha256(api, host, state.kong)
+    envoy = None if state.kong.exists else find_envoy(api)
     # "starting" only means Docker's first probe is still an interval away: run the
     # container's healthcheck now (read-only, the command Docker itself would run).
     kong = probed_healthy(api, state.kong) or state.kong
@@ -924,6 +930,7 @@ def read_host(conn: HostConnection, host: HostConfig, base: DoctorFacts) -> Doct
         mount_sha256=mount_sha,
         target=target,
         target_error=target_error,
+        envoy=envoy,
     )
 
 
