@@ -34,6 +34,7 @@ from . import fence
 from .checks import FAIL, MARKS, OK, SKIP, Check
 from .container import ContainerState, exec_in_container, inspect_container, probed_healthy
 from .discovery import ContainerSummary
+from .doctor_hash import RunningConfig, judge_running_config, read_running_config
 from .doctor_keys import KeyFacts, doctor_key_checks
 from .doctor_tables import TableReadiness, doctor_table_checks, host_table, read_table_readiness
 from .envoy import SWITCH_TO_KONG, envoy_detail, find_envoy
@@ -414,6 +415,7 @@ class DoctorFacts:
     now: float = 0.0
     tables: TableReadiness | None = None  # the db's readiness for postgres_changes
     envoy: ContainerSummary | None = None  # an Envoy gateway, looked for when Kong is missing
+    running_config: RunningConfig | None = None  # Kong's configuration_hash against the file's
 
     @property
     def config_text(self) -> str | None:
@@ -822,7 +824,7 @@ def build_checklist(f: DoctorFacts) -> list[Check]:
     return [
         check_ssh(f),
         check_live_config(f),
-        check_config_loaded(f),
+        judge_running_config(f.running_config, check_config_loaded(f), f.config_path, f.host, f.kong_container),
         check_container(f, "kong"),
         check_container(f, "realtime"),
         check_kong_target(f),
@@ -914,6 +916,8 @@ def read_host(conn: HostConnection, host: HostConfig, base: DoctorFacts) -> Doct
     effective, source, note = _effective_config(api, host, state.kong)
     mount_sha = _mount_sha256(api, host, state.kong)
     envoy = None if state.kong.exists else find_envoy(api)
+    content = live_text.encode("utf-8") if live_text is not None else None
+    running = read_running_config(api, state.kong, build_profile(state.kong), content) if content is not None else None
     # "starting" only means Docker's first probe is still an interval away: run the
     # container's healthcheck now (read-only, the command Docker itself would run).
     kong = probed_healthy(api, state.kong) or state.kong
@@ -928,6 +932,7 @@ def read_host(conn: HostConnection, host: HostConfig, base: DoctorFacts) -> Doct
         effective_source=source,
         effective_note=note,
         mount_sha256=mount_sha,
+        running_config=running,
         target=target,
         target_error=target_error,
         envoy=envoy,

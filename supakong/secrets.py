@@ -54,7 +54,10 @@ KONG_CREDENTIAL_NAMES = (
 #: Other env names that hold a secret by their look (never Kong's own KONG_* settings, whose
 #: KEY/CERT names hold file paths).
 _SECRET_NAME = re.compile(r"(?!KONG_)[A-Z0-9_]*(KEY|SECRET|PASSWORD|PASSWD|TOKEN)[A-Z0-9_]*")
-_MIN_SECRET_LEN = 6  # shorter values would mask ordinary words
+_MIN_SECRET_LEN = 6  # shorter values are masked as whole words only
+#: Env names whose values are not secrets (user names, hosts, ports): a secrets file given as
+#: Supabase's whole .env holds them, and masking "supabase" or "5432" would garble messages.
+_NOT_SECRET = re.compile(r"(?!.*(?:KEY|SECRET|PASSWORD|PASSWD|TOKEN)).*(?:_USER|_USERNAME|_HOST|_PORT|_URL|_DB)")
 
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")
 #: Supabase's opaque API keys (sb_publishable_<22>_<8>, sb_secret_<22>_<8>; see
@@ -66,7 +69,21 @@ _KEY_PARAM = re.compile(r"(?i)((?:apikey|api_key|access_token|token)=)[^&\s\"']+
 # "invalid apikey: key-auth fallback" stays readable.
 _KEY_HEADER = re.compile(r"(?i)\b((?:apikey|x-api-key|authorization)\s*:\s*(?:bearer\s+)?)[A-Za-z0-9._~+/=-]{16,}")
 
+#: A value under a field named like a credential (``password: x``, ``"secret": "x"``,
+#: ``SUPABASE_ANON_KEY=x``, ``+    key: x`` in a diff): masked whether or not it was ever
+#: registered (an old file's short password), unless it is a ``$NAME`` reference.
+_FIELD = re.compile(
+    r"""(?<![A-Za-z0-9_.\[\]/-])
+    (["']?(?:password|passwd|secret|key|[A-Za-z0-9_]*_(?:key|secret|password))["']?[ \t]*[:=][ \t]*)
+    (?!["']?\$\{?[A-Za-z_][A-Za-z0-9_]*\}?["']?(?:[\s,}\#]|$))
+    ("[^"\n]*"|'[^'\n]*'|[^\s,}\n]+)""",
+    re.IGNORECASE | re.MULTILINE | re.VERBOSE,
+)
+
 _lock = threading.Lock()
+#: Registered values under :data:`_MIN_SECRET_LEN`: masked as whole words only.
+_short: set[str] = set()
+_short_pattern: tuple[re.Pattern[str] | None, int] = (None, -1)
 _known: set[str] = set()
 _generation = 0  # bumped by every registration
 #: _known longest first (a replacement must not leave the tail of a longer secret), and the
@@ -99,12 +116,35 @@ def encodings(value: str) -> set[str]:
 
 
 def register_secret(value: str) -> None:
-    """Remember ``value`` (and its encodings) so that :func:`mask` hides it from now on."""
+    """Remember ``value`` (and its encodings) so that :func:`mask` hides it from now on; a
+    value shorter than :data:`_MIN_SECRET_LEN` wherever it is a whole word (inside other
+    words it would mask ordinary text)."""
     global _generation
-    if value and len(value) >= _MIN_SECRET_LEN:
-        with _lock:
+    if not value or value == MASK:
+        return
+    with _lock:
+        if len(value) >= _MIN_SECRET_LEN:
             _known.update(encodings(value))
-            _generation += 1
+        else:
+            _short.add(value)
+        _generation += 1
+
+
+def _short_words() -> re.Pattern[str] | None:
+    """The short registered values as whole words (cached per registration)."""
+    global _short_pattern
+    with _lock:
+        if _short_pattern[1] != _generation:
+            words = "|".join(re.escape(v) for v in sorted(_short, key=len, reverse=True))
+            pattern = re.compile(rf"(?<![A-Za-z0-9_])(?:{words})(?![A-Za-z0-9_])") if words else None
+            _short_pattern = (pattern, _generation)
+        return _short_pattern[0]
+
+
+def _mask_field(match: re.Match[str]) -> str:
+    value = match.group(2)
+    quote = value[0] if value[0] in "'\"" and len(value) > 1 and value[-1] == value[0] else ""
+    return f"{match.group(1)}{quote}{MASK}{quote}"
 
 
 def _longest_first() -> tuple[tuple[str, ...], list[int]]:
@@ -135,10 +175,14 @@ def mask(text: str) -> str:
         for value in known[bisect.bisect_left(neg_lengths, -len(text)) :]:
             if value in text:
                 text, replaced = text.replace(value, MASK), True
+    short = _short_words()
+    if short is not None:
+        text = short.sub(MASK, text)
     text = _JWT.sub(MASK, text)
     text = _SB_KEY.sub(lambda m: m.group(1) + MASK, text)
     text = _KEY_PARAM.sub(lambda m: m.group(1) + MASK, text)
-    return _KEY_HEADER.sub(lambda m: m.group(1) + MASK, text)
+    text = _KEY_HEADER.sub(lambda m: m.group(1) + MASK, text)
+    return _FIELD.sub(_mask_field, text)
 
 
 @dataclass(frozen=True)
@@ -211,8 +255,9 @@ def load_secrets(
     for name in required:
         if not values.get(name):
             raise InventoryError(f"{source}: {name} is not set (needed to render the Kong config)")
-    for name in SECRET_NAMES:
-        register_secret(values.get(name, ""))
+    for name, value in values.items():  # every value of a secrets file, short ones too
+        if not _NOT_SECRET.fullmatch(name):
+            register_secret(value)
     return Secrets(values=values, source=source)
 
 

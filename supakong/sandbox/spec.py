@@ -45,6 +45,9 @@ class SandboxSpec:
     #: OSS refuses (ws/wss protocols), leaves Kong crash-looping, as it would on a server.
     seed: str = "seed-kong.yml"
     seed_loads: bool = True
+    #: KONG_ADMIN_LISTEN of the Kong container; empty = Kong's default (127.0.0.1:8001), as
+    #: in Supabase's compose. A second Kong in the same VPS (host network) needs its own.
+    kong_admin_listen: str = ""
     #: The kong file's name in volumes/api (upstream's current compose mounts kong.yml).
     kong_file: str = "kong-simple.yml"
     #: Whether the sandbox has today's keys (opaque sb_ keys, ES256 JWTs, a JWKS; see
