@@ -30,6 +30,8 @@ from .container import (
     wait_until_healthy,
     wait_until_running,
 )
+from .dokploy.apply import FileWriter, make_writer, stored_copy_drift
+from .dokploy.policy import PLAIN, choose_writer, writer_intent
 from .envoy import SWITCH_TO_KONG, envoy_detail, find_envoy
 from .envrefs import check_references, register_file_credentials
 from .eras import refuse_era_mismatch
@@ -73,6 +75,8 @@ class DeployOptions:
     log_lines: int = 20
     #: restart Kong even where its Admin API could take the new config (``--restart``)
     restart: bool = False
+    #: A Dokploy file mount without API access: write it in place anyway (supakong.dokploy).
+    direct: bool = False
 
 
 class RolledBackError(DeployError):
@@ -131,6 +135,7 @@ def desired_config(host: HostConfig, secrets: Secrets, options: DeployOptions, p
             secrets,
             held=profile.env_names if profile.gateway == KONG else None,
             expansion=profile.expansion,
+            router_flavor=profile.router_flavor,
         )
     try:
         return options.file.read_text(encoding="utf-8")
@@ -229,6 +234,9 @@ def deploy_host(host: HostConfig, options: DeployOptions, out: Output, task: str
             checkpoint("looked")
             check_mount(host, state.kong, state.realpath)
             plan = _plan(desired_sha, state, result, out, host)
+            writer_kind = choose_writer(profile.dokploy, host, direct=options.direct) if plan.replace else PLAIN
+            if writer_kind != PLAIN:
+                out.line(f"  {writer_intent(profile.dokploy, host, writer_kind)}", host.name)
             if plan.replace or options.check:
                 # Like Ansible's validate=: only a file that is going to be written is checked
                 # (a no-op keeps what is already deployed; `fab check-kong` checks on demand).
@@ -264,6 +272,10 @@ def deploy_host(host: HostConfig, options: DeployOptions, out: Output, task: str
                     conn.reserve_session()  # the replace's, opening while the preflight ends
             if not plan.changes:
                 result.message = "no change"
+                drift = stored_copy_drift(host, profile.dokploy, state.file.sha256) if not options.check else None
+                if drift:
+                    out.line(f"  ! {drift}", host.name)
+                    result.message = f"no change; {drift}"
                 if state.kong.health == "starting" and not options.check:
                     # Someone (or a killed run) just restarted Kong: "no change" must also
                     # mean "serving", so wait for its healthcheck instead of reporting early.
@@ -277,7 +289,8 @@ def deploy_host(host: HostConfig, options: DeployOptions, out: Output, task: str
                         conn, host.kong_config_path, lock_status, notify=lambda msg: out.line(f"  {msg}", host.name)
                     )
             else:
-                _apply(conn, host, state, plan, text, options, out, result, secrets, ahead)
+                writer = make_writer(writer_kind, conn, host, profile.dokploy)
+                _apply(conn, host, state, plan, text, options, out, result, secrets, ahead, writer)
         except DeployError as exc:
             result.status = "rolled_back" if isinstance(exc, RolledBackError) else "failed"
             result.message = str(exc)
@@ -375,8 +388,10 @@ def _apply(
     result: HostResult,
     secrets: Secrets,
     ahead: _Ahead | None,
+    writer: FileWriter | None = None,
 ) -> None:
-    """Replace, restart, wait, verify; roll back on failure."""
+    """Replace (or have ``writer`` put the file in place: Dokploy), restart, wait, verify;
+    roll back on failure."""
     if not state.kong.exists:
         raise RestartError(f"{host.name}: container {host.kong_container} does not exist; nothing to restart")
     stamp = datetime.now(UTC).strftime(STAMP_FORMAT)
@@ -393,10 +408,10 @@ def _apply(
     # A restart where a reload was wanted (not --restart, not a stopped Kong) is said loudly.
     loud = plan.replace and not choice.reload and not options.restart and state.kong.running
     out.line(f"  {'! ' if loud else ''}{choice.describe()}", host.name)
-    if choice.reload and _reload(conn, host, state, choice, text, options, out, result, secrets, stamp):
+    if choice.reload and _reload(conn, host, state, choice, text, options, out, result, secrets, stamp, writer):
         return
     if plan.replace:
-        _replace(conn, host, state, text, out, result, stamp)
+        _replace(conn, host, state, text, out, result, stamp, writer)
     result.status = "changed"
     gate = ahead.gate_for(state.kong) if ahead else None
     try:
@@ -405,15 +420,31 @@ def _apply(
         if not options.rollback:
             kept = f"its backup: {result.backup}" if result.backup else "the file was new"
             raise type(failure)(f"{failure}; --no-rollback: the new file stays in place ({kept})") from None
-        if not result.backup:
+        if not result.backup and writer is None:
             raise
-        _roll_back(conn, host, options, out, result, secrets, failure)
+        _roll_back(conn, host, options, out, result, secrets, failure, writer)
 
 
 def _replace(
-    conn: HostConnection, host: HostConfig, state: HostState, text: str, out: Output, result: HostResult, stamp: str
+    conn: HostConnection,
+    host: HostConfig,
+    state: HostState,
+    text: str,
+    out: Output,
+    result: HostResult,
+    stamp: str,
+    writer: FileWriter | None = None,
 ) -> None:
-    """Write the new file on the host atomically, keeping a backup of the old one."""
+    """Write the new file on the host atomically, keeping a backup of the old one; or have
+    ``writer`` put it in place (Dokploy's file mount, through its API or ``--direct``)."""
+    if writer is not None:
+        with result.timed("replace"):
+            out.line(f"  {writer.write(text, state.file.sha256, stamp)}", host.name)
+        out.lines([f"  ! {note}" for note in writer.notes], host.name)
+        result.backup = getattr(writer, "backup", None)
+        result.message = "; ".join(writer.notes)
+        checkpoint("committed")
+        return
     with result.timed("replace"):
         result.backup = replace_file_atomically(
             conn,
@@ -428,6 +459,18 @@ def _replace(
     checkpoint("committed")
 
 
+def _restore_previous(
+    conn: HostConnection, host: HostConfig, result: HostResult, out: Output, writer: FileWriter | None
+) -> str:
+    """Put the previous file back the way the new one was written; returns where from."""
+    if writer is not None:  # Dokploy's mount through its API, or a --direct write in place
+        out.line(f"  {writer.restore()}", host.name)
+        return result.backup or "the previous content of Dokploy's file mount"
+    assert result.backup is not None
+    restore_backup(conn, host.kong_config_path, result.backup)
+    return result.backup
+
+
 def _reload(
     conn: HostConnection,
     host: HostConfig,
@@ -439,6 +482,7 @@ def _reload(
     result: HostResult,
     secrets: Secrets,
     stamp: str,
+    writer: FileWriter | None = None,
 ) -> bool:
     """Load the new config into the running Kong, then write the host's file and verify;
     False when the reload cannot run (the caller restarts instead, as before). Kong refusing
@@ -458,7 +502,7 @@ def _reload(
     out.line(f"  reloaded {host.kong_container} through the Admin API ({outcome.detail})", host.name)
     checkpoint("reloaded")
     try:
-        _replace(conn, host, state, text, out, result, stamp)
+        _replace(conn, host, state, text, out, result, stamp, writer)
     except DeployError as not_written:
         # Kong runs the new config but the host keeps the old file: load the old one back.
         old = read_remote_text(conn, host.kong_config_path)
@@ -481,9 +525,9 @@ def _reload(
     if not options.rollback:
         kept = f"its backup: {result.backup}" if result.backup else "the file was new"
         raise VerifyError(f"{failure}; --no-rollback: the new file stays in place ({kept})")
-    if not result.backup:
+    if not result.backup and writer is None:
         raise failure
-    _reload_back(conn, host, state, profile, choice, options, out, result, secrets, failure)
+    _reload_back(conn, host, state, profile, choice, options, out, result, secrets, failure, writer)
     return True
 
 
@@ -507,12 +551,12 @@ def _reload_back(
     result: HostResult,
     secrets: Secrets,
     failure: DeployError,
+    writer: FileWriter | None = None,
 ) -> None:
     """Roll back a reload by the same method: restore the backup, reload it, verify; a
     reload that cannot run restarts as the restart path's rollback does."""
-    assert result.backup is not None
     out.line(f"  ROLLING BACK: {failure}", host.name)
-    restore_backup(conn, host.kong_config_path, result.backup)
+    restored_from = _restore_previous(conn, host, result, out, writer)
     result.status = "rolled_back"
     previous = read_remote_text(conn, host.kong_config_path)
     back = reload_config(conn.engine(), host.kong_container, profile, choice, previous.encode("utf-8"))
@@ -530,9 +574,9 @@ def _reload_back(
                 raise VerifyError(f"Realtime verification fails ({report.state})")
     except (RestartError, VerifyError) as second:
         raise RolledBackError(
-            f"{failure}; rolled back to {result.backup}, but the previous config fails too: {second}"
+            f"{failure}; rolled back to {restored_from}, but the previous config fails too: {second}"
         ) from None
-    raise RolledBackError(f"{failure}; rolled back to {result.backup}: the previous config is serving again")
+    raise RolledBackError(f"{failure}; rolled back to {restored_from}: the previous config is serving again")
 
 
 def _restart_and_verify(
@@ -664,10 +708,10 @@ def _roll_back(
     result: HostResult,
     secrets: Secrets,
     failure: DeployError,
+    writer: FileWriter | None = None,
 ) -> None:
-    assert result.backup is not None
     out.line(f"  ROLLING BACK: {failure}", host.name)
-    restore_backup(conn, host.kong_config_path, result.backup)
+    restored_from = _restore_previous(conn, host, result, out, writer)
     before = inspect_container(conn.engine(), host.kong_container)
     restored_sha = read_remote_file(conn, host.kong_config_path).sha256
     result.status = "rolled_back"
@@ -675,9 +719,9 @@ def _roll_back(
         _restart_and_verify(conn, host, before, restored_sha, options, out, result, secrets)
     except (RestartError, VerifyError) as second:
         raise RolledBackError(
-            f"{failure}; rolled back to {result.backup}, but the previous config fails too: {second}"
+            f"{failure}; rolled back to {restored_from}, but the previous config fails too: {second}"
         ) from None
-    raise RolledBackError(f"{failure}; rolled back to {result.backup}: the previous config is serving again")
+    raise RolledBackError(f"{failure}; rolled back to {restored_from}: the previous config is serving again")
 
 
 def _finish(result: HostResult, started: float) -> HostResult:

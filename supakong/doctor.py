@@ -37,6 +37,7 @@ from .discovery import ContainerSummary
 from .doctor_hash import RunningConfig, judge_running_config, read_running_config
 from .doctor_keys import KeyFacts, doctor_key_checks
 from .doctor_tables import TableReadiness, doctor_table_checks, host_table, read_table_readiness
+from .dokploy.policy import doctor_check, dokploy_notes
 from .envoy import SWITCH_TO_KONG, envoy_detail, find_envoy
 from .errors import DeployError, InventoryError, VerifyError
 from .eval_expansion import expand_like_eval
@@ -416,6 +417,7 @@ class DoctorFacts:
     tables: TableReadiness | None = None  # the db's readiness for postgres_changes
     envoy: ContainerSummary | None = None  # an Envoy gateway, looked for when Kong is missing
     running_config: RunningConfig | None = None  # Kong's configuration_hash against the file's
+    host_config: HostConfig | None = field(default=None, repr=False, compare=False)
 
     @property
     def config_text(self) -> str | None:
@@ -594,10 +596,22 @@ def check_kong_target(f: DoctorFacts) -> Check:
     if f.kong is not None and f.kong.exists:
         p = build_profile(f.kong, f.realtime)
         detail += f"; entrypoint {p.expansion}, router {p.router_flavor} ({p.router_flavor_source})"
-        if p.owner.markers:  # noted, not failed: deploying through Dokploy is for a later version
-            notes = (f"Dokploy: {'; '.join(p.owner.markers)}: its next deploy of the stack may rewrite the file",)
-            return Check(name, OK, detail, notes=notes)
+        if p.owner.markers or p.dokploy:  # noted, not failed: deploy-kong goes through Dokploy
+            return Check(
+                name, OK, detail, notes=dokploy_notes(None, p.owner.markers, None)
+            )  # the dokploy row says more
     return Check(name, OK, detail)
+
+
+def check_dokploy(f: DoctorFacts) -> list[Check]:
+    """Dokploy-managed: appName, mode and the file mount, and how deploy-kong writes it."""
+    if f.kong is None or not f.kong.exists:
+        return []
+    row = doctor_check(build_profile(f.kong).dokploy, f.host_config)
+    if row is None:
+        return []
+    status, detail, fix, notes = row
+    return [Check("dokploy", OK if status == "ok" else FAIL, detail, fix, notes=notes)]
 
 
 def check_tenant(f: DoctorFacts) -> Check:
@@ -828,6 +842,7 @@ def build_checklist(f: DoctorFacts) -> list[Check]:
         check_container(f, "kong"),
         check_container(f, "realtime"),
         check_kong_target(f),
+        *check_dokploy(f),
         check_tenant(f),
         check_anon_key(f),
         check_keys(f),
@@ -871,6 +886,7 @@ def gather_facts(host: HostConfig, secrets: Secrets, options: VerifyOptions) -> 
         local_publishable=secrets.get("SUPABASE_PUBLISHABLE_KEY"),
         inventory_tenant=host.realtime_tenant,
         now=time.time(),
+        host_config=host,
     )
     try:
         with HostConnection(host) as conn:

@@ -41,6 +41,7 @@ from . import adopt_tasks, doctor_tasks, fleet_tasks, kong_tasks, ops_tasks, san
         "vsn": "Phoenix serializer of the verification: 2.0.0 or 1.0.0 (default: the inventory's verify_vsn)",
         "channel": "Channel the verification joins (default: the inventory's verify_channel)",
         "table": "postgres_changes schema.table of the verification ('' for none; default: verify_table)",
+        "direct": "A Dokploy file mount without API access: write it in place over SSH anyway (its copy goes stale)",
     },
     klass=Task,
 )
@@ -65,6 +66,7 @@ def deploy_kong(
     vsn: str | None = None,
     channel: str | None = None,
     table: str | None = None,
+    direct: bool = False,
 ) -> None:
     """Render, validate, diff, replace, reload (or restart), verify Kong's config (rolls back on failure)."""
     hosts = select_hosts(c, group, require=True)
@@ -86,6 +88,7 @@ def deploy_kong(
         accept_new=accept_new,
         lock_wait=float(lock_wait),
         restart=restart,
+        direct=direct,
     )
 
     def action(host, out: Output) -> HostResult:  # type: ignore[no-untyped-def]

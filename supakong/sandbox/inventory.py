@@ -21,9 +21,14 @@ MODERN_SUFFIX = "-modern"
 
 def spec_for(name: str, index: int) -> SandboxSpec:
     """A sandbox whose container names follow its name (``<name>-supabase-kong``); a name
-    ending in ``-modern`` is a modern one (:func:`modern_spec`)."""
+    ending in ``-modern`` is a modern one (:func:`modern_spec`), one ending in ``-dokploy`` a
+    Dokploy-managed one (:func:`~supakong.sandbox.dokploy.dokploy_spec`)."""
     if name == "sandbox":
         return SandboxSpec()
+    if name.endswith("-dokploy"):
+        from .dokploy import dokploy_spec
+
+        return dokploy_spec(name, index)
     spec = SandboxSpec(
         name=name,
         index=index,
@@ -57,8 +62,14 @@ def template_for(spec: SandboxSpec) -> Path:
 
 
 def host_vars(spec: SandboxSpec, template: Path | None = None) -> dict[str, object]:
-    """The inventory variables of one sandbox host (``template``: its era's by default)."""
+    """The inventory variables of one sandbox host (``template``: its era's by default; a
+    Dokploy one: with its API)."""
     template = template or template_for(spec)
+    dokploy: dict[str, object] = {}
+    if spec.dokploy:
+        from .dokploy import KEY_ENV, api_url
+
+        dokploy = {"dokploy_url": api_url(spec), "dokploy_api_key_env": KEY_ENV}
     return {
         "ansible_host": spec.ssh_alias,
         "ssh_config_file": str(spec.ssh_config_path),
@@ -70,6 +81,7 @@ def host_vars(spec: SandboxSpec, template: Path | None = None) -> dict[str, obje
         "secrets_env_file": str(spec.secrets_path),
         "kong_template": str(template),
         "backups_keep": 3,
+        **dokploy,
     }
 
 

@@ -54,6 +54,8 @@ class SandboxSpec:
     #: supakong.sandbox.api_keys) and Realtime gets the JWKS as API_JWT_JWKS.
     api_keys: bool = False
     realtime_jwks: bool = False
+    #: Kong and Realtime belong to a Dokploy compose service (:mod:`supakong.sandbox.dokploy`).
+    dokploy: bool = False
 
     @property
     def netns(self) -> str:
@@ -107,7 +109,12 @@ class SandboxSpec:
 
     @property
     def kong_config_path(self) -> Path:
-        """The kong file on the VPS's volume, bind-mounted into the Kong container."""
+        """The kong file on the VPS's volume, bind-mounted into the Kong container
+        (under Dokploy: the template's file mount, ``files/volumes/api/kong.yml``)."""
+        if self.dokploy:
+            from .dokploy import files_path
+
+            return files_path(self)
         return self.srv_dir / "volumes" / "api" / self.kong_file
 
     @property

@@ -151,6 +151,8 @@ def ensure_images(client: docker.APIClient, spec: SandboxSpec) -> None:
     version = spec.realtime_image.rsplit(":", 1)[1]
     wanted[spec.realtime_image] = [f"ENV REALTIME_VERSION={version}", "ENV SLOT_NAME_SUFFIX="]
     wanted[DB_IMAGE] = list(DB_IMAGE_ENV)
+    if spec.dokploy:
+        wanted["dokploy/dokploy:v0.25.0"] = ["ENV NODE_ENV=production"]
     for name, changes in wanted.items():
         if name in have:
             continue
