@@ -3,8 +3,8 @@
 A block is fenced with ```` ```console ````; each ``$ `` line is a command, and the lines
 after it (up to the next ``$ ``) are output that the command must print, in that order. In
 an output line ``…`` stands for any text. A command may end with ``# exit N`` (the exit code
-it must return; 0 when absent). ``<!-- docs-test: reset -->`` on the line before a block puts
-the sandbox back in its before state (the seed config) before the block runs.
+it must return; 0 when absent). ``<!-- docs-test: NAME -->`` on the line before a block
+names what the test does to the sandbox first (:data:`SETUPS`).
 
 Pure: ``tests/unit/test_docs_console.py`` checks that every command is either run by
 ``tests/integration/test_docs_commands.py`` or listed in :data:`NOT_RUN` with the reason, so
@@ -20,7 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-RESET_MARKER = "<!-- docs-test: reset -->"
+SETUP_MARKER = re.compile(r"<!-- docs-test: ([\w-]+) -->")
+#: What a block's marker does before it runs (``tests/integration/test_docs_commands.py``).
+SETUPS = {
+    "reset": "put the sandbox back in its before state: the seed config, fresh containers",
+    "kong-file-rewritten": "rewrite Kong's file in place with its own content (same inode, a new mtime), "
+    "as Dokploy's mount update does, without restarting Kong",
+}
 #: The programs the docs test runs (from the virtualenv of the test run), and ``cd``.
 RUNNABLE = ("fab", "supakong", "cd")
 
@@ -72,7 +78,7 @@ class ConsoleCommand:
 class ConsoleBlock:
     doc: str
     line: int
-    reset: bool
+    setup: str | None  # a key of SETUPS
     commands: tuple[ConsoleCommand, ...]
 
 
@@ -98,7 +104,11 @@ def parse_console_blocks(text: str, doc: str) -> list[ConsoleBlock]:
         while i < len(lines) and lines[i].strip() != "```":
             body.append((i + 1, lines[i]))
             i += 1
-        blocks.append(ConsoleBlock(doc, start, previous == RESET_MARKER, tuple(_commands(body, doc))))
+        marker = SETUP_MARKER.fullmatch(previous)
+        setup = marker.group(1) if marker else None
+        if setup is not None and setup not in SETUPS:
+            raise ValueError(f"{doc}:{start - 1}: unknown docs-test setup {setup!r} (known: {', '.join(SETUPS)})")
+        blocks.append(ConsoleBlock(doc, start, setup, tuple(_commands(body, doc))))
         i += 1
     return blocks
 

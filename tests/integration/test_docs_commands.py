@@ -3,7 +3,8 @@ with the output lines shown checked (issue #22: the docs cannot drift from the c
 
 One test per block, in document order (README first, then docs/ by name), on one shared
 sandbox: a block marked ``<!-- docs-test: reset -->`` starts from the sandbox's before
-state, the others from where the blocks before them left it. Commands run as a user types
+state (``docs_console.SETUPS`` lists the other setups), the others from where the blocks
+before them left it. Commands run as a user types
 them: ``fab`` in the checkout (its inventory: the repository's, with the test's sandbox in
 place of the ``sandbox`` host), ``supakong`` anywhere, ``cd`` between them. What the docs
 name but this machine does not have (your server, your project directory) is substituted by
@@ -79,6 +80,15 @@ def docs_inventory(spec: SandboxSpec, directory: Path) -> Path | None:
     return path
 
 
+def rewrite_in_place(path: Path) -> None:
+    """Write the file's own bytes back into it (truncate and write: the inode stays, the mtime
+    moves on), as Dokploy's ``mounts.update`` does since v0.24.6; Kong is not restarted."""
+    content = path.read_bytes()
+    with path.open("r+b") as fh:
+        fh.truncate(0)
+        fh.write(content)
+
+
 @dataclass
 class Shell:
     """A user's shell: a working directory that ``cd`` changes, the sandbox fence, and the
@@ -120,8 +130,10 @@ def shell(sandbox_spec: SandboxSpec, tmp_path_factory: pytest.TempPathFactory) -
 def test_the_commands_of_a_console_block_print_what_the_docs_show(
     block: ConsoleBlock, shell: Shell, sandbox_spec: SandboxSpec
 ) -> None:
-    if block.reset:
+    if block.setup == "reset":
         sandbox_reset(sandbox_spec)
+    elif block.setup == "kong-file-rewritten":
+        rewrite_in_place(sandbox_spec.kong_config_path)
     shell.cwd = REPO  # a `cd` holds for the rest of its block
     for command in block.commands:
         if not command.runnable():

@@ -93,8 +93,10 @@ def test_output_lines_match_in_order_with_the_ellipsis_as_any_text():
 def test_a_block_parses_into_commands_with_exit_codes_and_the_reset_marker():
     text = "x\n<!-- docs-test: reset -->\n```console\n$ fab doctor -H a    # exit 1\n  ✗ x\n$ cd ~/p\n```\n"
     (block,) = parse_console_blocks(text, "t.md")
-    assert block.reset and [c.text for c in block.commands] == ["fab doctor -H a", "cd ~/p"]
+    assert block.setup == "reset" and [c.text for c in block.commands] == ["fab doctor -H a", "cd ~/p"]
     assert block.commands[0].exit_code == 1 and block.commands[0].expected == ("  ✗ x",)
     assert block.commands[0].where == "t.md:4"
+    with pytest.raises(ValueError, match="t.md:1: unknown docs-test setup 'nap'"):
+        parse_console_blocks("<!-- docs-test: nap -->\n```console\n$ fab hosts\n```\n", "t.md")
     with pytest.raises(ValueError, match="t.md:2: output before any"):
         parse_console_blocks("```console\norphan\n```\n", "t.md")
