@@ -24,8 +24,8 @@ SETUP_MARKER = re.compile(r"<!-- docs-test: ([\w-]+) -->")
 #: What a block's marker does before it runs (``tests/integration/test_docs_commands.py``).
 SETUPS = {
     "reset": "put the sandbox back in its before state: the seed config, fresh containers",
-    "kong-file-rewritten": "rewrite Kong's file in place with its own content (same inode, a new mtime), "
-    "as Dokploy's mount update does, without restarting Kong",
+    "kong-file-edited": "append the line `# edited in Dokploy's file mount` to Kong's file on the host, "
+    "in place (same inode), as Dokploy's mount update writes it; Kong is not reloaded",
 }
 #: The programs the docs test runs (from the virtualenv of the test run), and ``cd``.
 RUNNABLE = ("fab", "supakong", "cd")
@@ -40,11 +40,7 @@ NOT_RUN: dict[str, str] = {
     "tests/integration/test_adopt.py installs a wheel into a fresh virtualenv and adopts a sandbox with it",
     "supakong schedule-redeploy --every 15m --install": "writes system units to /etc/systemd/system; "
     "tests/unit/test_schedule.py checks the units with systemd-analyze and installs them under --root",
-    "fab sandbox-up": "acts on the repository's `sandbox` (index 1); the test brings its own up with the same "
-    "function (supakong.sandbox.sandbox_up)",
-    "fab sandbox-reset": "acts on the repository's `sandbox` (index 1); the test resets its own with the same "
-    "function (supakong.sandbox.sandbox_reset) where a block is marked docs-test: reset",
-    "fab sandbox-down --purge": "would tear down the repository's `sandbox` (index 1) that other runs use",
+    "fab sandbox-down --purge": "would tear down the sandbox the rest of the test runs on",
 }
 
 _EXIT = re.compile(r"\s+#\s*exit\s+(\d+)\s*$")

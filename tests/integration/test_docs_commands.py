@@ -53,6 +53,9 @@ def substitutions(spec: SandboxSpec, project: Path, inventory: Path | None) -> l
     ]
     if inventory is not None:  # errors name the inventory file SUPAKONG_INVENTORY points at
         pairs.append((re.escape("inventory/hosts.yml:"), f"{inventory}:"))
+    if spec.name != "sandbox":  # the sandbox tasks act on the repository's sandbox by default
+        for task in ("sandbox-up", "sandbox-reset"):
+            pairs.insert(0, (rf"^fab {task}$", f"fab {task} --name {spec.name}:{spec.index}"))
     return pairs
 
 
@@ -80,13 +83,13 @@ def docs_inventory(spec: SandboxSpec, directory: Path) -> Path | None:
     return path
 
 
-def rewrite_in_place(path: Path) -> None:
-    """Write the file's own bytes back into it (truncate and write: the inode stays, the mtime
-    moves on), as Dokploy's ``mounts.update`` does since v0.24.6; Kong is not restarted."""
+def edit_in_place(path: Path, line: bytes) -> None:
+    """Append ``line`` to the file by truncating and rewriting it (the inode stays), as
+    Dokploy's ``mounts.update`` writes a file mount since v0.24.6; Kong is not told."""
     content = path.read_bytes()
     with path.open("r+b") as fh:
         fh.truncate(0)
-        fh.write(content)
+        fh.write(content + line)
 
 
 @dataclass
@@ -132,8 +135,8 @@ def test_the_commands_of_a_console_block_print_what_the_docs_show(
 ) -> None:
     if block.setup == "reset":
         sandbox_reset(sandbox_spec)
-    elif block.setup == "kong-file-rewritten":
-        rewrite_in_place(sandbox_spec.kong_config_path)
+    elif block.setup == "kong-file-edited":
+        edit_in_place(sandbox_spec.kong_config_path, b"# edited in Dokploy's file mount\n")
     shell.cwd = REPO  # a `cd` holds for the rest of its block
     for command in block.commands:
         if not command.runnable():
