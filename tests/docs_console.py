@@ -129,6 +129,23 @@ def _commands(body: Sequence[tuple[int, str]], doc: str) -> Iterable[ConsoleComm
         yield ConsoleCommand(doc, current[0], current[1], current[2], tuple(expected))
 
 
+_COMMAND_LIKE = re.compile(r"^(\$ |(fab|supakong|make) )")
+
+
+def commands_outside_console_blocks(text: str, doc: str) -> list[str]:
+    """Lines of other fenced blocks that look like a command to type (``$ …``, ``fab …``,
+    ``supakong …``, ``make …``): they belong in a console block, where the test runs them."""
+    found: list[str] = []
+    fence: str | None = None
+    for number, row in enumerate(text.splitlines(), 1):
+        if row.strip().startswith("```"):
+            fence = row.strip()[3:] if fence is None else None
+            continue
+        if fence is not None and fence != "console" and _COMMAND_LIKE.match(row.strip()):
+            found.append(f"{doc}:{number}: {row.strip()}")
+    return found
+
+
 def all_blocks(repo: Path = REPO) -> list[ConsoleBlock]:
     blocks: list[ConsoleBlock] = []
     for path in doc_files(repo):

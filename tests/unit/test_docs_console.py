@@ -10,6 +10,7 @@ from docs_console import (
     NOT_RUN,
     REPO,
     all_blocks,
+    commands_outside_console_blocks,
     doc_files,
     missing_lines,
     parse_console_blocks,
@@ -27,6 +28,19 @@ def commands():
 def test_every_command_in_a_console_block_is_run_or_listed_with_a_reason():
     strays = [f"{c.where}: {c.text}" for c in commands() if not c.runnable() and c.text not in NOT_RUN]
     assert not strays, "commands the docs test neither runs nor lists in docs_console.NOT_RUN:\n" + "\n".join(strays)
+
+
+def test_commands_are_shown_in_console_blocks_only():
+    found = [
+        line
+        for path in doc_files()
+        for line in commands_outside_console_blocks(path.read_text(encoding="utf-8"), path.name)
+    ]
+    assert not found, "commands in a fence the docs test does not run (use ```console):\n" + "\n".join(found)
+    assert commands_outside_console_blocks("```\n$ fab hosts\n```\n```sh\nfab doctor -H a\n```\n", "t.md") == [
+        "t.md:2: $ fab hosts",
+        "t.md:5: fab doctor -H a",
+    ]
 
 
 def test_every_not_run_entry_is_still_shown_somewhere():
