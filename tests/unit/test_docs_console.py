@@ -59,6 +59,19 @@ def test_the_docs_show_the_adopt_walkthrough_and_the_two_commands():
     assert order == sorted(order)
 
 
+def test_the_inventory_examples_load(tmp_path):
+    from supakong.inventory import load_inventory
+
+    text = (REPO / "docs" / "inventory.md").read_text(encoding="utf-8")
+    examples = re.findall(r"^```yaml\n(.*?)^```", text, flags=re.M | re.S)
+    assert examples
+    for index, example in enumerate(examples):
+        path = tmp_path / str(index) / "inventory" / "hosts.yml"
+        path.parent.mkdir(parents=True)
+        path.write_text(example, encoding="utf-8")
+        assert load_inventory(path).hosts, example
+
+
 def test_readme_is_a_page_under_15000_characters():
     assert len((REPO / "README.md").read_text(encoding="utf-8")) < 15_000
 
