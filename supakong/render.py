@@ -119,8 +119,11 @@ def _environment(directory: str) -> jinja2.Environment:
     Jinja2 is imported on first use, not with the module (~30 ms): tasks that render
     nothing (logs, audit, backups, verify-realtime) start without it."""
     import jinja2
+    import jinja2.sandbox
 
-    env = jinja2.Environment(
+    # Sandboxed: a template (anyone's who can write the checkout, and rendered as root by a
+    # root timer) cannot reach Python's internals (``''.__class__.__mro__``…) to run code.
+    env = jinja2.sandbox.SandboxedEnvironment(
         loader=jinja2.FileSystemLoader(directory),
         undefined=jinja2.StrictUndefined,
         finalize=_pass_context(refuse_unsafe_values),
@@ -157,7 +160,7 @@ def bytecode_cache() -> jinja2.FileSystemBytecodeCache | None:
             except OSError:
                 pass
 
-    settings = repr((sorted(_OPTIONS.items()), refuse_unsafe_values.__qualname__, sorted(_FILTERS)))
+    settings = repr((sorted(_OPTIONS.items()), refuse_unsafe_values.__qualname__, sorted(_FILTERS), "sandboxed"))
     digest = hashlib.sha256(settings.encode()).hexdigest()[:12]
     try:
         return _SkippableCache(pattern=f"__supakong_{digest}_%s.cache")
@@ -262,8 +265,11 @@ def render_string(source: str) -> str:
     """Render template text with the options every template is rendered with and no
     variables (what an imported template gives back: see :mod:`supakong.adopt.importer`)."""
     import jinja2
+    import jinja2.sandbox
 
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, finalize=_pass_context(refuse_unsafe_values), **_OPTIONS)
+    env = jinja2.sandbox.SandboxedEnvironment(
+        undefined=jinja2.StrictUndefined, finalize=_pass_context(refuse_unsafe_values), **_OPTIONS
+    )
     env.filters.update(_FILTERS)
     return env.from_string(source).render()
 
