@@ -33,7 +33,7 @@ from .errors import DeployError, InventoryError, RestartError, TransportError, V
 from .faults import checkpoint
 from .hostlock import LockOwner, acquire, break_if_stale, lock_path, state_dir
 from .hostprofile import KONG, HostProfile, build_profile, kong_target
-from .inventory import HostConfig
+from .inventory import HostConfig, file_mode_warning
 from .listen_probe import ListenGate
 from .logs import LogLine, fetch_interleaved, format_log_lines
 from .look import look, look_held
@@ -186,6 +186,8 @@ def deploy_host(host: HostConfig, options: DeployOptions, out: Output, task: str
         # Template errors are refused before any connection: rendered once here as if Kong held
         # every credential (the file is rendered for the credentials it holds after the look).
         render_kong_config(host, secrets, held=KONG_CREDENTIAL_NAMES)
+    if warning := file_mode_warning(host):
+        out.line(f"  ! {warning}", host.name)
     with HostConnection(host, accept_new=options.accept_new) as conn:
         owner: LockOwner | None = None
         held: HeldCommand | None = None

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
+import os
 import re
 import threading
 from collections.abc import Collection
@@ -272,6 +274,21 @@ def render_string(source: str) -> str:
     )
     env.filters.update(_FILTERS)
     return env.from_string(source).render()
+
+
+def write_private_file(path: Path, text: str) -> None:
+    """Write a rendered file (it may hold secrets) readable by us only, never through a
+    symbolic link (``O_NOFOLLOW``: a link planted at ``--out`` would send the secrets to its
+    target); an existing, wider file is narrowed before anything is written."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise RenderError(f"{path}: is a symbolic link; refusing to write the rendered file through it") from None
+        raise RenderError(f"{path}: cannot write ({exc.strerror})") from None
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
 
 
 def sha256_text(text: str) -> str:

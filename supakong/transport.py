@@ -138,7 +138,10 @@ class _AcceptNewPolicy(paramiko.MissingHostKeyPolicy):
         self.known_hosts = known_hosts
 
     def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
-        self.known_hosts.parent.mkdir(parents=True, exist_ok=True)
+        # OpenSSH's own: ~/.ssh is the user's alone (0700, whatever the umask).
+        if not self.known_hosts.parent.exists():
+            self.known_hosts.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self.known_hosts.parent.chmod(0o700)
         with self.known_hosts.open("a", encoding="utf-8") as fh:
             fh.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
         client.get_host_keys().add(hostname, key.get_name(), key)

@@ -15,7 +15,7 @@ from fabric import task
 from invoke import Context, Exit
 
 from supakong.redeploy import DEFAULT_LOCK_WAIT
-from supakong.runner import exits_cleanly, fail, inventory_path, select_hosts
+from supakong.runner import Task, exits_cleanly, fail, inventory_path, select_hosts
 from supakong.schedule import DEFAULT_UNIT
 
 
@@ -117,7 +117,8 @@ def _refuse_unless_root_owned(inventory: Path) -> None:
         "name": f"Unit name (default {DEFAULT_UNIT})",
         "run-as": "As root: the non-root user the unit runs as (User=; default $SUDO_USER)",
         "as-root": "As root: run the unit as root, only if every file it runs is root's alone",
-    }
+    },
+    klass=Task,
 )
 @exits_cleanly
 def schedule_redeploy(
