@@ -8,6 +8,7 @@ backup, restarts and re-verifies, then raises.
 
 from __future__ import annotations
 
+import posixpath
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -17,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .apply import FALLBACK, REFUSED, RELOADED, RESTARTED, ApplyChoice, choose_apply, reload_config
 from .audit import append_argv, audit_line, audit_path
 from .become import not_writable_hint
 from .container import (
@@ -28,7 +30,10 @@ from .container import (
     wait_until_healthy,
     wait_until_running,
 )
+from .dokploy.apply import FileWriter, make_writer, stored_copy_drift
+from .dokploy.policy import PLAIN, choose_writer, writer_intent
 from .envrefs import check_references, register_file_credentials
+from .eras import refuse_era_mismatch
 from .errors import DeployError, InventoryError, RestartError, TransportError, ValidationError, VerifyError
 from .faults import checkpoint
 from .hostlock import LockOwner, acquire, break_if_stale, lock_path, state_dir
@@ -37,12 +42,12 @@ from .inventory import HostConfig, file_mode_warning
 from .listen_probe import ListenGate
 from .logs import LogLine, fetch_interleaved, format_log_lines
 from .look import look, look_held
-from .plan import HostState, Plan, plan_deploy, unified_diff
+from .plan import HostState, Plan, loaded_marker, plan_deploy, unified_diff
 from .preflight import PreflightResult, judge, preflight_parse
 from .remote_file import STAMP_FORMAT, read_remote_file, read_remote_text, replace_file_atomically, restore_backup
 from .render import render_kong_config, sha256_text
 from .report import HostResult, Output
-from .secrets import KONG_CREDENTIAL_NAMES, Secrets, load_host_secrets, register_env_secrets, verification_key
+from .secrets import KONG_CREDENTIAL_NAMES, Secrets, load_host_secrets, register_env_secrets
 from .transport import HeldCommand, HostConnection
 
 if TYPE_CHECKING:
@@ -67,6 +72,10 @@ class DeployOptions:
     lock_wait: float = 0.0
     settle: float = 2.0
     log_lines: int = 20
+    #: restart Kong even where its Admin API could take the new config (``--restart``)
+    restart: bool = False
+    #: A Dokploy file mount without API access: write it in place anyway (supakong.dokploy).
+    direct: bool = False
 
 
 class RolledBackError(DeployError):
@@ -206,11 +215,16 @@ def deploy_host(host: HostConfig, options: DeployOptions, out: Output, task: str
             # Rendered once Kong is known: the file references the credentials it holds.
             profile = build_profile(state.kong)
             text = desired_config(host, secrets, options, profile)
+            if options.file is None:
+                refuse_era_mismatch(host.name, host.template, text, profile)
             desired_sha = sha256_text(text)
             result.old_sha256, result.new_sha256 = state.file.sha256, desired_sha
             checkpoint("looked")
             check_mount(host, state.kong, state.realpath)
             plan = _plan(desired_sha, state, result, out, host)
+            writer_kind = choose_writer(profile.dokploy, host, direct=options.direct) if plan.replace else PLAIN
+            if writer_kind != PLAIN:
+                out.line(f"  {writer_intent(profile.dokploy, host, writer_kind)}", host.name)
             if plan.replace or options.check:
                 # Like Ansible's validate=: only a file that is going to be written is checked
                 # (a no-op keeps what is already deployed; `fab check-kong` checks on demand).
@@ -246,6 +260,10 @@ def deploy_host(host: HostConfig, options: DeployOptions, out: Output, task: str
                     conn.reserve_session()  # the replace's, opening while the preflight ends
             if not plan.changes:
                 result.message = "no change"
+                drift = stored_copy_drift(host, profile.dokploy, state.file.sha256) if not options.check else None
+                if drift:
+                    out.line(f"  ! {drift}", host.name)
+                    result.message = f"no change; {drift}"
                 if state.kong.health == "starting" and not options.check:
                     # Someone (or a killed run) just restarted Kong: "no change" must also
                     # mean "serving", so wait for its healthcheck instead of reporting early.
@@ -259,7 +277,8 @@ def deploy_host(host: HostConfig, options: DeployOptions, out: Output, task: str
                         conn, host.kong_config_path, lock_status, notify=lambda msg: out.line(f"  {msg}", host.name)
                     )
             else:
-                _apply(conn, host, state, plan, text, options, out, result, secrets, ahead)
+                writer = make_writer(writer_kind, conn, host, profile.dokploy)
+                _apply(conn, host, state, plan, text, options, out, result, secrets, ahead, writer)
         except DeployError as exc:
             result.status = "rolled_back" if isinstance(exc, RolledBackError) else "failed"
             result.message = str(exc)
@@ -357,8 +376,10 @@ def _apply(
     result: HostResult,
     secrets: Secrets,
     ahead: _Ahead | None,
+    writer: FileWriter | None = None,
 ) -> None:
-    """Replace, restart, wait, verify; roll back on failure."""
+    """Replace (or have ``writer`` put the file in place: Dokploy), restart, wait, verify;
+    roll back on failure."""
     if not state.kong.exists:
         raise RestartError(f"{host.name}: container {host.kong_container} does not exist; nothing to restart")
     stamp = datetime.now(UTC).strftime(STAMP_FORMAT)
@@ -370,19 +391,15 @@ def _apply(
                 conn.engine(), state.kong, text.encode("utf-8"), build_profile(state.kong).expansion
             )
         out.line(f"  {judge(check, host.name)}", host.name)
+    profile = build_profile(state.kong)
+    choice = choose_apply(state.kong, profile, replace=plan.replace, force_restart=options.restart)
+    # A restart where a reload was wanted (not --restart, not a stopped Kong) is said loudly.
+    loud = plan.replace and not choice.reload and not options.restart and state.kong.running
+    out.line(f"  {'! ' if loud else ''}{choice.describe()}", host.name)
+    if choice.reload and _reload(conn, host, state, choice, text, options, out, result, secrets, stamp, writer):
+        return
     if plan.replace:
-        with result.timed("replace"):
-            result.backup = replace_file_atomically(
-                conn,
-                host.kong_config_path,
-                text.encode("utf-8"),
-                expected_sha=state.file.sha256,
-                mode=host.file_mode,
-                keep=host.backups_keep,
-                stamp=stamp,
-            )
-        out.line(f"  replaced {host.kong_config_path} (backup: {result.backup or 'none, file was new'})", host.name)
-        checkpoint("committed")
+        _replace(conn, host, state, text, out, result, stamp, writer)
     result.status = "changed"
     gate = ahead.gate_for(state.kong) if ahead else None
     try:
@@ -391,9 +408,163 @@ def _apply(
         if not options.rollback:
             kept = f"its backup: {result.backup}" if result.backup else "the file was new"
             raise type(failure)(f"{failure}; --no-rollback: the new file stays in place ({kept})") from None
-        if not result.backup:
+        if not result.backup and writer is None:
             raise
-        _roll_back(conn, host, options, out, result, secrets, failure)
+        _roll_back(conn, host, options, out, result, secrets, failure, writer)
+
+
+def _replace(
+    conn: HostConnection,
+    host: HostConfig,
+    state: HostState,
+    text: str,
+    out: Output,
+    result: HostResult,
+    stamp: str,
+    writer: FileWriter | None = None,
+) -> None:
+    """Write the new file on the host atomically, keeping a backup of the old one; or have
+    ``writer`` put it in place (Dokploy's file mount, through its API or ``--direct``)."""
+    if writer is not None:
+        with result.timed("replace"):
+            out.line(f"  {writer.write(text, state.file.sha256, stamp)}", host.name)
+        out.lines([f"  ! {note}" for note in writer.notes], host.name)
+        result.backup = getattr(writer, "backup", None)
+        result.message = "; ".join(writer.notes)
+        checkpoint("committed")
+        return
+    with result.timed("replace"):
+        result.backup = replace_file_atomically(
+            conn,
+            host.kong_config_path,
+            text.encode("utf-8"),
+            expected_sha=state.file.sha256,
+            mode=host.file_mode,
+            keep=host.backups_keep,
+            stamp=stamp,
+        )
+    out.line(f"  replaced {host.kong_config_path} (backup: {result.backup or 'none, file was new'})", host.name)
+    checkpoint("committed")
+
+
+def _restore_previous(
+    conn: HostConnection, host: HostConfig, result: HostResult, out: Output, writer: FileWriter | None
+) -> str:
+    """Put the previous file back the way the new one was written; returns where from."""
+    if writer is not None:  # Dokploy's mount through its API, or a --direct write in place
+        out.line(f"  {writer.restore()}", host.name)
+        return result.backup or "the previous content of Dokploy's file mount"
+    assert result.backup is not None
+    restore_backup(conn, host.kong_config_path, result.backup)
+    return result.backup
+
+
+def _reload(
+    conn: HostConnection,
+    host: HostConfig,
+    state: HostState,
+    choice: ApplyChoice,
+    text: str,
+    options: DeployOptions,
+    out: Output,
+    result: HostResult,
+    secrets: Secrets,
+    stamp: str,
+    writer: FileWriter | None = None,
+) -> bool:
+    """Load the new config into the running Kong, then write the host's file and verify;
+    False when the reload cannot run (the caller restarts instead, as before). Kong refusing
+    the config raises :class:`ValidationError` before anything changed on the host."""
+    profile = build_profile(state.kong)
+    with result.timed("reload"):
+        outcome = reload_config(conn.engine(), host.kong_container, profile, choice, text.encode("utf-8"))
+    if outcome.result == REFUSED:
+        raise ValidationError(
+            f"{host.name}: Kong in {host.kong_container} refuses the new config ({outcome.detail}); nothing was"
+            f" changed: {host.kong_config_path} and the running config are the previous ones"
+        )
+    if outcome.result == FALLBACK:
+        out.line(f"  ! RELOAD NOT POSSIBLE, RESTARTING {host.kong_container} INSTEAD: {outcome.detail}", host.name)
+        return False
+    result.method = RELOADED
+    out.line(f"  reloaded {host.kong_container} through the Admin API ({outcome.detail})", host.name)
+    checkpoint("reloaded")
+    try:
+        _replace(conn, host, state, text, out, result, stamp, writer)
+    except DeployError as not_written:
+        # Kong runs the new config but the host keeps the old file: load the old one back.
+        old = read_remote_text(conn, host.kong_config_path)
+        back = reload_config(conn.engine(), host.kong_container, profile, choice, old.encode("utf-8"))
+        raise type(not_written)(
+            f"{not_written}; reloaded the previous config back: {back.result} ({back.detail})"
+        ) from None
+    _mark_loaded(conn, host, sha256_text(text), state.kong.started_at)
+    checkpoint("marked")
+    result.status = "changed"
+    if not options.verify:
+        return True
+    report = run_verification(host, secrets, out, state.kong.env)
+    result.verify_state = report.state
+    result.timings["verify"] = sum(stage.seconds for stage in report.stages)
+    if report.ok:
+        return True
+    cause = report.diagnosis.cause if report.diagnosis else "a probe failed"
+    failure = VerifyError(f"{host.name}: Realtime verification failed ({report.state}): {cause}")
+    if not options.rollback:
+        kept = f"its backup: {result.backup}" if result.backup else "the file was new"
+        raise VerifyError(f"{failure}; --no-rollback: the new file stays in place ({kept})")
+    if not result.backup and writer is None:
+        raise failure
+    _reload_back(conn, host, state, profile, choice, options, out, result, secrets, failure, writer)
+    return True
+
+
+def _mark_loaded(conn: HostConnection, host: HostConfig, sha256: str, started_at: float) -> None:
+    """Write the reload marker beside the config (see :attr:`HostState.file_is_loaded`): the
+    next look then knows this Kong runs this file although the file is newer than its start.
+    Without it (a run killed before this), the next run restarts Kong: safe, only slower."""
+    marker = posixpath.join(state_dir(host.kong_config_path), "loaded")
+    script = 'mkdir -p "${1%/*}" && printf "%s\\n" "$2" > "$1.tmp" && mv -f "$1.tmp" "$1"'
+    conn.run(["sh", "-c", script, "sh", marker, loaded_marker(sha256, started_at)])
+
+
+def _reload_back(
+    conn: HostConnection,
+    host: HostConfig,
+    state: HostState,
+    profile: HostProfile,
+    choice: ApplyChoice,
+    options: DeployOptions,
+    out: Output,
+    result: HostResult,
+    secrets: Secrets,
+    failure: DeployError,
+    writer: FileWriter | None = None,
+) -> None:
+    """Roll back a reload by the same method: restore the backup, reload it, verify; a
+    reload that cannot run restarts as the restart path's rollback does."""
+    out.line(f"  ROLLING BACK: {failure}", host.name)
+    restored_from = _restore_previous(conn, host, result, out, writer)
+    result.status = "rolled_back"
+    previous = read_remote_text(conn, host.kong_config_path)
+    back = reload_config(conn.engine(), host.kong_container, profile, choice, previous.encode("utf-8"))
+    try:
+        if back.result != "applied":
+            out.line(f"  ! reload of the previous config not possible ({back.detail}); restarting", host.name)
+            restored_sha = read_remote_file(conn, host.kong_config_path).sha256
+            _restart_and_verify(conn, host, state.kong, restored_sha, options, out, result, secrets)
+        else:
+            out.line(f"  reloaded the previous config into {host.kong_container} ({back.detail})", host.name)
+            _mark_loaded(conn, host, sha256_text(previous), state.kong.started_at)
+            report = run_verification(host, secrets, out, state.kong.env)
+            result.verify_state = report.state
+            if not report.ok:
+                raise VerifyError(f"Realtime verification fails ({report.state})")
+    except (RestartError, VerifyError) as second:
+        raise RolledBackError(
+            f"{failure}; rolled back to {restored_from}, but the previous config fails too: {second}"
+        ) from None
+    raise RolledBackError(f"{failure}; rolled back to {restored_from}: the previous config is serving again")
 
 
 def _restart_and_verify(
@@ -415,6 +586,7 @@ def _restart_and_verify(
     engine = conn.engine()  # restart, waits, execs and logs: light requests, no docker-py
     with result.timed("restart"):
         restart_container(engine, host.kong_container)
+        result.method = RESTARTED
         out.line(f"  restarted {host.kong_container}", host.name)
         checkpoint("restarted")
         # The file a container reads is fixed when it starts: it is checked while Kong loads.
@@ -496,16 +668,24 @@ def _show_logs(
 def run_verification(
     host: HostConfig, secrets: Secrets, out: Output, kong_env: Mapping[str, str] | None = None
 ) -> VerifyReport:
-    """Verify the Realtime path through Kong as supabase-js would; print the stages. The
-    anon key: the local one, else the Kong container's own (``kong_env``)."""
+    """Verify the Realtime path through Kong as supabase-js would, with each kind of key the
+    host has (publishable, legacy anon JWT; :func:`supakong.verify_keys.probe_keys`); print
+    the stages. Returns the first failed report, else the first key's."""
     from .verify import for_host_report, format_report, verify_realtime  # lazy: websockets only when verifying
+    from .verify_keys import probe_keys
     from .verify_model import ChannelSpec
 
     channel = ChannelSpec.named(host.verify_channel, host.verify_table)
-    apikey = verification_key(secrets, kong_env, host.kong_container)
-    report = for_host_report(verify_realtime(host.public_url, apikey, channel=channel, vsn=host.verify_vsn), host)
-    out.lines([f"  {row}" for row in format_report(report)], host.name)
-    return report
+    keys = probe_keys(secrets, kong_env, host.kong_container)
+    reports = []
+    for key in keys:
+        report = for_host_report(
+            verify_realtime(host.public_url, key.value, channel=channel, vsn=host.verify_vsn), host
+        )
+        heading = [f"  with the {key.label}:"] if len(keys) > 1 else []
+        out.lines([*heading, *(f"  {row}" for row in format_report(report))], host.name)
+        reports.append(report)
+    return next((report for report in reports if not report.ok), reports[0])
 
 
 def _roll_back(
@@ -516,10 +696,10 @@ def _roll_back(
     result: HostResult,
     secrets: Secrets,
     failure: DeployError,
+    writer: FileWriter | None = None,
 ) -> None:
-    assert result.backup is not None
     out.line(f"  ROLLING BACK: {failure}", host.name)
-    restore_backup(conn, host.kong_config_path, result.backup)
+    restored_from = _restore_previous(conn, host, result, out, writer)
     before = inspect_container(conn.engine(), host.kong_container)
     restored_sha = read_remote_file(conn, host.kong_config_path).sha256
     result.status = "rolled_back"
@@ -527,9 +707,9 @@ def _roll_back(
         _restart_and_verify(conn, host, before, restored_sha, options, out, result, secrets)
     except (RestartError, VerifyError) as second:
         raise RolledBackError(
-            f"{failure}; rolled back to {result.backup}, but the previous config fails too: {second}"
+            f"{failure}; rolled back to {restored_from}, but the previous config fails too: {second}"
         ) from None
-    raise RolledBackError(f"{failure}; rolled back to {result.backup}: the previous config is serving again")
+    raise RolledBackError(f"{failure}; rolled back to {restored_from}: the previous config is serving again")
 
 
 def _finish(result: HostResult, started: float) -> HostResult:

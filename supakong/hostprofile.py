@@ -40,6 +40,7 @@ from .discovery import (
     ContainerSummary,
     image_repository,
 )
+from .dokploy.detect import DokployStack, detect
 from .errors import InventoryError
 from .secrets import is_secret_name
 
@@ -104,6 +105,7 @@ class HostProfile:
     tenant_source: str = "the default (SELF_HOST_TENANT_NAME not read)"
     db_container: str | None = None
     envoy_container: str | None = None
+    dokploy: DokployStack | None = None  # the Dokploy service Kong belongs to (supakong.dokploy)
 
     @property
     def expands_references(self) -> bool:
@@ -169,6 +171,7 @@ def build_profile(
     flavor = env.get("KONG_ROUTER_FLAVOR")
     expansion, script = _expansion(kong)
     mount = _template_mount(kong, expansion)
+    source = kong.mount_source(mount) if mount else None
     return HostProfile(
         gateway=KONG,
         kong_container=kong.name,
@@ -183,11 +186,12 @@ def build_profile(
         entrypoint_script=script,
         entrypoint_script_source=kong.mount_source(script) if script else None,
         template_mount=mount,
-        template_source=kong.mount_source(mount) if mount else None,
+        template_source=source,
         declarative_config=env.get("KONG_DECLARATIVE_CONFIG"),
         env_names=frozenset(env),
         secret_env=frozenset(name for name in env if is_secret_name(name)),
         owner=_owner(kong.labels, containers, host_markers),
+        dokploy=detect(kong.labels, source),
         **common,  # type: ignore[arg-type]
     )
 

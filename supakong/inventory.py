@@ -76,6 +76,10 @@ class HostConfig:
     become: bool = False
     become_user: str = "root"
     db_container: str | None = None  # the Supabase db container; found by image/labels when unset
+    #: Dokploy's panel (``http(s)://host[:port]``, its REST API under ``/api``) and the name of
+    #: the environment variable holding an API key (supakong.dokploy): deploy through Dokploy.
+    dokploy_url: str | None = None
+    dokploy_api_key_env: str | None = None
 
 
 def file_mode_warning(host: HostConfig) -> str:
@@ -365,8 +369,21 @@ def _host_config(path: Path, name: str, chain: tuple[str, ...], values: dict[str
         groups=chain,
         vars=dict(values),
         db_container=f.optional("db_container", _CONTAINER),
+        **_dokploy_fields(f),
         **_become_fields(f),
     )
+
+
+def _dokploy_fields(f: _Fields) -> dict[str, Any]:
+    """``dokploy_url`` (the panel, no path) and ``dokploy_api_key_env`` (a variable's name,
+    never the key itself)."""
+    url = f.optional("dokploy_url")
+    if url is not None and not re.fullmatch(r"https?://[^\s/?#]+/?", url):
+        raise f.fail(
+            "dokploy_url", f"expected http(s)://host[:port] (Dokploy's panel, the API is under /api), got {url!r}"
+        )
+    key_env = f.optional("dokploy_api_key_env", re.compile(r"[A-Za-z_][A-Za-z0-9_]*"))
+    return {"dokploy_url": url.rstrip("/") if url else None, "dokploy_api_key_env": key_env}
 
 
 def _become_fields(f: _Fields) -> dict[str, Any]:

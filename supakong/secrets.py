@@ -33,6 +33,10 @@ SECRET_NAMES = (
     "JWT_SECRET",
     "DASHBOARD_PASSWORD",
     "POSTGRES_PASSWORD",
+    "SUPABASE_PUBLISHABLE_KEY",
+    "SUPABASE_SECRET_KEY",
+    "ANON_KEY_ASYMMETRIC",
+    "SERVICE_ROLE_KEY_ASYMMETRIC",
 )
 REQUIRED_NAMES = ("SUPABASE_ANON_KEY", "SUPABASE_SERVICE_KEY")
 #: Credentials Supabase's compose hands the Kong container for its entrypoint to expand into
@@ -56,6 +60,10 @@ _MIN_SECRET_LEN = 6  # shorter values are masked as whole words only
 _NOT_SECRET = re.compile(r"(?!.*(?:KEY|SECRET|PASSWORD|PASSWD|TOKEN)).*(?:_USER|_USERNAME|_HOST|_PORT|_URL|_DB)")
 
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")
+#: Supabase's opaque API keys (sb_publishable_<22>_<8>, sb_secret_<22>_<8>; see
+#: https://supabase.com/docs/guides/api/api-keys): masked wherever they appear, known or
+#: not; the prefix stays, it says which kind of key was there.
+_SB_KEY = re.compile(r"\b(sb_(?:publishable|secret)_)[A-Za-z0-9_-]{6,}")
 _KEY_PARAM = re.compile(r"(?i)((?:apikey|api_key|access_token|token)=)[^&\s\"']+")
 # Header-style "apikey: value": only key-shaped values (16+ characters), so prose such as
 # "invalid apikey: key-auth fallback" stays readable.
@@ -171,6 +179,7 @@ def mask(text: str) -> str:
     if short is not None:
         text = short.sub(MASK, text)
     text = _JWT.sub(MASK, text)
+    text = _SB_KEY.sub(lambda m: m.group(1) + MASK, text)
     text = _KEY_PARAM.sub(lambda m: m.group(1) + MASK, text)
     text = _KEY_HEADER.sub(lambda m: m.group(1) + MASK, text)
     return _FIELD.sub(_mask_field, text)
@@ -258,20 +267,3 @@ def load_host_secrets(host: HostConfig, environ: Mapping[str, str] | None = None
     references them and the Kong container holds them, so none is needed here."""
     required = REQUIRED_NAMES if host.kong_secrets == "inline" else ()
     return load_secrets(host.secrets_env_file, environ, required=required)
-
-
-def verification_key(secrets: Secrets, kong_env: Mapping[str, str] | None, kong_container: str) -> str:
-    """The anon key the verification connects with: the local one if given, else the Kong
-    container's own ``SUPABASE_ANON_KEY`` (the key its kong.yml holds), registered as a
-    secret (masked everywhere, never printed)."""
-    local = secrets.get("SUPABASE_ANON_KEY")
-    if local:
-        return local
-    held = (kong_env or {}).get("SUPABASE_ANON_KEY", "")
-    if not held:
-        raise InventoryError(
-            f"no anon key to verify with: {kong_container} has no SUPABASE_ANON_KEY in its environment and none"
-            " is set locally; export SUPABASE_ANON_KEY or put it in the host's secrets_env_file"
-        )
-    register_secret(held)
-    return held

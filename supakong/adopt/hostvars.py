@@ -123,9 +123,13 @@ def discovered_entries(survey: Survey) -> list[Entry]:
         Entry(
             "dokploy_markers",
             list(owner.markers),
-            "seen: a later supakong deploys through Dokploy" if owner.markers else "none seen",
+            "seen: deploy-kong goes through Dokploy's API (dokploy_url)" if owner.markers else "none seen",
         )
     )
+    stack = survey.profile.dokploy
+    if stack is not None:
+        entries.append(Entry("dokploy_app_name", stack.app_name, f"Dokploy {stack.mode} service"))
+        entries.append(Entry("dokploy_file_mount", stack.file_path, f"{stack.location}/ of {stack.base}"))
     return entries
 
 

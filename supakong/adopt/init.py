@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..dokploy.policy import dokploy_notes
 from ..envrefs import Imported, check_references, references_for_secrets
 from ..errors import InventoryError
 from ..hostprofile import kong_target
@@ -102,11 +103,13 @@ def _print_survey(s: Survey, out: Output, name: str) -> None:
         f"  owner:    {p.owner.kind}"
         + (f", compose project {p.owner.project} in {p.owner.working_dir}" if p.owner.project else ""),
     ]
-    if p.owner.markers:
-        lines.append(
-            f"  Dokploy:  {'; '.join(p.owner.markers)}: a Dokploy-managed stack may rewrite the file on its next"
-            " deploy (supakong does not deploy through Dokploy yet)"
-        )
+    if p.owner.markers or p.dokploy:
+        lines += [f"  Dokploy:  {note}" for note in dokploy_notes(p.dokploy, p.owner.markers, None)]
+        if p.dokploy is not None and p.dokploy.location == "files":
+            lines.append(
+                "            deploy-kong writes it through Dokploy's API once the inventory has dokploy_url and"
+                " dokploy_api_key_env (else only with --direct)"
+            )
     out.lines(lines, name)
 
 

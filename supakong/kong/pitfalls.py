@@ -114,15 +114,29 @@ def _tenant_mismatch(service: Entity, target: KongTarget) -> list[Finding]:
         return []
     where = child(service.path, "url" if service.get("url") is not None else "host")
     renamed = f"{target.realtime_tenant}.{host.split('.', 1)[1]}" if "." in host else f"{target.realtime_tenant}.{host}"
+    hint = (
+        f"reach Realtime as {renamed} (a container name or network alias starting with "
+        f"{target.realtime_tenant}.), or set SELF_HOST_TENANT_NAME and the inventory's "
+        f"realtime tenant to {tenant!r}"
+    )
+    if "." not in host:
+        # A bare compose service name: Dokploy's Supabase template routes realtime-v1-ws to
+        # http://realtime:4000/socket (Dokploy/templates blueprints/supabase/template.toml).
+        port = effective_upstream(service.data).port or 4000
+        hint = (
+            f"{host!r} is the compose service name, as Dokploy's Supabase template writes it"
+            f" (http://realtime:4000/socket): add a network alias {target.realtime_tenant}.supabase-realtime to"
+            f" that service in the compose file (Dokploy: the service's General tab, then Deploy) and set this"
+            f" url to http://{target.realtime_tenant}.supabase-realtime:{port}/socket, as Supabase's own"
+            f" docker/volumes/api/kong.yml does; or {hint}"
+        )
     return [
         error(
             where,
             f"upstream host {host!r} makes Realtime look up tenant {tenant!r}, but the tenant is "
             f"{target.realtime_tenant!r}: Realtime takes the tenant id from the first label of "
             f"the Host Kong sends, so every handshake fails with 'Tenant not found' ({_TENANT_SOURCE})",
-            f"reach Realtime as {renamed} (a container name or network alias starting with "
-            f"{target.realtime_tenant}.), or set SELF_HOST_TENANT_NAME and the inventory's "
-            f"realtime tenant to {tenant!r}",
+            hint,
         )
     ]
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 
 from .db import ensure_db
+from .dokploy import ensure_dokploy, remove_dokploy_files
 from .spec import SandboxSpec
 from .stack import (
     docker_client,
@@ -43,12 +44,16 @@ def sandbox_up(spec: SandboxSpec | None = None, *, recreate: bool = False) -> Sa
     start_sshd(spec)
     start_dockerd(spec)
     keys = ensure_secrets(spec)
-    seed_config(spec, force=recreate)
+    if not spec.dokploy:  # Dokploy writes its own file mounts
+        seed_config(spec, force=recreate)
     client = docker_client(spec)
     try:
         ensure_images(client, spec)
         ensure_db(client, spec, keys, reset=recreate)
-        ensure_containers(client, spec, keys, recreate=recreate)
+        if spec.dokploy:
+            ensure_dokploy(client, spec, keys, recreate=recreate)
+        else:
+            ensure_containers(client, spec, keys, recreate=recreate)
         wait_running(client, spec.realtime_container, log_marker=b"Running RealtimeWeb.Endpoint")
         if spec.seed_loads:  # else Kong refuses its seed and restarts, as Kong OSS would
             wait_running(client, spec.kong_container, healthy=True)
@@ -70,5 +75,7 @@ def sandbox_down(spec: SandboxSpec | None = None, *, purge: bool = False) -> Non
     remove_network(spec)
     if purge:
         remove_become_users(spec)
+        if spec.dokploy:
+            remove_dokploy_files(spec)
         for path in (spec.state_dir, spec.run_dir, spec.docker_data_root.parent, spec.srv_dir):
             shutil.rmtree(path, ignore_errors=True)

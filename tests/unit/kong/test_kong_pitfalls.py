@@ -231,3 +231,14 @@ def test_basic_auth_anonymous_pointing_nowhere_is_an_error(minimal_doc: Callable
     doc["services"][0]["plugins"].append({"name": "basic-auth", "config": {"anonymous": "x"}})
     (finding,) = at(findings_for(doc), "services[0].plugins[3].config.anonymous")
     assert finding.severity == "error"
+
+
+def test_dokploys_template_url_gets_a_hint_that_fits_dokploy(minimal_doc: Callable[[], Doc]) -> None:
+    doc = minimal_doc()
+    doc["services"][1]["url"] = "http://realtime:4000/socket"  # Dokploy/templates blueprints/supabase
+    found = at(findings_for(doc, KongTarget(realtime_tenant="realtime-dev")), f"{REALTIME}.url")
+    assert [f.severity for f in found] == ["error"]
+    assert "look up tenant 'realtime'" in found[0].message
+    assert "Dokploy's Supabase template" in found[0].hint
+    assert "network alias realtime-dev.supabase-realtime" in found[0].hint
+    assert "http://realtime-dev.supabase-realtime:4000/socket" in found[0].hint

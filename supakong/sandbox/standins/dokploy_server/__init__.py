@@ -1,0 +1,1 @@
+"""The Dokploy stand-in's modules (see ``dokploy_standin.py`` beside this package)."""
