@@ -141,6 +141,32 @@ def desired_config(host: HostConfig, secrets: Secrets, options: DeployOptions, p
         raise InventoryError(f"{options.file}: cannot read ({exc.strerror})") from None
 
 
+def refuse_shell_before_connecting(host: HostConfig, file: Path) -> None:
+    """A ``--file`` that the eval entrypoint of the inventory's ``kong_version`` (2.x) would
+    run as shell is refused before any connection (without a version, the validator refuses
+    it after the look, before the on-host preflight runs the same eval)."""
+    from .kong.expansion import findings_for_text
+    from .kong.target import KongTarget
+    from .kong.yaml_source import parse_source
+
+    if not host.kong_version:
+        return
+    target = KongTarget(host.kong_version)
+    if target.expansion != "eval":
+        return
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InventoryError(f"{file}: cannot read ({exc.strerror})") from None
+    spans = parse_source(text).spans
+    errors = [f for f in findings_for_text(text, spans, str(file), target) if f.severity == "error"]
+    if errors:
+        raise ValidationError(
+            f"{file}: {errors[0].path}: {errors[0].message} (kong_version {host.kong_version} of host {host.name});"
+            f" nothing was changed on {host.name}"
+        )
+
+
 def look_at_host(conn: HostConnection, host: HostConfig) -> HostState:
     """The file's hash/stat and both containers, in one command."""
     return look(conn, host.kong_config_path, host.kong_container, host.realtime_container)[0]
@@ -195,6 +221,8 @@ def deploy_host(host: HostConfig, options: DeployOptions, out: Output, task: str
         # Template errors are refused before any connection: rendered once here as if Kong held
         # every credential (the file is rendered for the credentials it holds after the look).
         render_kong_config(host, secrets, held=KONG_CREDENTIAL_NAMES)
+    elif not options.skip_validate:
+        refuse_shell_before_connecting(host, options.file)
     if warning := file_mode_warning(host):
         out.line(f"  ! {warning}", host.name)
     with HostConnection(host, accept_new=options.accept_new) as conn:
