@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from supakong.audit import append_argv
-from supakong.errors import TransportError
+from supakong.errors import DeployError, TransportError
+from supakong.hostlock import LockOwner, acquire
 from supakong.look import look
 from supakong.remote_file import (
     backup_path,
@@ -179,4 +180,14 @@ def test_the_audit_line_is_never_appended_through_a_symlinked_state_directory(ho
     (target.parent / ".supakong").symlink_to(elsewhere)
     with HostConnection(host) as conn:
         conn.run(append_argv(str(target), '{"task": "deploy-kong"}'), check=False)
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_the_lock_is_never_taken_through_a_symlinked_state_directory(host, target):
+    elsewhere = target.parent.parent / "elsewhere"  # reachable by the SSH user
+    elsewhere.mkdir()
+    shutil.chown(elsewhere, SSH_USER, SSH_USER)
+    (target.parent / ".supakong").symlink_to(elsewhere)
+    with HostConnection(host) as conn, pytest.raises(DeployError, match="is a symbolic link"):
+        acquire(conn, str(target), host.kong_container, host.realtime_container, LockOwner.current("test"))
     assert list(elsewhere.iterdir()) == []
