@@ -75,3 +75,15 @@ def test_make_venv_installs_from_the_lock_with_hashes_required():
     makefile = (REPO / "Makefile").read_text()
     assert "--require-hashes -r requirements.lock" in makefile
     assert "-e '.[test]'" not in makefile, "an unlocked install would resolve dependencies afresh"
+
+
+def test_every_package_of_the_checkout_is_installed():
+    # A subpackage missing from [tool.setuptools] packages is absent from the wheel: the
+    # pip-installed console script then fails on its import (tests/integration/test_adopt.py).
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {
+        ".".join(init.parent.relative_to(REPO).parts)
+        for init in (REPO / "supakong").rglob("__init__.py")
+        if "__pycache__" not in init.parts
+    }
+    assert found - listed == set(), f"add to pyproject.toml [tool.setuptools] packages: {sorted(found - listed)}"
