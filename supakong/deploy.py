@@ -32,6 +32,7 @@ from .container import (
 )
 from .dokploy.apply import FileWriter, make_writer, stored_copy_drift
 from .dokploy.policy import PLAIN, choose_writer, writer_intent
+from .envoy import SWITCH_TO_KONG, envoy_detail, find_envoy
 from .envrefs import check_references, register_file_credentials
 from .eras import refuse_era_mismatch
 from .errors import DeployError, InventoryError, RestartError, TransportError, ValidationError, VerifyError
@@ -168,6 +169,16 @@ def refuse_shell_before_connecting(host: HostConfig, file: Path) -> None:
         )
 
 
+def refuse_envoy(conn: HostConnection, host: HostConfig) -> None:
+    """Raise :class:`InventoryError` when the host's gateway is Envoy: a kong.yml is not
+    used there (see :mod:`supakong.envoy`); nothing is deployed."""
+    envoy = find_envoy(conn.engine())
+    if envoy is not None:
+        raise InventoryError(
+            f"{host.name}: {host.kong_container} does not exist and {envoy_detail(envoy)}; {SWITCH_TO_KONG}"
+        )
+
+
 def look_at_host(conn: HostConnection, host: HostConfig) -> HostState:
     """The file's hash/stat and both containers, in one command."""
     return look(conn, host.kong_config_path, host.kong_container, host.realtime_container)[0]
@@ -241,6 +252,8 @@ def deploy_host(host: HostConfig, options: DeployOptions, out: Output, task: str
             )
             result.timings["look"] = time.monotonic() - started
             register_env_secrets(state.kong.env)
+            if not state.kong.exists:
+                refuse_envoy(conn, host)
             # Rendered once Kong is known: the file references the credentials it holds.
             profile = build_profile(state.kong)
             text = desired_config(host, secrets, options, profile)

@@ -33,10 +33,12 @@ from invoke import Exit
 from . import fence
 from .checks import FAIL, MARKS, OK, SKIP, Check
 from .container import ContainerState, exec_in_container, inspect_container, probed_healthy
+from .discovery import ContainerSummary
 from .doctor_hash import RunningConfig, judge_running_config, read_running_config
 from .doctor_keys import KeyFacts, doctor_key_checks
 from .doctor_tables import TableReadiness, doctor_table_checks, host_table, read_table_readiness
 from .dokploy.policy import doctor_check, dokploy_notes
+from .envoy import SWITCH_TO_KONG, envoy_detail, find_envoy
 from .errors import DeployError, InventoryError, VerifyError
 from .eval_expansion import expand_like_eval
 from .fleet import HostAction
@@ -413,6 +415,7 @@ class DoctorFacts:
     verification_note: str = ""
     now: float = 0.0
     tables: TableReadiness | None = None  # the db's readiness for postgres_changes
+    envoy: ContainerSummary | None = None  # an Envoy gateway, looked for when Kong is missing
     running_config: RunningConfig | None = None  # Kong's configuration_hash against the file's
     host_config: HostConfig | None = field(default=None, repr=False, compare=False)
 
@@ -549,6 +552,8 @@ def check_container(f: DoctorFacts, role: str) -> Check:
     title = f"{role} container"
     if state is None:
         return Check(title, SKIP, "not read: no SSH")
+    if not state.exists and role == "kong" and f.envoy is not None:
+        return Check(title, FAIL, f"{name} does not exist: {envoy_detail(f.envoy)}", SWITCH_TO_KONG)
     if not state.exists:
         return Check(
             title,
@@ -926,6 +931,7 @@ def read_host(conn: HostConnection, host: HostConfig, base: DoctorFacts) -> Doct
     api = conn.engine()
     effective, source, note = _effective_config(api, host, state.kong)
     mount_sha = _mount_sha256(api, host, state.kong)
+    envoy = None if state.kong.exists else find_envoy(api)
     content = live_text.encode("utf-8") if live_text is not None else None
     running = read_running_config(api, state.kong, build_profile(state.kong), content) if content is not None else None
     # "starting" only means Docker's first probe is still an interval away: run the
@@ -945,6 +951,7 @@ def read_host(conn: HostConnection, host: HostConfig, base: DoctorFacts) -> Doct
         running_config=running,
         target=target,
         target_error=target_error,
+        envoy=envoy,
     )
 
 
