@@ -239,7 +239,11 @@ def render_kong_config(
 def _refused(path: Path, line: str, exc: _Refused, secrets: Secrets, rules: EntrypointRules) -> str:
     """The one-line refusal of a rendered value: the template line, the secrets that cannot be
     written safely (by name, never by value) and what to do."""
-    era = "Kong 2.8's shell eval entrypoint" if rules.expansion == EVAL else "Supabase's kong entrypoint"
+    era = (
+        "Kong 2.8's shell eval entrypoint (supabase/supabase docker/docker-compose.yml, the kong service)"
+        if rules.expansion == EVAL
+        else "Supabase's kong-entrypoint.sh (supabase/supabase docker/volumes/api/)"
+    )
     names = secrets_in(exc.value, dict(secrets.values), rules)
     if names:
         return (
