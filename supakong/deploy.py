@@ -39,7 +39,7 @@ from .errors import DeployError, InventoryError, RestartError, TransportError, V
 from .faults import checkpoint
 from .hostlock import LockOwner, acquire, break_if_stale, lock_path, state_dir
 from .hostprofile import KONG, HostProfile, build_profile, kong_target
-from .inventory import HostConfig
+from .inventory import HostConfig, file_mode_warning
 from .listen_probe import ListenGate
 from .logs import LogLine, fetch_interleaved, format_log_lines
 from .look import look, look_held
@@ -144,6 +144,32 @@ def desired_config(host: HostConfig, secrets: Secrets, options: DeployOptions, p
         raise InventoryError(f"{options.file}: cannot read ({exc.strerror})") from None
 
 
+def refuse_shell_before_connecting(host: HostConfig, file: Path) -> None:
+    """A ``--file`` that the eval entrypoint of the inventory's ``kong_version`` (2.x) would
+    run as shell is refused before any connection (without a version, the validator refuses
+    it after the look, before the on-host preflight runs the same eval)."""
+    from .kong.expansion import findings_for_text
+    from .kong.target import KongTarget
+    from .kong.yaml_source import parse_source
+
+    if not host.kong_version:
+        return
+    target = KongTarget(host.kong_version)
+    if target.expansion != "eval":
+        return
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InventoryError(f"{file}: cannot read ({exc.strerror})") from None
+    spans = parse_source(text).spans
+    errors = [f for f in findings_for_text(text, spans, str(file), target) if f.severity == "error"]
+    if errors:
+        raise ValidationError(
+            f"{file}: {errors[0].path}: {errors[0].message} (kong_version {host.kong_version} of host {host.name});"
+            f" nothing was changed on {host.name}"
+        )
+
+
 def refuse_envoy(conn: HostConnection, host: HostConfig) -> None:
     """Raise :class:`InventoryError` when the host's gateway is Envoy: a kong.yml is not
     used there (see :mod:`supakong.envoy`); nothing is deployed."""
@@ -208,6 +234,10 @@ def deploy_host(host: HostConfig, options: DeployOptions, out: Output, task: str
         # Template errors are refused before any connection: rendered once here as if Kong held
         # every credential (the file is rendered for the credentials it holds after the look).
         render_kong_config(host, secrets, held=KONG_CREDENTIAL_NAMES)
+    elif not options.skip_validate:
+        refuse_shell_before_connecting(host, options.file)
+    if warning := file_mode_warning(host):
+        out.line(f"  ! {warning}", host.name)
     with HostConnection(host, accept_new=options.accept_new) as conn:
         owner: LockOwner | None = None
         held: HeldCommand | None = None

@@ -403,7 +403,17 @@ def test_a_change_runs_its_read_only_steps_while_it_takes_the_lock(fleet, monkey
 def installed_exec_start(fleet: dict[str, object], root: Path, log: Path, *extra: str) -> list[str]:
     """Install the units under ``root`` (checked by systemd-analyze) and return ExecStart's argv."""
     proc = fab(
-        fleet, "schedule-redeploy", "--every", "15m", "--install", "--root", str(root), "--log", str(log), *extra
+        fleet,
+        "schedule-redeploy",
+        "--every",
+        "15m",
+        "--install",
+        "--as-root",  # the test runs it as root: the checkout, venv and inventory are root's
+        "--root",
+        str(root),
+        "--log",
+        str(log),
+        *extra,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     units = root / "etc/systemd/system"
