@@ -140,13 +140,27 @@ def run_every_task(s: Scan) -> None:
     )
     assert broken.read_text() != rendered.read_text()
     s.fab(
-        "deploy-kong --file broken --skip-validate (rolled back)",
+        "deploy-kong --file broken --skip-validate (Kong's /config refuses it)",
         "deploy-kong",
         "-H",
         h,
         "--file",
         str(broken),
         "--skip-validate",
+        "--diff",
+        "--report",
+        str(tmp / "refused.json"),
+        code=1,
+    )
+    s.fab(
+        "deploy-kong --file broken --skip-validate --restart (rolled back)",
+        "deploy-kong",
+        "-H",
+        h,
+        "--file",
+        str(broken),
+        "--skip-validate",
+        "--restart",
         "--diff",
         "--report",
         str(tmp / "rolled-back.json"),
@@ -197,6 +211,9 @@ def test_every_task_ran_through_its_success_and_failure_paths(scan):
     assert every - {"sandbox-up", "sandbox-down", "sandbox-reset"} <= tasks, "a task is not scanned"
     rolled_back = json.loads((scan.tmp / "rolled-back.json").read_text())
     assert rolled_back["status"] == "rolled_back"
+    refused = json.loads((scan.tmp / "refused.json").read_text())
+    assert refused["status"] == "failed"
+    assert "refuses the new config" in refused["hosts"][scan.host]["message"]
     induced = scan.runs[-1][1]
     assert "Traceback" in induced.stdout and "induced internal error" in induced.stdout, "the traceback printed"
 
@@ -215,7 +232,7 @@ def test_no_secret_in_any_output(scan):
 
 def test_no_secret_in_the_json_reports_or_the_redeploy_log(scan):
     reports = [*sorted(scan.tmp.glob("*.json")), scan.tmp / "redeploy.log"]
-    assert len(reports) == 7
+    assert len(reports) == 8
     for report in reports:
         found = leaks(report.read_text(), scan)
         assert found == [], report.name
