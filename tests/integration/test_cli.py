@@ -30,7 +30,8 @@ def test_unknown_host_is_a_one_line_error_listing_known_hosts():
     proc = fab("deploy-kong", "-H", "nope")
     assert proc.returncode == 1
     assert proc.stderr.strip() == (
-        "supakong: inventory/hosts.yml: unknown host 'nope' (known hosts: mudrock-enterprise, sandbox, sandbox-dokploy, sandbox-modern)"
+        "supakong: inventory/hosts.yml: unknown host 'nope'"
+        " (known hosts: mudrock-enterprise, sandbox, sandbox-dokploy, sandbox-modern)"
     )
 
 
