@@ -25,6 +25,7 @@ deciding (pure) is :func:`judge_running_config`.
 from __future__ import annotations
 
 import re
+import shlex
 import time
 from dataclasses import dataclass, replace
 
@@ -32,8 +33,9 @@ from .apply.choice import DEFAULT_ADMIN_LISTEN, admin_url
 from .checks import FAIL, OK, Check
 from .container import ContainerState, exec_in_container
 from .engine import EngineClient
+from .entrypoint_render import render_fragment
 from .errors import TransportError
-from .hostprofile import AWK, EVAL, HostProfile
+from .hostprofile import AWK, HostProfile
 from .secrets import mask
 
 ZERO_HASH = "0" * 32
@@ -54,9 +56,6 @@ _HASH_AND_ASK = (
     'command -v resty >/dev/null 2>&1 || { echo "supakong-status no-resty "; exit 0; }; '
     'resty -e "$2"'
 )
-#: Supabase's 2.8.1 compose: ``eval "echo \"$(cat ~/temp.yml)\"" > ~/kong.yml``.
-_RENDER_EVAL = 'eval "echo \\"$(cat "$1/temp.yml")\\"" > "$1/kong.yml" || echo "supakong-render-failed eval"; '
-_RENDER_NONE = 'cp "$1/temp.yml" "$1/kong.yml"; '
 
 
 @dataclass(frozen=True)
@@ -92,25 +91,14 @@ def status_lua(admin: str) -> str:
 
 def render_script(profile: HostProfile) -> str:
     """The shell script that renders ``$1/temp.yml`` into ``$1/kong.yml`` as the container's
-    entrypoint does (``eval``; the mounted kong-entrypoint.sh minus its final ``exec``;
-    a copy when nothing expands), then hashes it and asks the Admin API. The render is the
-    reload's (:mod:`supakong.apply.reload_script`), so a reloaded file hashes the same."""
-    if profile.expansion == EVAL:
-        render = _RENDER_EVAL
-    elif profile.expansion == AWK and profile.entrypoint_script and profile.template_mount:
-        # The script itself, reading the scratch copy instead of the mount, writing to the
-        # scratch directory, and not starting Kong (both anchors must be there to be sure).
-        script, mount = profile.entrypoint_script, profile.template_mount
-        render = (
-            f'if grep -q "{mount}" "{script}" && grep -q "^exec " "{script}"; then'
-            f' sed -e "s#{mount}#$1/temp.yml#g" -e "/^exec /d" "{script}"'
-            ' | KONG_DECLARATIVE_CONFIG="$1/kong.yml" sh >/dev/null 2>&1'
-            ' || echo "supakong-render-failed the entrypoint script exited non-zero";'
-            f' else echo "supakong-render-failed {script} no longer reads {mount} or ends in exec"; fi; '
-        )
-    else:
-        render = _RENDER_NONE
-    return _RECEIVE + render + _HASH_AND_ASK
+    entrypoint does (:mod:`supakong.entrypoint_render`, the reload's render too, so a reloaded
+    file hashes the same), then hashes it and asks the Admin API."""
+    script = shlex.quote(profile.entrypoint_script or "")
+    mount = shlex.quote(profile.template_mount or "")
+    known = profile.expansion != AWK or bool(profile.entrypoint_script and profile.template_mount)
+    expansion = profile.expansion if known else None  # a script not known: hashed as it is
+    render = render_fragment(expansion) + '[ -z "$render_kind" ] || echo "supakong-render-failed $render_error"\n'
+    return _RECEIVE + f"wd=$1 entry={script} mount={mount} interp=sh\n" + render + _HASH_AND_ASK
 
 
 def parse_output(code: int, output: str, version: str | None) -> RunningConfig:

@@ -25,33 +25,32 @@ from dataclasses import dataclass
 
 from .container import ContainerState, exec_in_container
 from .engine import EngineClient
+from .entrypoint_render import render_fragment
 from .errors import TransportError, ValidationError
-from .hostprofile import AWK, DEFAULT_TEMPLATE_MOUNT, EVAL, build_profile
+from .hostprofile import AWK, DEFAULT_TEMPLATE_MOUNT, build_profile
 from .secrets import mask
 
 WORKDIR = "/tmp/supakong-preflight"
-#: Both scripts take the new file on stdin; a failure to write it exits 100.
-_RECEIVE = 'umask 077 && mkdir -p "$1" && cd "$1" && cat > temp.yml || { rm -rf "$1"; exit 100; }; '
-# The Supabase compose entrypoint expands the mounted file with `eval "echo \"$(cat …)\""`.
-_EXPAND_AND_PARSE = (
-    _RECEIVE + 'eval "echo \\"$(cat temp.yml)\\"" > kong.yml && kong config parse kong.yml; '
-    'code=$?; rm -rf "$1"; exit $code'
+#: The new file arrives on stdin as "$1/temp.yml" (a failure to write it exits 100); it is
+#: rendered as the entrypoint does (:mod:`supakong.entrypoint_render`: "$2" the script, "$3"
+#: the template path it reads, "$4" the shell that runs it) and parsed. A script without its
+#: anchors exits 101 (running it could start a second Kong), a failed render 102.
+_RECEIVE = (
+    'umask 077 && mkdir -p "$1" && cat > "$1/temp.yml" || { rm -rf "$1"; exit 100; }\n'
+    "wd=$1 entry=$2 mount=$3 interp=$4\n"
 )
-_PARSE_ONLY = _RECEIVE + 'kong config parse temp.yml; code=$?; rm -rf "$1"; exit $code'
-# The host's entrypoint script ($2, run by the interpreter $4) on the candidate: $3 (the file
-# the script reads) becomes the candidate, its final `exec … kong docker-start` becomes
-# `exec kong config parse` of the file it wrote. Exits 101 when the script does not read $3
-# or does not end in starting Kong: then running it could start a second Kong.
-_ENTRYPOINT_AND_PARSE = (
-    _RECEIVE
-    + 'sed -e "s#$3#$1/temp.yml#g"'
-    + ' -e "s#^\\([[:space:]]*\\)exec .*kong docker-start.*'
-    + '#\\1exec kong config parse \\"\\$KONG_DECLARATIVE_CONFIG\\"#"'
-    + ' "$2" > entrypoint.sh || { rm -rf "$1"; exit 100; }; '
-    + 'grep -q "kong config parse" entrypoint.sh && grep -q "$1/temp.yml" entrypoint.sh'
-    + ' || { rm -rf "$1"; exit 101; }; '
-    + 'KONG_DECLARATIVE_CONFIG="$1/kong.yml" "$4" entrypoint.sh; code=$?; rm -rf "$1"; exit $code'
+_PARSE = (
+    "case $render_kind in\n"
+    '  anchor) rm -rf "$wd"; exit 101 ;;\n'
+    '  failed) echo "$render_error"; rm -rf "$wd"; exit 102 ;;\n'
+    "esac\n"
+    'kong config parse "$wd/kong.yml"; code=$?; rm -rf "$wd"; exit $code\n'
 )
+
+
+def parse_script(expansion: str | None) -> str:
+    """The preflight's exec: receive, render as the entrypoint of ``expansion`` does, parse."""
+    return _RECEIVE + render_fragment(expansion) + _PARSE
 
 
 #: Kong parsed the file.
@@ -106,11 +105,9 @@ def preflight_parse(
     workdir = f"{WORKDIR}-{time.time_ns()}"
     if expansion is None:
         expansion = build_profile(kong).expansion
-    argv = entrypoint_argv(kong, workdir) if expansion == AWK else None
+    argv = entrypoint_argv(kong, workdir) if expansion == AWK else ["sh", "-c", parse_script(expansion), "sh", workdir]
     if argv is None:
-        if expansion == AWK:
-            return PreflightResult(NO_VERDICT, f"{kong.name}'s entrypoint script is not known (no mounted .sh)")
-        argv = ["sh", "-c", _EXPAND_AND_PARSE if expansion == EVAL else _PARSE_ONLY, "sh", workdir]
+        return PreflightResult(NO_VERDICT, f"{kong.name}'s entrypoint script is not known (no mounted .sh)")
     try:
         code, output = exec_in_container(engine, kong.name, argv, stdin=content)
     except TransportError as exc:
@@ -124,6 +121,12 @@ def preflight_parse(
         return PreflightResult(
             NO_VERDICT,
             f"{kong.name}'s entrypoint script does not read the mounted file or end in `exec … kong docker-start`",
+        )
+    if code == 102:
+        said = " | ".join(line.strip() for line in mask(output).splitlines() if line.strip())
+        raise ValidationError(
+            f"{kong.name}'s entrypoint cannot render the new file as it would at start: {said[:400]};"
+            " nothing was changed"
         )
     if code == 127:
         return PreflightResult(NO_VERDICT, f"no kong CLI in {kong.name}")
@@ -150,4 +153,4 @@ def entrypoint_argv(kong: ContainerState, workdir: str) -> list[str] | None:
     shells = [part for part in kong.command if part.rsplit("/", 1)[-1] in ("sh", "bash", "ash", "dash")]
     interpreter = shells[0] if shells else "sh"
     mount = profile.template_mount or DEFAULT_TEMPLATE_MOUNT
-    return ["sh", "-c", _ENTRYPOINT_AND_PARSE, "sh", workdir, profile.entrypoint_script, mount, interpreter]
+    return ["sh", "-c", parse_script(AWK), "sh", workdir, profile.entrypoint_script, mount, interpreter]

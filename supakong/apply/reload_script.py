@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..hostprofile import AWK, EVAL
+from ..entrypoint_render import render_fragment
 
 WORKDIR = "/tmp/supakong-reload"
 MARK = "supakong-reload:"
@@ -61,21 +61,15 @@ if res.status == 201 and settle > 0 then ngx.sleep(settle) end
 os.exit(0)
 """
 
-_SCRIPT = r"""
-wd=$1 mode=$2 entry=$3 mount=$4
+_RECEIVE = r"""
+wd=$1 entry=$3 mount=$4 interp=sh
 umask 077 && mkdir -p "$wd" && cd "$wd" && cat > temp.yml || { rm -rf "$wd"; exit 100; }
 finish() { cd /; rm -rf "$wd"; exit "$1"; }
 say() { echo "supakong-reload: $*"; }
-case $mode in
-eval) eval "echo \"$(cat temp.yml)\"" > kong.yml || { say "the eval render failed"; finish 7; } ;;
-awk)
-  grep -qF "$mount" "$entry" && grep -q '^exec ' "$entry" || {
-    say "$entry has no $mount or no final exec: cannot re-run it"; finish 7; }
-  sed -e "s#$mount#$wd/temp.yml#g" -e '/^exec /d' "$entry" \
-    | KONG_DECLARATIVE_CONFIG="$wd/kong.yml" sh >render.out 2>&1 || {
-    say "$entry failed:"; tail -n 5 render.out; finish 7; } ;;
-*) cp temp.yml kong.yml ;;
-esac
+"""
+#: After the render (:mod:`supakong.entrypoint_render`): parse, post, sync the container's file.
+_POST = r"""
+if [ -n "$render_kind" ]; then say "$render_error"; finish 7; fi
 if [ "$8" = parse ]; then
   kong config parse kong.yml >parse.out 2>&1; code=$?
   if [ $code -eq 127 ]; then say "no kong CLI"; finish 6; fi
@@ -115,13 +109,26 @@ class ReloadOutcome:
 
 
 def reload_argv(
-    workdir: str, expansion: str, entrypoint: str, mount: str, admin: str, settle: float, parse: bool = True
+    workdir: str, expansion: str | None, entrypoint: str, mount: str, admin: str, settle: float, parse: bool = True
 ) -> list[str]:
     """The exec's argv (the template goes on its standard input); ``parse``: run ``kong
     config parse`` before posting (off when the preflight already parsed this candidate)."""
-    mode = "eval" if expansion == EVAL else "awk" if expansion == AWK else "none"
+    script = _RECEIVE + render_fragment(expansion) + _POST
     step = "parse" if parse else "no-parse"
-    return ["sh", "-c", _SCRIPT, "sh", workdir, mode, entrypoint, mount, admin, f"{settle:g}", LUA_POST, step]
+    return [
+        "sh",
+        "-c",
+        script,
+        "sh",
+        workdir,
+        expansion or "none",
+        entrypoint,
+        mount,
+        admin,
+        f"{settle:g}",
+        LUA_POST,
+        step,
+    ]
 
 
 def judge_reload(code: int, output: str) -> ReloadOutcome:
