@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .apply import FALLBACK, REFUSED, RELOADED, RESTARTED, ApplyChoice, choose_apply, reload_config
+from .apply import APPLIED, FALLBACK, REFUSED, RELOADED, RESTARTED, ApplyChoice, choose_apply, reload_config
 from .audit import append_argv, audit_line, audit_path
 from .become import not_writable_hint
 from .container import (
@@ -569,7 +569,7 @@ def _reload(
         raise VerifyError(f"{failure}; --no-rollback: the new file stays in place ({kept})")
     if not result.backup and writer is None:
         raise failure
-    _reload_back(conn, host, state, profile, choice, options, out, result, secrets, failure, writer)
+    _roll_back(conn, host, options, out, result, secrets, failure, writer, reload=(state.kong, (profile, choice)))
     return True
 
 
@@ -582,43 +582,29 @@ def _mark_loaded(conn: HostConnection, host: HostConfig, sha256: str, started_at
     conn.run(["sh", "-c", script, "sh", marker, loaded_marker(sha256, started_at)])
 
 
-def _reload_back(
+def _reload_previous(
     conn: HostConnection,
     host: HostConfig,
-    state: HostState,
-    profile: HostProfile,
-    choice: ApplyChoice,
-    options: DeployOptions,
+    kong: ContainerState,
+    how: tuple[HostProfile, ApplyChoice],
     out: Output,
     result: HostResult,
     secrets: Secrets,
-    failure: DeployError,
-    writer: FileWriter | None = None,
-) -> None:
-    """Roll back a reload by the same method: restore the backup, reload it, verify; a
-    reload that cannot run restarts as the restart path's rollback does."""
-    out.line(f"  ROLLING BACK: {failure}", host.name)
-    restored_from = _restore_previous(conn, host, result, out, writer)
-    result.status = "rolled_back"
+) -> bool:
+    """Load the restored file into the running Kong and verify (:class:`VerifyError` when the
+    verification fails); False when the reload cannot run (the caller restarts)."""
     previous = read_remote_text(conn, host.kong_config_path)
-    back = reload_config(conn.engine(), host.kong_container, profile, choice, previous.encode("utf-8"))
-    try:
-        if back.result != "applied":
-            out.line(f"  ! reload of the previous config not possible ({back.detail}); restarting", host.name)
-            restored_sha = read_remote_file(conn, host.kong_config_path).sha256
-            _restart_and_verify(conn, host, state.kong, restored_sha, options, out, result, secrets)
-        else:
-            out.line(f"  reloaded the previous config into {host.kong_container} ({back.detail})", host.name)
-            _mark_loaded(conn, host, sha256_text(previous), state.kong.started_at)
-            report = run_verification(host, secrets, out, state.kong.env)
-            result.verify_state = report.state
-            if not report.ok:
-                raise VerifyError(f"Realtime verification fails ({report.state})")
-    except (RestartError, VerifyError) as second:
-        raise RolledBackError(
-            f"{failure}; rolled back to {restored_from}, but the previous config fails too: {second}"
-        ) from None
-    raise RolledBackError(f"{failure}; rolled back to {restored_from}: the previous config is serving again")
+    back = reload_config(conn.engine(), host.kong_container, *how, previous.encode("utf-8"))
+    if back.result != APPLIED:
+        out.line(f"  ! reload of the previous config not possible ({back.detail}); restarting", host.name)
+        return False
+    out.line(f"  reloaded the previous config into {host.kong_container} ({back.detail})", host.name)
+    _mark_loaded(conn, host, sha256_text(previous), kong.started_at)
+    report = run_verification(host, secrets, out, kong.env)
+    result.verify_state = report.state
+    if not report.ok:
+        raise VerifyError(f"Realtime verification fails ({report.state})")
+    return True
 
 
 def _restart_and_verify(
@@ -751,14 +737,19 @@ def _roll_back(
     secrets: Secrets,
     failure: DeployError,
     writer: FileWriter | None = None,
+    reload: tuple[ContainerState, tuple[HostProfile, ApplyChoice]] | None = None,
 ) -> None:
+    """Put the previous file back the way the new one was written, load it the way the new one
+    was loaded (``reload``: into the running Kong, restarting when that cannot run; else a
+    restart), verify; raise :class:`RolledBackError` saying whether the previous config serves."""
     out.line(f"  ROLLING BACK: {failure}", host.name)
     restored_from = _restore_previous(conn, host, result, out, writer)
-    before = inspect_container(conn.engine(), host.kong_container)
-    restored_sha = read_remote_file(conn, host.kong_config_path).sha256
     result.status = "rolled_back"
     try:
-        _restart_and_verify(conn, host, before, restored_sha, options, out, result, secrets)
+        if reload is None or not _reload_previous(conn, host, *reload, out, result, secrets):
+            before = inspect_container(conn.engine(), host.kong_container)
+            restored_sha = read_remote_file(conn, host.kong_config_path).sha256
+            _restart_and_verify(conn, host, before, restored_sha, options, out, result, secrets)
     except (RestartError, VerifyError) as second:
         raise RolledBackError(
             f"{failure}; rolled back to {restored_from}, but the previous config fails too: {second}"
