@@ -6,11 +6,13 @@ Realtime verified over a real WebSocket."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from sandbox_specs import related_spec
 
 from supakong.audit import read_audit
@@ -155,3 +157,20 @@ def test_a_failed_verification_rolls_back_through_the_api(
         deploy_host(dk_host, DeployOptions(file=broken, skip_validate=True), out)
     assert "restored the previous content of file mount /volumes/api/kong.yml through Dokploy" in out.text
     assert dokploy.kong_config_path.read_text() == previous == stored_copy(dokploy)
+
+
+def test_init_records_the_dokploy_service_and_changes_nothing(dokploy: SandboxSpec, tmp_path: Path) -> None:
+    from supakong.adopt import InitRequest, init_host
+
+    before = sha(dokploy.kong_config_path)
+    out = BufferOutput()
+    request = InitRequest(
+        name=dokploy.name, ssh=dokploy.ssh_alias, ssh_config=dokploy.ssh_config_path, directory=tmp_path
+    )
+    result = init_host(request, out)
+    assert result.status == "changed", out.text
+    assert f"Dokploy:  Dokploy-managed: appName {dk.app_name(dokploy)}, compose mode" in out.text
+    assert "file mount /volumes/api/kong.yml" in out.text
+    discovered = yaml.safe_load((tmp_path / "inventory" / "host_vars" / f"{dokploy.name}.yml").read_text())
+    assert "dokploy_app_name" in json.dumps(discovered) and dk.app_name(dokploy) in json.dumps(discovered)
+    assert sha(dokploy.kong_config_path) == before  # read-only
