@@ -153,7 +153,7 @@ def test_a_failed_verification_rolls_back_through_the_api(
     broken = tmp_path / "kong.yml"  # Kong loads it; Realtime refuses its tenant (realtime:4000)
     broken.write_text(previous + "\n# a change Kong accepts and Realtime still refuses\n")
     out = BufferOutput()
-    with pytest.raises(RolledBackError, match="previous content of Dokploy's file mount"):
+    with pytest.raises(RolledBackError, match="rolled back to /etc/dokploy/compose/.*/.supakong/backups/kong.yml"):
         deploy_host(dk_host, DeployOptions(file=broken, skip_validate=True), out)
     assert "restored the previous content of file mount /volumes/api/kong.yml through Dokploy" in out.text
     assert dokploy.kong_config_path.read_text() == previous == stored_copy(dokploy)
@@ -174,3 +174,24 @@ def test_init_records_the_dokploy_service_and_changes_nothing(dokploy: SandboxSp
     discovered = yaml.safe_load((tmp_path / "inventory" / "host_vars" / f"{dokploy.name}.yml").read_text())
     assert "dokploy_app_name" in json.dumps(discovered) and dk.app_name(dokploy) in json.dumps(discovered)
     assert sha(dokploy.kong_config_path) == before  # read-only
+
+
+def test_rollback_kong_goes_through_the_api_and_is_refused_without_it(
+    dokploy: SandboxSpec, dk_host: HostConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from supakong.rollback import rollback_host
+
+    reset_mount(dokploy)
+    monkeypatch.setenv(dk.KEY_ENV, dk.api_keys(dokploy)[dk.KEY_ENV])
+    deployed = deploy_host(dk_host, DeployOptions(), BufferOutput())
+    assert deployed.backup and deployed.verify_state == "SUBSCRIBED"  # a copy of the seed was kept
+    monkeypatch.delenv(dk.KEY_ENV)
+    with pytest.raises(DokployRefusal):
+        rollback_host(dk_host, None, False, BufferOutput())
+    assert sha(dokploy.kong_config_path) == deployed.new_sha256
+    monkeypatch.setenv(dk.KEY_ENV, dk.api_keys(dokploy)[dk.KEY_ENV])
+    out = BufferOutput()
+    result = rollback_host(dk_host, None, False, out)
+    assert result.status == "changed", out.text
+    assert "through http://" in out.text and "(mounts.update)" in out.text
+    assert dokploy.kong_config_path.read_text() == dk.SEED.read_text() == stored_copy(dokploy)
