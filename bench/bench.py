@@ -41,6 +41,7 @@ sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(BENCH.parent))
 
 from harness import Run, measure, sshd_counts  # noqa: E402
+from held_sockets import HeldSockets, dropped, hold  # noqa: E402
 from latency import DelayProxy, added_rtt, measure_rtt, remove_stale_rules  # noqa: E402
 from sandboxes import busy_cores, quiet_healthchecks  # noqa: E402
 from stats import (  # noqa: E402
@@ -141,6 +142,27 @@ def drift(inputs: Inputs, names: Sequence[str], tag: str) -> None:
         path.write_text(inputs.desired[name] + f"# edited on the server {tag}\n")
 
 
+def expected_restarts(tool: str, scenario: str, n: int) -> int:
+    """Kong restarts a run must cause: none for a no-op; for a change, none with supakong
+    (it loads the config into the running Kong) and one per host with every other tool."""
+    return 0 if scenario == "no-op" or tool == "supakong" else n
+
+
+def held_targets(inputs: Inputs, names: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """host → (public URL, anon key): where each held socket goes."""
+    return {n: (inputs.hosts[n].public_url, inputs.apikeys[n]) for n in names}
+
+
+def count_dropped(run: Run, held: HeldSockets) -> list[str]:
+    """Record in ``run`` how many held sockets the run dropped; the problems to report."""
+    lost = dropped(held)
+    held.close()
+    run.extra["held"], run.extra["dropped"] = len(held.sockets), len(lost)
+    if not held.refused:
+        return []
+    return [f"{len(held.refused)} socket(s) could not be held first: {next(iter(held.refused.values()))}"]
+
+
 def check_run(inputs: Inputs, names: Sequence[str], before: dict[str, str], expect_restarts: int) -> list[str]:
     """What went wrong in a run: wrong file content, or not the expected restarts."""
     problems = []
@@ -177,8 +199,10 @@ def one_run(
     """One measured run of ``tool``, checked; with ``proxy`` (added RTT), ``extra["bypassed"]``
     counts the SSH logins that did not go through the delay."""
     run_id = f"{tool}-{tag}".replace(" ", "")
+    held: HeldSockets | None = None
     if scenario == "change":
         drift(inputs, names, tag)
+        held = hold(held_targets(inputs, names))  # a user's Realtime socket on every host
     cmd = commands(inputs, names, parallel, run_id)[tool]
     logs = [inputs.specs[n].state_dir / "sshd.log" for n in names]
     before_starts = kong_starts(inputs, names)
@@ -191,7 +215,11 @@ def one_run(
     run.logins, run.sessions = logins1 - logins0, sessions1 - sessions0
     if proxy and (bypassed := run.logins - (proxy.accepted() - accepted0)) > 0:
         run.extra["bypassed"] = bypassed
-    problems = check_run(inputs, names, before_starts, len(names) if scenario == "change" else 0)
+    problems = check_run(inputs, names, before_starts, expected_restarts(tool, scenario, len(names)))
+    if held is not None:
+        problems += count_dropped(run, held)
+        if tool == "supakong" and run.extra["dropped"]:
+            problems.append(f"{run.extra['dropped']:.0f} held socket(s) dropped, expected none")
     if run.returncode != 0:
         problems.insert(0, f"exit {run.returncode}: {run.output_tail[-400:]}")
     if problems:
@@ -201,7 +229,7 @@ def one_run(
         report = WORK / f"supakong-report-{run_id}.json"
         if report.exists():
             hosts = json.loads(report.read_text())["hosts"].values()
-            for key in ("look", "restart"):
+            for key in ("look", "restart", "reload"):
                 values = [h["timings"][key] for h in hosts if key in h.get("timings", {})]
                 if values:
                     run.extra[key] = median(values)
@@ -259,12 +287,22 @@ Key = tuple[str, int, str, str]  # (rtt label, N, scenario, tool)
 ALL_UP = "+0 ms, all up"
 
 
+def sockets_cell(runs: Sequence[Run]) -> str:
+    """``dropped/held`` of the run that dropped most ("–" where none were held)."""
+    counted = [(r.extra["dropped"], r.extra["held"]) for r in runs if "held" in r.extra]
+    if not counted:
+        return "–"
+    worst = max(counted)
+    return f"{worst[0]:.0f}/{worst[1]:.0f}"
+
+
 def table(results: dict[Key, Cell]) -> list[str]:
     """The markdown table: medians, ratios to supakong, SSH logins/sessions per host, memory."""
     rows = [
         "| RTT | N | scenario | tool | median s | min–max s | × supakong (medians / paired) | client CPU s"
-        " | machine CPU s | logins/host | sessions/host | peak RSS tree MiB | largest process MiB | checks |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        " | machine CPU s | logins/host | sessions/host | peak RSS tree MiB | largest process MiB"
+        " | dropped/held sockets | checks |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for (rtt, n, scenario, tool), cell in results.items():
         base = results.get((rtt, n, scenario, "supakong"))
@@ -278,6 +316,7 @@ def table(results: dict[Key, Cell]) -> list[str]:
             f" | {cell.median_of('logins') / n:.1f}"
             f" | {cell.median_of('sessions') / n:.1f}"
             f" | {max(r.tree_rss_mib for r in cell.runs):.0f} | {max(r.max_rss_mib for r in cell.runs):.0f}"
+            f" | {sockets_cell(cell.runs)}"
             f" | {'ok' if not bad else f'{bad}/{len(cell.runs)} runs wrong'} |"
         )
     return rows
@@ -295,12 +334,14 @@ def targets(results: dict[Key, Cell], sizes: Sequence[int]) -> list[str]:
 
     for rtt in sorted({k[0] for k in results if (k[0], n, "no-op", "supakong") in results}):
 
-        def ratio(scenario: str, bottom: str, bound: float, text: str, rtt: str = rtt) -> tuple[str, bool | None]:
-            """supakong over ``bottom``: met when both the ratio of the medians and the median
+        def ratio(
+            scenario: str, bottom: str, bound: float, text: str, rtt: str = rtt, top: str = "supakong"
+        ) -> tuple[str, bool | None]:
+            """``top`` over ``bottom``: met when both the ratio of the medians and the median
             paired ratio are at most ``bound``. A ``bound`` below 1 reads as "faster by 1/bound"."""
-            a, b = cell(rtt, n, scenario, "supakong"), cell(rtt, n, scenario, bottom)
+            a, b = cell(rtt, n, scenario, top), cell(rtt, n, scenario, bottom)
             if not (a.runs and b.runs):
-                return f"{text} (no {bottom} runs)", None
+                return f"{text} (no {top if not a.runs else bottom} runs)", None
             pair = a.median / b.median, paired_ratio(a, b)
             interval = paired_interval(a.seconds, b.seconds)
             if bound < 1:  # shown as "N× faster": the inverse ratios
@@ -319,9 +360,24 @@ def targets(results: dict[Key, Cell], sizes: Sequence[int]) -> list[str]:
             ratio("no-op", "ansible", 1 / 10, "no-op ≥10× faster than Ansible"),
             ratio("no-op", "pyinfra", 1 / 1.5, "no-op ≥1.5× faster than pyinfra"),
             ratio("no-op", "paramiko", 1.3, "no-op within 1.3× of the paramiko loop"),
-            ratio("change", "paramiko", 1.2, "change within 1.2× of the paramiko loop, restarts included"),
+            # A change loaded into the running Kong (#19): against tools that restart it.
+            ratio("change", "pyinfra", 1.0, "change (reload) ≤ pyinfra's change"),
+            ratio("change", "paramiko", 1.3, "change (reload) within 1.3× of the paramiko loop's change"),
+            dropped_sockets(results, rtt, n),
+            # The restart path (--restart), against the same job done by restarting.
             ratio(
-                "change", "paramiko+health", 1.2, "change within 1.2× of the paramiko loop that also waits for health"
+                "change",
+                "paramiko",
+                1.2,
+                "change --restart within 1.2× of the paramiko loop, restarts included",
+                top="supakong-restart",
+            ),
+            ratio(
+                "change",
+                "paramiko+health",
+                1.2,
+                "change --restart within 1.2× of the paramiko loop that also waits for health",
+                top="supakong-restart",
             ),
         ]
         small_here = [m for m in small if (rtt, m, "no-op", "supakong") in results]
@@ -348,14 +404,24 @@ def targets(results: dict[Key, Cell], sizes: Sequence[int]) -> list[str]:
                             grow <= n / m,
                         )
                     )
-        peak = max(
-            c.runs and max(r.tree_rss_mib for r in c.runs) or 0 for k, c in results.items() if k[3] == "supakong"
-        )
-        checks.append((f"peak memory < 100 MiB ({peak:.0f} MiB)", peak < 100))
+        for tool in ("supakong", "supakong-restart"):
+            peaks = [max(r.tree_rss_mib for r in c.runs) for k, c in results.items() if k[3] == tool and c.runs]
+            if peaks:
+                checks.append((f"{tool}: peak memory < 100 MiB ({max(peaks):.0f} MiB)", max(peaks) < 100))
         lines.append(f"Targets at N={n}, RTT {rtt}:")
         verdicts = {True: "met", False: "MISSED", None: "not measured"}
         lines += [f"- {verdicts[ok]}: {text}" for text, ok in checks]
     return lines
+
+
+def dropped_sockets(results: dict[Key, Cell], rtt: str, n: int) -> tuple[str, bool | None]:
+    """The target "0 dropped sockets" for supakong's change runs at ``rtt`` and ``n``."""
+    runs = [r for r in (results.get((rtt, n, "change", "supakong")) or Cell()).runs if "held" in r.extra]
+    if not runs:
+        return "0 dropped sockets on a change (no held sockets counted)", None
+    lost, held = sum(r.extra["dropped"] for r in runs), sum(r.extra["held"] for r in runs)
+    text = f"0 dropped sockets on a change ({lost:.0f} of {held:.0f} held over {len(runs)} runs)"
+    return text, lost == 0 and held > 0
 
 
 def round_trip_table(results: dict[Key, Cell]) -> list[str]:

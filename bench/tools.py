@@ -1,9 +1,10 @@
-"""The four ways of doing the benchmark's job, and their inputs, generated from the same
-sandbox fleet: supakong (``fab deploy-kong``), Ansible (``ansible-playbook``), pyinfra and the
-hand-written paramiko loop.
+"""The ways of doing the benchmark's job, and their inputs, generated from the same sandbox
+fleet: supakong (``fab deploy-kong``, which loads a change into the running Kong, and the same
+with ``--restart``), Ansible (``ansible-playbook``), pyinfra and the hand-written paramiko loop.
 
 The job is the same for all: render ``templates/kong-simple.yml.j2`` for each host and put it
-at ``kong_config_path``; restart the Kong container if (and only if) the file changed. The
+at ``kong_config_path``; make Kong run it if (and only if) the file changed: supakong through
+Kong's Admin API, the others (and ``supakong-restart``) by restarting the container. The
 template is supakong's own; for Ansible and pyinfra its one custom filter (``yaml_str``) is
 spelled with standard Jinja filters and its whitespace settings are passed explicitly, and the
 benchmark checks that every tool writes byte-identical files.
@@ -32,7 +33,7 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 WORK = BENCH / "work"
 VENVS = {"ansible": (BENCH / ".venv-ansible", "ansible-core"), "pyinfra": (BENCH / ".venv-pyinfra", "pyinfra")}
-TOOLS = ("supakong", "ansible", "pyinfra", "paramiko", "paramiko+health")
+TOOLS = ("supakong", "supakong-restart", "ansible", "pyinfra", "paramiko", "paramiko+health")
 _YAML_STR = re.compile(r"\{\{\s*(.+?)\s*\|\s*yaml_str\s*\}\}")
 
 
@@ -75,6 +76,7 @@ class Inputs:
     hosts: dict[str, HostConfig]
     desired: dict[str, str]
     specs: dict[str, SandboxSpec]
+    apikeys: dict[str, str]  # each host's anon key, for the sockets held through a change
 
 
 def write_inputs(specs: Sequence[SandboxSpec]) -> Inputs:
@@ -83,16 +85,17 @@ def write_inputs(specs: Sequence[SandboxSpec]) -> Inputs:
     (WORK / "rendered").mkdir(parents=True, mode=0o700)
     inventory = write_sandbox_inventory(WORK / "inventory" / "hosts.yml", specs, group="bench")
     hosts = dict(load_inventory(inventory).hosts)
-    desired = {}
+    desired, apikeys = {}, {}
     for name, host in hosts.items():
-        desired[name] = render_kong_config(host, load_secrets(host.secrets_env_file))
+        secrets = load_secrets(host.secrets_env_file)
+        desired[name], apikeys[name] = render_kong_config(host, secrets), secrets.anon_key
         path = WORK / "rendered" / f"{name}.yml"
         path.write_text(desired[name])
         path.chmod(0o600)
     portable = portable_template()
     (WORK / "ansible-kong.yml.j2").write_text("#jinja2: trim_blocks: True, lstrip_blocks: True\n" + portable)
     (WORK / "pyinfra-kong.yml.j2").write_text(portable)
-    return Inputs(inventory, hosts, desired, {s.name: s for s in specs})
+    return Inputs(inventory, hosts, desired, {s.name: s for s in specs}, apikeys)
 
 
 def _template_vars(host: HostConfig) -> dict[str, object]:
@@ -177,13 +180,14 @@ def commands(inputs: Inputs, names: Sequence[str], parallel: int, run_id: str) -
     loop_json = WORK / f"paramiko-{n}.json"
     loop_json.write_text(json.dumps(loop_hosts))
 
+    supakong = [str(REPO / ".venv/bin/fab"), "deploy-kong", "-H", ",".join(names), "--parallel", str(parallel)]
+    supakong += ["--no-verify", "--report", str(WORK / f"supakong-report-{run_id}.json")]
+    supakong_env = {**base_env, "SUPAKONG_INVENTORY": str(inputs.inventory)}
     return {
-        "supakong": Command(
-            [str(REPO / ".venv/bin/fab"), "deploy-kong", "-H", ",".join(names), "--parallel", str(parallel)]
-            + ["--no-verify", "--report", str(WORK / f"supakong-report-{run_id}.json")],
-            {**base_env, "SUPAKONG_INVENTORY": str(inputs.inventory)},
-            REPO,
-        ),
+        # A change loads the new config into the running Kong (POST /config on its Admin API)...
+        "supakong": Command(supakong, supakong_env, REPO),
+        # ... or, with --restart, restarts Kong as every change did before.
+        "supakong-restart": Command([*supakong, "--restart"], supakong_env, REPO),
         "ansible": Command(
             [str(VENVS["ansible"][0] / "bin/ansible-playbook"), "-i", str(ansible_inv)]
             + [str(BENCH / "ansible/site.yml")],

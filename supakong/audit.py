@@ -38,6 +38,7 @@ def audit_line(task: str, result: HostResult) -> str:
         "host": result.host,
         "result": result.status,
         "plan": result.plan,
+        "method": result.method,
         "old_sha256": result.old_sha256,
         "new_sha256": result.new_sha256,
         "backup": result.backup,

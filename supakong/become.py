@@ -94,5 +94,5 @@ def not_writable_hint(login: str, directory: str, become: Become | None) -> str:
         return f"{directory} is not writable by {become.user} either"
     return (
         f"{directory} is not writable by {login}: if an earlier run used ansible_become, it belongs to root;"
-        f" set ansible_become: true for this host (see README, Inventory), or `sudo chown -R {login} {directory}`"
+        f" set ansible_become: true for this host (docs/inventory.md, become), or `sudo chown -R {login} {directory}`"
     )

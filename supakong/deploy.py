@@ -8,6 +8,7 @@ backup, restarts and re-verifies, then raises.
 
 from __future__ import annotations
 
+import posixpath
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -17,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .apply import FALLBACK, REFUSED, RELOADED, RESTARTED, ApplyChoice, choose_apply, reload_config
 from .audit import append_argv, audit_line, audit_path
 from .become import not_writable_hint
 from .container import (
@@ -31,6 +33,7 @@ from .container import (
 from .dokploy.apply import FileWriter, make_writer, stored_copy_drift
 from .dokploy.policy import PLAIN, choose_writer, writer_intent
 from .envrefs import check_references, register_file_credentials
+from .eras import refuse_era_mismatch
 from .errors import DeployError, InventoryError, RestartError, TransportError, ValidationError, VerifyError
 from .faults import checkpoint
 from .hostlock import LockOwner, acquire, break_if_stale, lock_path, state_dir
@@ -39,12 +42,12 @@ from .inventory import HostConfig
 from .listen_probe import ListenGate
 from .logs import LogLine, fetch_interleaved, format_log_lines
 from .look import look, look_held
-from .plan import HostState, Plan, plan_deploy, unified_diff
+from .plan import HostState, Plan, loaded_marker, plan_deploy, unified_diff
 from .preflight import PreflightResult, judge, preflight_parse
-from .remote_file import read_remote_file, read_remote_text, replace_file_atomically, restore_backup
+from .remote_file import STAMP_FORMAT, read_remote_file, read_remote_text, replace_file_atomically, restore_backup
 from .render import render_kong_config, sha256_text
 from .report import HostResult, Output
-from .secrets import KONG_CREDENTIAL_NAMES, Secrets, load_host_secrets, register_env_secrets, verification_key
+from .secrets import KONG_CREDENTIAL_NAMES, Secrets, load_host_secrets, register_env_secrets
 from .transport import HeldCommand, HostConnection
 
 if TYPE_CHECKING:
@@ -69,6 +72,8 @@ class DeployOptions:
     lock_wait: float = 0.0
     settle: float = 2.0
     log_lines: int = 20
+    #: restart Kong even where its Admin API could take the new config (``--restart``)
+    restart: bool = False
     #: A Dokploy file mount without API access: write it in place anyway (supakong.dokploy).
     direct: bool = False
 
@@ -124,7 +129,12 @@ def desired_config(host: HostConfig, secrets: Secrets, options: DeployOptions, p
     """The file content we want on the host: rendered for its Kong container's credentials
     (see :func:`~supakong.render.template_secrets`), or a hand-edited ``--file``."""
     if options.file is None:
-        return render_kong_config(host, secrets, held=profile.env_names if profile.gateway == KONG else None)
+        return render_kong_config(
+            host,
+            secrets,
+            held=profile.env_names if profile.gateway == KONG else None,
+            expansion=profile.expansion,
+        )
     try:
         return options.file.read_text(encoding="utf-8")
     except OSError as exc:
@@ -203,6 +213,8 @@ def deploy_host(host: HostConfig, options: DeployOptions, out: Output, task: str
             # Rendered once Kong is known: the file references the credentials it holds.
             profile = build_profile(state.kong)
             text = desired_config(host, secrets, options, profile)
+            if options.file is None:
+                refuse_era_mismatch(host.name, host.template, text, profile)
             desired_sha = sha256_text(text)
             result.old_sha256, result.new_sha256 = state.file.sha256, desired_sha
             checkpoint("looked")
@@ -368,7 +380,7 @@ def _apply(
     roll back on failure."""
     if not state.kong.exists:
         raise RestartError(f"{host.name}: container {host.kong_container} does not exist; nothing to restart")
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    stamp = datetime.now(UTC).strftime(STAMP_FORMAT)
     if plan.replace and options.skip_preflight and not options.skip_validate:
         out.line("  ! --skip-preflight: NOT asking the running Kong to parse the file first", host.name)
     elif plan.replace and not options.skip_validate:
@@ -377,26 +389,15 @@ def _apply(
                 conn.engine(), state.kong, text.encode("utf-8"), build_profile(state.kong).expansion
             )
         out.line(f"  {judge(check, host.name)}", host.name)
-    if plan.replace and writer is not None:
-        with result.timed("replace"):
-            out.line(f"  {writer.write(text, state.file.sha256, stamp)}", host.name)
-        out.lines([f"  ! {note}" for note in writer.notes], host.name)
-        result.backup = getattr(writer, "backup", None)
-        result.message = "; ".join(writer.notes)
-        checkpoint("committed")
-    elif plan.replace:
-        with result.timed("replace"):
-            result.backup = replace_file_atomically(
-                conn,
-                host.kong_config_path,
-                text.encode("utf-8"),
-                expected_sha=state.file.sha256,
-                mode=host.file_mode,
-                keep=host.backups_keep,
-                stamp=stamp,
-            )
-        out.line(f"  replaced {host.kong_config_path} (backup: {result.backup or 'none, file was new'})", host.name)
-        checkpoint("committed")
+    profile = build_profile(state.kong)
+    choice = choose_apply(state.kong, profile, replace=plan.replace, force_restart=options.restart)
+    # A restart where a reload was wanted (not --restart, not a stopped Kong) is said loudly.
+    loud = plan.replace and not choice.reload and not options.restart and state.kong.running
+    out.line(f"  {'! ' if loud else ''}{choice.describe()}", host.name)
+    if choice.reload and _reload(conn, host, state, choice, text, options, out, result, secrets, stamp, writer):
+        return
+    if plan.replace:
+        _replace(conn, host, state, text, out, result, stamp, writer)
     result.status = "changed"
     gate = ahead.gate_for(state.kong) if ahead else None
     try:
@@ -405,11 +406,163 @@ def _apply(
         if not options.rollback:
             kept = f"its backup: {result.backup}" if result.backup else "the file was new"
             raise type(failure)(f"{failure}; --no-rollback: the new file stays in place ({kept})") from None
-        if writer is not None and plan.replace:
-            _roll_back(conn, host, options, out, result, secrets, failure, writer.restore)
-        if not result.backup:
+        if not result.backup and writer is None:
             raise
-        _roll_back(conn, host, options, out, result, secrets, failure)
+        _roll_back(conn, host, options, out, result, secrets, failure, writer)
+
+
+def _replace(
+    conn: HostConnection,
+    host: HostConfig,
+    state: HostState,
+    text: str,
+    out: Output,
+    result: HostResult,
+    stamp: str,
+    writer: FileWriter | None = None,
+) -> None:
+    """Write the new file on the host atomically, keeping a backup of the old one; or have
+    ``writer`` put it in place (Dokploy's file mount, through its API or ``--direct``)."""
+    if writer is not None:
+        with result.timed("replace"):
+            out.line(f"  {writer.write(text, state.file.sha256, stamp)}", host.name)
+        out.lines([f"  ! {note}" for note in writer.notes], host.name)
+        result.backup = getattr(writer, "backup", None)
+        result.message = "; ".join(writer.notes)
+        checkpoint("committed")
+        return
+    with result.timed("replace"):
+        result.backup = replace_file_atomically(
+            conn,
+            host.kong_config_path,
+            text.encode("utf-8"),
+            expected_sha=state.file.sha256,
+            mode=host.file_mode,
+            keep=host.backups_keep,
+            stamp=stamp,
+        )
+    out.line(f"  replaced {host.kong_config_path} (backup: {result.backup or 'none, file was new'})", host.name)
+    checkpoint("committed")
+
+
+def _restore_previous(
+    conn: HostConnection, host: HostConfig, result: HostResult, out: Output, writer: FileWriter | None
+) -> str:
+    """Put the previous file back the way the new one was written; returns where from."""
+    if writer is not None:  # Dokploy's mount through its API, or a --direct write in place
+        out.line(f"  {writer.restore()}", host.name)
+        return result.backup or "the previous content of Dokploy's file mount"
+    assert result.backup is not None
+    restore_backup(conn, host.kong_config_path, result.backup)
+    return result.backup
+
+
+def _reload(
+    conn: HostConnection,
+    host: HostConfig,
+    state: HostState,
+    choice: ApplyChoice,
+    text: str,
+    options: DeployOptions,
+    out: Output,
+    result: HostResult,
+    secrets: Secrets,
+    stamp: str,
+    writer: FileWriter | None = None,
+) -> bool:
+    """Load the new config into the running Kong, then write the host's file and verify;
+    False when the reload cannot run (the caller restarts instead, as before). Kong refusing
+    the config raises :class:`ValidationError` before anything changed on the host."""
+    profile = build_profile(state.kong)
+    with result.timed("reload"):
+        outcome = reload_config(conn.engine(), host.kong_container, profile, choice, text.encode("utf-8"))
+    if outcome.result == REFUSED:
+        raise ValidationError(
+            f"{host.name}: Kong in {host.kong_container} refuses the new config ({outcome.detail}); nothing was"
+            f" changed: {host.kong_config_path} and the running config are the previous ones"
+        )
+    if outcome.result == FALLBACK:
+        out.line(f"  ! RELOAD NOT POSSIBLE, RESTARTING {host.kong_container} INSTEAD: {outcome.detail}", host.name)
+        return False
+    result.method = RELOADED
+    out.line(f"  reloaded {host.kong_container} through the Admin API ({outcome.detail})", host.name)
+    checkpoint("reloaded")
+    try:
+        _replace(conn, host, state, text, out, result, stamp, writer)
+    except DeployError as not_written:
+        # Kong runs the new config but the host keeps the old file: load the old one back.
+        old = read_remote_text(conn, host.kong_config_path)
+        back = reload_config(conn.engine(), host.kong_container, profile, choice, old.encode("utf-8"))
+        raise type(not_written)(
+            f"{not_written}; reloaded the previous config back: {back.result} ({back.detail})"
+        ) from None
+    _mark_loaded(conn, host, sha256_text(text), state.kong.started_at)
+    checkpoint("marked")
+    result.status = "changed"
+    if not options.verify:
+        return True
+    report = run_verification(host, secrets, out, state.kong.env)
+    result.verify_state = report.state
+    result.timings["verify"] = sum(stage.seconds for stage in report.stages)
+    if report.ok:
+        return True
+    cause = report.diagnosis.cause if report.diagnosis else "a probe failed"
+    failure = VerifyError(f"{host.name}: Realtime verification failed ({report.state}): {cause}")
+    if not options.rollback:
+        kept = f"its backup: {result.backup}" if result.backup else "the file was new"
+        raise VerifyError(f"{failure}; --no-rollback: the new file stays in place ({kept})")
+    if not result.backup and writer is None:
+        raise failure
+    _reload_back(conn, host, state, profile, choice, options, out, result, secrets, failure, writer)
+    return True
+
+
+def _mark_loaded(conn: HostConnection, host: HostConfig, sha256: str, started_at: float) -> None:
+    """Write the reload marker beside the config (see :attr:`HostState.file_is_loaded`): the
+    next look then knows this Kong runs this file although the file is newer than its start.
+    Without it (a run killed before this), the next run restarts Kong: safe, only slower."""
+    marker = posixpath.join(state_dir(host.kong_config_path), "loaded")
+    script = 'mkdir -p "${1%/*}" && printf "%s\\n" "$2" > "$1.tmp" && mv -f "$1.tmp" "$1"'
+    conn.run(["sh", "-c", script, "sh", marker, loaded_marker(sha256, started_at)])
+
+
+def _reload_back(
+    conn: HostConnection,
+    host: HostConfig,
+    state: HostState,
+    profile: HostProfile,
+    choice: ApplyChoice,
+    options: DeployOptions,
+    out: Output,
+    result: HostResult,
+    secrets: Secrets,
+    failure: DeployError,
+    writer: FileWriter | None = None,
+) -> None:
+    """Roll back a reload by the same method: restore the backup, reload it, verify; a
+    reload that cannot run restarts as the restart path's rollback does."""
+    out.line(f"  ROLLING BACK: {failure}", host.name)
+    restored_from = _restore_previous(conn, host, result, out, writer)
+    result.status = "rolled_back"
+    previous = read_remote_text(conn, host.kong_config_path)
+    back = reload_config(conn.engine(), host.kong_container, profile, choice, previous.encode("utf-8"))
+    try:
+        if back.result != "applied":
+            out.line(f"  ! reload of the previous config not possible ({back.detail}); restarting", host.name)
+            restored_sha = read_remote_file(conn, host.kong_config_path).sha256
+            _restart_and_verify(conn, host, state.kong, restored_sha, options, out, result, secrets)
+        else:
+            out.line(f"  reloaded the previous config into {host.kong_container} ({back.detail})", host.name)
+            _mark_loaded(conn, host, sha256_text(previous), state.kong.started_at)
+            report = run_verification(host, secrets, out, state.kong.env)
+            result.verify_state = report.state
+            if not report.ok:
+                raise VerifyError(f"Realtime verification fails ({report.state})")
+    except (RestartError, VerifyError) as second:
+        raise RolledBackError(
+            f"{failure}; rolled back to {restored_from}, but the previous config fails too: {second}"
+        ) from None
+    raise RolledBackError(f"{failure}; rolled back to {restored_from}: the previous config is serving again")
 
 
 def _restart_and_verify(
@@ -431,6 +584,7 @@ def _restart_and_verify(
     engine = conn.engine()  # restart, waits, execs and logs: light requests, no docker-py
     with result.timed("restart"):
         restart_container(engine, host.kong_container)
+        result.method = RESTARTED
         out.line(f"  restarted {host.kong_container}", host.name)
         checkpoint("restarted")
         # The file a container reads is fixed when it starts: it is checked while Kong loads.
@@ -512,16 +666,24 @@ def _show_logs(
 def run_verification(
     host: HostConfig, secrets: Secrets, out: Output, kong_env: Mapping[str, str] | None = None
 ) -> VerifyReport:
-    """Verify the Realtime path through Kong as supabase-js would; print the stages. The
-    anon key: the local one, else the Kong container's own (``kong_env``)."""
+    """Verify the Realtime path through Kong as supabase-js would, with each kind of key the
+    host has (publishable, legacy anon JWT; :func:`supakong.verify_keys.probe_keys`); print
+    the stages. Returns the first failed report, else the first key's."""
     from .verify import for_host_report, format_report, verify_realtime  # lazy: websockets only when verifying
+    from .verify_keys import probe_keys
     from .verify_model import ChannelSpec
 
     channel = ChannelSpec.named(host.verify_channel, host.verify_table)
-    apikey = verification_key(secrets, kong_env, host.kong_container)
-    report = for_host_report(verify_realtime(host.public_url, apikey, channel=channel, vsn=host.verify_vsn), host)
-    out.lines([f"  {row}" for row in format_report(report)], host.name)
-    return report
+    keys = probe_keys(secrets, kong_env, host.kong_container)
+    reports = []
+    for key in keys:
+        report = for_host_report(
+            verify_realtime(host.public_url, key.value, channel=channel, vsn=host.verify_vsn), host
+        )
+        heading = [f"  with the {key.label}:"] if len(keys) > 1 else []
+        out.lines([*heading, *(f"  {row}" for row in format_report(report))], host.name)
+        reports.append(report)
+    return next((report for report in reports if not report.ok), reports[0])
 
 
 def _roll_back(
@@ -532,15 +694,10 @@ def _roll_back(
     result: HostResult,
     secrets: Secrets,
     failure: DeployError,
-    restore: Callable[[], str] | None = None,
+    writer: FileWriter | None = None,
 ) -> None:
     out.line(f"  ROLLING BACK: {failure}", host.name)
-    if restore is not None:  # Dokploy's mount through its API, or a --direct write in place
-        out.line(f"  {restore()}", host.name)
-    else:
-        assert result.backup is not None
-        restore_backup(conn, host.kong_config_path, result.backup)
-    restored_from = result.backup or "the previous content of Dokploy's file mount"
+    restored_from = _restore_previous(conn, host, result, out, writer)
     before = inspect_container(conn.engine(), host.kong_container)
     restored_sha = read_remote_file(conn, host.kong_config_path).sha256
     result.status = "rolled_back"

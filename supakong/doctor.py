@@ -33,6 +33,8 @@ from invoke import Exit
 from . import fence
 from .checks import FAIL, MARKS, OK, SKIP, Check
 from .container import ContainerState, exec_in_container, inspect_container, probed_healthy
+from .doctor_hash import RunningConfig, judge_running_config, read_running_config
+from .doctor_keys import KeyFacts, doctor_key_checks
 from .doctor_tables import TableReadiness, doctor_table_checks, host_table, read_table_readiness
 from .dokploy.policy import doctor_check, dokploy_notes
 from .errors import DeployError, InventoryError, VerifyError
@@ -50,10 +52,11 @@ from .logs import fetch_interleaved, format_log_lines
 from .look import look
 from .remote_file import RemoteFile, read_remote_text
 from .report import HostResult, Output, recap_lines
-from .secrets import Secrets, load_host_secrets, mask, register_env_secrets, register_secret, verification_key
+from .secrets import Secrets, load_host_secrets, mask, register_env_secrets, register_secret
 from .transport import HostConnection
 from .verify import VerifyReport, for_host_report, format_report, verify_realtime
 from .verify_diagnose import EXPIRED_FIX, JWT_SECRET_FIX, TENANT_SOURCE
+from .verify_keys import probe_keys
 from .verify_model import ChannelSpec
 
 VSNS = ("1.0.0", "2.0.0")
@@ -114,18 +117,32 @@ def channel_spec(default_channel: str, default_table: str, options: VerifyOption
 
 @dataclass(frozen=True)
 class HostVerification:
-    """One verification: the probe's report, plus the masked log lines of a failed attempt."""
+    """One verification: the probe's report, plus the masked log lines of a failed attempt.
+    A host with both kinds of keys is probed with each: ``report`` is the first key's
+    (``key_label`` says which), ``also`` holds the others' (see :mod:`supakong.verify_keys`)."""
 
     label: str
     report: VerifyReport
     logs: tuple[str, ...] = ()
     logs_note: str = ""
     notes: tuple[str, ...] = ()  # shown before the stages (e.g. the probe table just made)
+    key_label: str = ""
+    also: tuple[tuple[str, VerifyReport], ...] = ()
+
+    @property
+    def reports(self) -> tuple[tuple[str, VerifyReport], ...]:
+        """(key kind, report) of every probe, the first key's first."""
+        return ((self.key_label, self.report), *self.also)
+
+    @property
+    def worst(self) -> VerifyReport:
+        """The first failed report, else the first key's."""
+        return next((report for _, report in self.reports if not report.ok), self.report)
 
     @property
     def ok(self) -> bool:
-        """SUBSCRIBED and every probe passed."""
-        return self.report.ok
+        """SUBSCRIBED and every probe passed, with every key."""
+        return all(report.ok for _, report in self.reports)
 
 
 def verify_host(
@@ -137,32 +154,47 @@ def verify_host(
     with_logs: bool = True,
     kong_env: Mapping[str, str] | None = None,
 ) -> HostVerification:
-    """Probe ``host``'s public URL as supabase-js does; on failure attach the Kong and
-    Realtime logs around the attempt (over ``conn``, or a connection of its own). The anon
-    key: the local one, else the Kong container's (``kong_env``, else read over SSH)."""
-    apikey = verification_key(
+    """Probe ``host``'s public URL as supabase-js does, with each kind of key the host has
+    (its publishable key, then its legacy anon JWT); on failure attach the Kong and Realtime
+    logs around the attempt (over ``conn``, or a connection of its own). The keys: the local
+    ones, else the Kong container's (``kong_env``, else read over SSH)."""
+    keys = probe_keys(
         secrets, kong_env if kong_env is not None else _kong_env(host, secrets, conn), host.kong_container
     )
     if options.event:
         from .verify_event import verify_host_events  # the db over SSH: only for --event
 
-        return verify_host_events(host, apikey, options, conn=conn, with_logs=with_logs)
+        return verify_host_events(host, keys[0].value, options, conn=conn, with_logs=with_logs)
     channel = channel_spec(host.verify_channel, host.verify_table, options)
     started = time.time()
-    report = for_host_report(
-        verify_realtime(
-            host.public_url, apikey, channel=channel, vsn=options.vsn or host.verify_vsn, timeout=options.timeout
-        ),
-        host,
+    reports = tuple(
+        (
+            key.label,
+            for_host_report(
+                verify_realtime(
+                    host.public_url,
+                    key.value,
+                    channel=channel,
+                    vsn=options.vsn or host.verify_vsn,
+                    timeout=options.timeout,
+                ),
+                host,
+            ),
+        )
+        for key in keys
     )
-    if report.ok or not with_logs:
-        return HostVerification(host.name, report)
+    # One key: no label, the output reads as before.
+    label = reports[0][0] if len(reports) > 1 else ""
+    verification = HostVerification(host.name, reports[0][1], key_label=label, also=reports[1:])
+    if verification.ok or not with_logs:
+        return verification
     logs, note = logs_around(host, started - options.log_window, options.log_lines, conn)
-    return HostVerification(host.name, report, logs, note)
+    return replace(verification, logs=logs, logs_note=note)
 
 
 def _kong_env(host: HostConfig, secrets: Secrets, conn: HostConnection | None) -> Mapping[str, str]:
-    """The Kong container's environment when the key must come from it (else nothing is read)."""
+    """The Kong container's environment when the keys must come from it (else nothing is
+    read: with a local anon key, a publishable key is probed only if it is local too)."""
     if secrets.get("SUPABASE_ANON_KEY"):
         return {}
     if conn is not None:
@@ -209,7 +241,11 @@ def _read_logs(conn: HostConnection, host: HostConfig, since: float, limit: int)
 
 def verification_lines(verification: HostVerification) -> list[str]:
     """The stages, the state, cause and fix, then the logs of a failed attempt."""
-    rows = [*verification.notes, *format_report(verification.report)]
+    rows = list(verification.notes)
+    for label, report in verification.reports:
+        if label:
+            rows.append(f"with the {label}:")
+        rows.extend(format_report(report))
     if verification.logs:
         rows.append(f"  logs around the attempt ({len(verification.logs)} lines):")
         rows.extend(f"    {line}" for line in verification.logs)
@@ -220,7 +256,7 @@ def verification_lines(verification: HostVerification) -> list[str]:
 
 def verification_result(verification: HostVerification) -> HostResult:
     """The recap row of a verification: failed unless SUBSCRIBED with every probe passed."""
-    report = verification.report
+    report = verification.worst
     result = HostResult(
         host=verification.label,
         verify_state=report.state,
@@ -234,8 +270,9 @@ def verification_result(verification: HostVerification) -> HostResult:
 
 
 def verification_json(verification: HostVerification) -> dict[str, Any]:
-    """One host of the ``--json`` document: state, stages with timings, diagnosis, logs."""
-    report = verification.report
+    """One host of the ``--json`` document: state, stages with timings, diagnosis, logs (of
+    the first failed probe when the host was probed with several keys)."""
+    report = verification.worst
     return {
         "url": report.url,
         "state": report.state,
@@ -359,6 +396,7 @@ class DoctorFacts:
     realtime_container: str
     realtime_upstream: str = "realtime-dev.supabase-realtime:4000"  # host:port of the inventory
     inventory_keys: Mapping[str, str] = field(default_factory=dict, repr=False)
+    local_publishable: str = field(default="", repr=False)  # SUPABASE_PUBLISHABLE_KEY of the secrets
     inventory_tenant: str | None = None
     ssh_error: str = ""
     file: RemoteFile | None = None
@@ -375,6 +413,7 @@ class DoctorFacts:
     verification_note: str = ""
     now: float = 0.0
     tables: TableReadiness | None = None  # the db's readiness for postgres_changes
+    running_config: RunningConfig | None = None  # Kong's configuration_hash against the file's
     host_config: HostConfig | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -763,14 +802,30 @@ def check_verification(f: DoctorFacts) -> Check:
     name = "realtime path"
     if f.verification is None:
         return Check(name, SKIP, f"not probed: {f.verification_note}" if f.verification_note else "not probed")
-    report = f.verification.report
-    total = sum(stage.seconds for stage in report.stages) * 1000
+    report = f.verification.worst
+    total = sum(stage.seconds for _, r in f.verification.reports for stage in r.stages) * 1000
+    kinds = [label for label, _ in f.verification.reports if label]
+    with_keys = f" with the {' and the '.join(kinds)}" if kinds else ""
     if f.verification.ok:
-        return Check(name, OK, f"{report.state}, every probe passed ({total:.0f} ms)")
+        return Check(name, OK, f"{report.state}{with_keys}, every probe passed ({total:.0f} ms)")
     failed = ", ".join(stage.name for stage in report.failed_stages)
     cause = report.diagnosis.cause if report.diagnosis else f"failed: {failed}"
     fix = report.diagnosis.fix if report.diagnosis else "see the stages below"
     return Check(name, FAIL, f"{report.state} ({failed or 'no stage passed'}): {cause}", fix)
+
+
+def key_facts(f: DoctorFacts) -> KeyFacts:
+    """What the opaque-key checks (:mod:`supakong.doctor_keys`) read of the doctor's facts."""
+    return KeyFacts(
+        kong_container=f.kong_container,
+        realtime_container=f.realtime_container,
+        kong_env=f.kong.env if f.kong is not None else {},
+        realtime_env=f.realtime.env if f.realtime is not None and f.realtime.exists else None,
+        source=f.live_text,
+        loaded=f.effective_text,
+        local_publishable=f.local_publishable,
+        now=f.now,
+    )
 
 
 def build_checklist(f: DoctorFacts) -> list[Check]:
@@ -778,7 +833,7 @@ def build_checklist(f: DoctorFacts) -> list[Check]:
     return [
         check_ssh(f),
         check_live_config(f),
-        check_config_loaded(f),
+        judge_running_config(f.running_config, check_config_loaded(f), f.config_path, f.host, f.kong_container),
         check_container(f, "kong"),
         check_container(f, "realtime"),
         check_kong_target(f),
@@ -786,6 +841,7 @@ def build_checklist(f: DoctorFacts) -> list[Check]:
         check_tenant(f),
         check_anon_key(f),
         check_keys(f),
+        *doctor_key_checks(key_facts(f)),
         *doctor_table_checks(f.tables),
         check_verification(f),
     ]
@@ -822,6 +878,7 @@ def gather_facts(host: HostConfig, secrets: Secrets, options: VerifyOptions) -> 
         realtime_container=host.realtime_container,
         realtime_upstream=f"{host.realtime_upstream_host}:{host.realtime_upstream_port}",
         inventory_keys={consumer: secrets.get(env) for consumer, env in KEY_CONSUMERS},
+        local_publishable=secrets.get("SUPABASE_PUBLISHABLE_KEY"),
         inventory_tenant=host.realtime_tenant,
         now=time.time(),
         host_config=host,
@@ -869,6 +926,8 @@ def read_host(conn: HostConnection, host: HostConfig, base: DoctorFacts) -> Doct
     api = conn.engine()
     effective, source, note = _effective_config(api, host, state.kong)
     mount_sha = _mount_sha256(api, host, state.kong)
+    content = live_text.encode("utf-8") if live_text is not None else None
+    running = read_running_config(api, state.kong, build_profile(state.kong), content) if content is not None else None
     # "starting" only means Docker's first probe is still an interval away: run the
     # container's healthcheck now (read-only, the command Docker itself would run).
     kong = probed_healthy(api, state.kong) or state.kong
@@ -883,6 +942,7 @@ def read_host(conn: HostConnection, host: HostConfig, base: DoctorFacts) -> Doct
         effective_source=source,
         effective_note=note,
         mount_sha256=mount_sha,
+        running_config=running,
         target=target,
         target_error=target_error,
     )

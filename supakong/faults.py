@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 
 CHECKPOINTS = ("looked", "locked", "replacing", "committed", "restarted", "up", "verified")
+#: The same for a deploy that reloads Kong through its Admin API instead of restarting it.
+RELOAD_CHECKPOINTS = ("looked", "locked", "reloaded", "replacing", "committed", "marked", "verified")
 
 
 def checkpoint(name: str) -> None:

@@ -38,6 +38,8 @@ elif cd -P -- "${path%/*}/" 2>/dev/null; then
 else
   echo "$path"
 fi
+echo '### loaded'
+cat "${path%/*}/.supakong/loaded" 2>/dev/null
 echo '### lock'
 if [ -z "$lock" ]; then
   echo none
@@ -163,5 +165,6 @@ def _look(
         kong=kong_state,
         realtime=realtime_state,
         realpath=sections.get("realpath", "").strip() or path,
+        loaded=sections.get("loaded", "").strip(),
     )
     return state, parse_lock(sections.get("lock", "none")), held

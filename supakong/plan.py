@@ -20,6 +20,19 @@ class HostState:
     realtime: ContainerState | None
     #: the config path with symlinks resolved (Docker reports bind mounts resolved)
     realpath: str = ""
+    #: the reload marker (``.supakong/loaded``): "<sha256> <Kong's started_at>" of the file
+    #: last loaded into the running Kong through its Admin API (see :func:`loaded_marker`)
+    loaded: str = ""
+
+    @property
+    def file_is_loaded(self) -> bool:
+        """True when this file was reloaded into this very incarnation of Kong."""
+        return self.loaded == loaded_marker(self.file.sha256, self.kong.started_at)
+
+
+def loaded_marker(sha256: str, started_at: float) -> str:
+    """What a reload writes beside the config: the file it loaded and the Kong it loaded it into."""
+    return f"{sha256} {started_at:.6f}"
 
 
 @dataclass(frozen=True)
@@ -46,7 +59,8 @@ class Plan:
 def plan_deploy(desired_sha: str, state: HostState) -> Plan:
     """Decide what to do. A restart is needed when the file changes, when Kong is not
     running, and when an earlier run replaced the file but never restarted Kong (the file is
-    newer than the container's start: a restart that cannot be lost)."""
+    newer than the container's start: a restart that cannot be lost), unless that run
+    reloaded this file into this Kong through its Admin API (the reload marker says so)."""
     reasons = []
     replace = state.file.sha256 != desired_sha
     if replace:
@@ -60,18 +74,19 @@ def plan_deploy(desired_sha: str, state: HostState) -> Plan:
     elif state.kong.health == "unhealthy":
         reasons.append("Kong is running but unhealthy")
         restart = True
-    elif not replace and state.file.mtime > state.kong.started_at:
+    elif not replace and state.file.mtime > state.kong.started_at and not state.file_is_loaded:
         reasons.append("file is newer than the running Kong (restart pending from an earlier run)")
         restart = True
     return Plan(replace=replace, restart=restart, reasons=tuple(reasons))
 
 
 def unified_diff(old: str, new: str, path: str) -> str:
-    """A unified diff of the host's file and the desired one, with secrets masked."""
+    """A unified diff of the host's file and the desired one, with secrets masked. Diffed
+    before masking: a changed password still shows as a changed ``password: ***`` line."""
     lines = difflib.unified_diff(
-        mask(old).splitlines(keepends=True),
-        mask(new).splitlines(keepends=True),
+        old.splitlines(keepends=True),
+        new.splitlines(keepends=True),
         fromfile=f"{path} (on host)",
         tofile=f"{path} (desired)",
     )
-    return "".join(lines)
+    return mask("".join(lines))

@@ -8,6 +8,13 @@ entrypoint applies (a shell ``eval`` with the container's own environment), so w
 parses here is what it would load at start. The file never appears in a command line or
 the exec's recorded arguments (it holds the keys), and it is removed inside the container
 whatever the outcome.
+
+A host whose Kong is started by an entrypoint script (today's Supabase: ``/bin/sh
+/home/kong/kong-entrypoint.sh``, which awk-expands the file, computes the ``$LUA_*_EXPR``
+translations and ``$WELL_KNOWN_OAUTH_PATH`` and deletes empty ``- key:`` lines) gets that very
+script, run inside the container on the candidate: a copy of it reads the candidate instead of
+the mounted file, writes into the work directory, and ends in ``kong config parse`` instead of
+starting Kong. No Python imitation of the script is involved.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from dataclasses import dataclass
 from .container import ContainerState, exec_in_container
 from .engine import EngineClient
 from .errors import TransportError, ValidationError
-from .hostprofile import EVAL, build_profile
+from .hostprofile import AWK, DEFAULT_TEMPLATE_MOUNT, EVAL, build_profile
 from .secrets import mask
 
 WORKDIR = "/tmp/supakong-preflight"
@@ -31,6 +38,20 @@ _EXPAND_AND_PARSE = (
     'code=$?; rm -rf "$1"; exit $code'
 )
 _PARSE_ONLY = _RECEIVE + 'kong config parse temp.yml; code=$?; rm -rf "$1"; exit $code'
+# The host's entrypoint script ($2, run by the interpreter $4) on the candidate: $3 (the file
+# the script reads) becomes the candidate, its final `exec … kong docker-start` becomes
+# `exec kong config parse` of the file it wrote. Exits 101 when the script does not read $3
+# or does not end in starting Kong: then running it could start a second Kong.
+_ENTRYPOINT_AND_PARSE = (
+    _RECEIVE
+    + 'sed -e "s#$3#$1/temp.yml#g"'
+    + ' -e "s#^\\([[:space:]]*\\)exec .*kong docker-start.*'
+    + '#\\1exec kong config parse \\"\\$KONG_DECLARATIVE_CONFIG\\"#"'
+    + ' "$2" > entrypoint.sh || { rm -rf "$1"; exit 100; }; '
+    + 'grep -q "kong config parse" entrypoint.sh && grep -q "$1/temp.yml" entrypoint.sh'
+    + ' || { rm -rf "$1"; exit 101; }; '
+    + 'KONG_DECLARATIVE_CONFIG="$1/kong.yml" "$4" entrypoint.sh; code=$?; rm -rf "$1"; exit $code'
+)
 
 
 #: Kong parsed the file.
@@ -85,9 +106,13 @@ def preflight_parse(
     workdir = f"{WORKDIR}-{time.time_ns()}"
     if expansion is None:
         expansion = build_profile(kong).expansion
-    script = _EXPAND_AND_PARSE if expansion == EVAL else _PARSE_ONLY
+    argv = entrypoint_argv(kong, workdir) if expansion == AWK else None
+    if argv is None:
+        if expansion == AWK:
+            return PreflightResult(NO_VERDICT, f"{kong.name}'s entrypoint script is not known (no mounted .sh)")
+        argv = ["sh", "-c", _EXPAND_AND_PARSE if expansion == EVAL else _PARSE_ONLY, "sh", workdir]
     try:
-        code, output = exec_in_container(engine, kong.name, ["sh", "-c", script, "sh", workdir], stdin=content)
+        code, output = exec_in_container(engine, kong.name, argv, stdin=content)
     except TransportError as exc:
         return PreflightResult(NO_VERDICT, f"cannot exec into {kong.name}: {mask(str(exc))[:200]}")
     if code == 0 and "parse successful" in output:
@@ -95,6 +120,11 @@ def preflight_parse(
     if code == 100:
         said = " | ".join(line.strip() for line in mask(output).splitlines() if line.strip())
         return PreflightResult(NO_VERDICT, f"cannot write the file into {kong.name}: {said[:200]}")
+    if code == 101:
+        return PreflightResult(
+            NO_VERDICT,
+            f"{kong.name}'s entrypoint script does not read the mounted file or end in `exec … kong docker-start`",
+        )
     if code == 127:
         return PreflightResult(NO_VERDICT, f"no kong CLI in {kong.name}")
     if code in _NOT_A_VERDICT or _CONTAINER_GONE.search(output):
@@ -110,3 +140,14 @@ def preflight_parse(
         f"Kong in {kong.name} refuses the new file (kong config parse exited {code}): "
         f"{' | '.join(lines[:6])[:600]}; nothing was changed"
     )
+
+
+def entrypoint_argv(kong: ContainerState, workdir: str) -> list[str] | None:
+    """The exec that runs ``kong``'s own entrypoint script on the candidate (None: no script)."""
+    profile = build_profile(kong)
+    if profile.entrypoint_script is None:
+        return None
+    shells = [part for part in kong.command if part.rsplit("/", 1)[-1] in ("sh", "bash", "ash", "dash")]
+    interpreter = shells[0] if shells else "sh"
+    mount = profile.template_mount or DEFAULT_TEMPLATE_MOUNT
+    return ["sh", "-c", _ENTRYPOINT_AND_PARSE, "sh", workdir, profile.entrypoint_script, mount, interpreter]

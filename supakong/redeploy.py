@@ -70,6 +70,7 @@ def run_record(
             h: {
                 "status": r.status,
                 "plan": r.plan,
+                "method": r.method,
                 "message": r.message,
                 "verify": r.verify_state,
                 "seconds": round(r.seconds, 3),

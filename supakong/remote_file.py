@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
+import re
 import secrets
 from dataclasses import dataclass
 
@@ -22,6 +23,11 @@ from .faults import checkpoint
 from .transport import HostConnection
 
 BACKUP_DIR = ".supakong/backups"
+#: A backup is ``NAME.STAMP``, STAMP the UTC time it was taken (fixed width: sorting the names
+#: sorts the backups by time). Only names of exactly this shape are listed or pruned.
+STAMP_FORMAT = "%Y%m%dT%H%M%S%fZ"
+STAMP_GLOB = "[0-9]" * 8 + "T" + "[0-9]" * 12 + "Z"
+_STAMP_RE = r"[0-9]{8}T[0-9]{12}Z"
 ABSENT = "absent"
 
 #: Prints what :func:`parse_stat` reads for the file ``$p`` (set by the caller): its sha256
@@ -73,10 +79,18 @@ sync "$(dirname "$path")" 2>/dev/null || true
 for old in "$(dirname "$path")"/."$(basename "$path")".supakong-*.tmp; do
   [ -e "$old" ] && [ "$old" != "$tmp" ] && rm -f "$old"
 done
-ls -1t "$(dirname "$backup")" 2>/dev/null | grep -F "$(basename "$path")." | tail -n +$((keep + 1)) |
-  while read -r old; do rm -f "$(dirname "$backup")/$old"; done
+# Prune by the UTC stamp in the name, never by mtime (`cp -p` keeps the file's, so after a
+# restore of the oldest backup the new one would sort last); only this file's own names
+# (NAME.STAMP exactly, the glob below), never the one just taken. A glob lists oldest first.
+bdir=$(dirname "$backup") name=$(basename "$path") count=0
+for old in "$bdir/$name".$STAMP_GLOB; do [ -f "$old" ] && count=$((count + 1)); done
+excess=$((count - keep))
+for old in "$bdir/$name".$STAMP_GLOB; do
+  [ "$excess" -gt 0 ] || break
+  if [ -f "$old" ] && [ "$old" != "$backup" ]; then rm -f "$old"; excess=$((excess - 1)); fi
+done
 sha256sum "$path" | cut -d' ' -f1
-"""
+""".replace("$STAMP_GLOB", STAMP_GLOB)
 
 _RESTORE_SCRIPT = r"""
 set -eu
@@ -84,6 +98,7 @@ path=$1 backup=$2 tmp=$3
 trap 'rm -f "$tmp"' EXIT
 [ -f "$backup" ] || { echo "no such backup: $backup" >&2; exit 4; }
 cp -p "$backup" "$tmp"
+touch "$tmp"  # restored is new to Kong: an old mtime would hide the pending restart
 sync "$tmp" 2>/dev/null || sync
 mv -f "$tmp" "$path"
 sha256sum "$path" | cut -d' ' -f1
@@ -144,10 +159,17 @@ def restore_argv(path: str, backup: str) -> list[str]:
 
 
 def list_backups_argv(path: str) -> list[str]:
-    """The command that lists the backups of ``path``, newest first."""
+    """The command that lists the backups of ``path`` (see :func:`backup_names`)."""
     directory, name = posixpath.split(path)
-    script = 'cd "$1" 2>/dev/null && ls -1t | grep -F "$2." || true'
-    return ["sh", "-c", script, "sh", posixpath.join(directory, BACKUP_DIR), name]
+    script = 'cd "$1" 2>/dev/null && for f in "$2".$STAMP_GLOB; do [ -f "$f" ] && echo "$f"; done; true'
+    return ["sh", "-c", script.replace("$STAMP_GLOB", STAMP_GLOB), "sh", posixpath.join(directory, BACKUP_DIR), name]
+
+
+def backup_names(config_name: str, listed: list[str]) -> list[str]:
+    """The backups of ``config_name`` among ``listed``, newest stamp first: ``NAME.STAMP``
+    exactly (``kong.yml.bak.STAMP`` or ``old-kong.yml.STAMP`` belong to other files)."""
+    shape = re.compile(re.escape(config_name) + r"\." + _STAMP_RE)
+    return sorted((n for n in listed if shape.fullmatch(n)), reverse=True)
 
 
 def read_remote_file(conn: HostConnection, path: str) -> RemoteFile:
@@ -212,7 +234,7 @@ def restore_backup(conn: HostConnection, path: str, backup: str) -> str:
 
 
 def list_backups(conn: HostConnection, path: str) -> list[str]:
-    """Full paths of the backups of ``path``, newest first."""
+    """Full paths of the backups of ``path``, newest stamp first."""
     directory = posixpath.join(posixpath.dirname(path), BACKUP_DIR)
-    names = conn.run(list_backups_argv(path)).text.split()
+    names = backup_names(posixpath.basename(path), conn.run(list_backups_argv(path)).text.splitlines())
     return [posixpath.join(directory, n) for n in names]

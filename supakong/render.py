@@ -15,6 +15,7 @@ from .envrefs import held_credentials, reference
 from .errors import RenderError
 from .inventory import INLINE, HostConfig
 from .secrets import REQUIRED_NAMES, Secrets, mask
+from .value_guard import AWK, EVAL, EntrypointRules, rules_for, secrets_in
 
 if TYPE_CHECKING:
     import jinja2
@@ -30,19 +31,40 @@ def yaml_single_quoted(value: object) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-#: What Supabase's kong entrypoint (``eval "echo \\"$(cat ~/temp.yml)\\""``) runs as a command.
+#: The template variable holding the entrypoint's rules for one render (see :func:`entrypoint_rules`).
+RULES_VARIABLE = "supakong_entrypoint"
+#: Without rules (:func:`render_string`, an imported template): a command substitution.
 _SHELL_COMMAND = re.compile(r"\$\(|`")
 
 
-class _RunsACommand(Exception):
-    """A rendered value holds a command substitution."""
+class _Refused(Exception):
+    """A rendered value the entrypoint would run or change: why."""
+
+    def __init__(self, reason: str, value: str) -> None:
+        super().__init__(reason)
+        self.reason, self.value = reason, value
 
 
-def refuse_shell_commands(value: object) -> object:
-    """Jinja2 ``finalize``: refuse a value that the entrypoint's shell eval would run as a
-    command in the Kong container (an upstream such as ``http://rest:3000/$(id)``)."""
-    if isinstance(value, str) and _SHELL_COMMAND.search(value):
-        raise _RunsACommand
+def _pass_context(function: Any) -> Any:
+    import jinja2
+
+    return jinja2.pass_context(function)
+
+
+def refuse_unsafe_values(context: Any, value: object) -> object:
+    """Jinja2 ``finalize``: refuse a value that the host's Kong entrypoint would run as shell
+    or silently change (see :mod:`supakong.value_guard`), before anything connects."""
+    if not isinstance(value, str):
+        return value
+    rules = context.get(RULES_VARIABLE) if context is not None else None
+    if isinstance(rules, EntrypointRules):
+        reason = rules.refusal(value)
+    else:
+        reason = "it contains $( or a backtick, which a shell eval would run as a command" * bool(
+            _SHELL_COMMAND.search(value)
+        )
+    if reason:
+        raise _Refused(reason, value)
     return value
 
 
@@ -101,7 +123,7 @@ def _environment(directory: str) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(directory),
         undefined=jinja2.StrictUndefined,
-        finalize=refuse_shell_commands,
+        finalize=_pass_context(refuse_unsafe_values),
         bytecode_cache=bytecode_cache(),
         **_OPTIONS,
     )
@@ -135,7 +157,7 @@ def bytecode_cache() -> jinja2.FileSystemBytecodeCache | None:
             except OSError:
                 pass
 
-    settings = repr((sorted(_OPTIONS.items()), refuse_shell_commands.__qualname__, sorted(_FILTERS)))
+    settings = repr((sorted(_OPTIONS.items()), refuse_unsafe_values.__qualname__, sorted(_FILTERS)))
     digest = hashlib.sha256(settings.encode()).hexdigest()[:12]
     try:
         return _SkippableCache(pattern=f"__supakong_{digest}_%s.cache")
@@ -143,29 +165,48 @@ def bytecode_cache() -> jinja2.FileSystemBytecodeCache | None:
         return None
 
 
+def entrypoint_rules(
+    host: HostConfig, secrets: Secrets, held: Collection[str] | None, expansion: str | None
+) -> EntrypointRules:
+    """The rules a rendered value must pass for the host's entrypoint: ``expansion`` as the
+    look found it, else (before connecting) the era of the inventory's ``kong_version``, else
+    the strictest (the 2.8-era shell eval). Meant: the references rendered for ``held``."""
+    if expansion is None:
+        major = (host.kong_version or "2").lstrip("v").split(".")[0]
+        expansion = AWK if major.isdigit() and int(major) >= 3 else EVAL
+    from .kong.target import SUPABASE_ENV
+
+    meant = () if host.kong_secrets == INLINE else template_secrets(host, secrets, held)
+    known = SUPABASE_ENV.get(expansion, ())
+    return rules_for(expansion, meant, set(known) | set(held or ()))
+
+
 def render_kong_config(
-    host: HostConfig, secrets: Secrets, template: Path | None = None, held: Collection[str] | None = None
+    host: HostConfig,
+    secrets: Secrets,
+    template: Path | None = None,
+    held: Collection[str] | None = None,
+    expansion: str | None = None,
 ) -> str:
     """Render the host's Kong template; errors name the template file and line. ``held``:
-    the env names of the host's Kong container (see :func:`template_secrets`)."""
+    the env names of the host's Kong container (see :func:`template_secrets`); ``expansion``:
+    how its entrypoint expands the file (None: not looked at, see :func:`entrypoint_rules`)."""
     import jinja2
 
     path = template or host.template
     env = _environment(str(path.resolve().parent))
+    rules = entrypoint_rules(host, secrets, held, expansion)
     try:
         with _COMPILING:  # hosts start together: one compiles, the others use its result
             compiled = env.get_template(path.name)
-        return compiled.render(template_context(host, secrets, held))
+        return compiled.render({**template_context(host, secrets, held), RULES_VARIABLE: rules})
     except jinja2.TemplateNotFound as exc:
         if exc.name != path.name:
             line = _template_line(exc.__traceback__, path)
             raise RenderError(f"{path}:{line}: included template {_one_line(str(exc.name))!r} not found") from None
         raise RenderError(_not_found(path, host)) from None
-    except _RunsACommand as exc:
-        raise RenderError(
-            f"{path}:{_template_line(exc.__traceback__, path)}: a value contains $( or a backtick, which"
-            " Supabase's kong entrypoint (a shell eval) would run as a command; fix the inventory or secret"
-        ) from None
+    except _Refused as exc:
+        raise RenderError(_refused(path, _template_line(exc.__traceback__, path), exc, secrets, rules)) from None
     except jinja2.TemplateSyntaxError as exc:
         raise RenderError(
             f"{path}:{exc.lineno or '?'}: template syntax error: {_one_line(exc.message or '')}"
@@ -182,6 +223,19 @@ def render_kong_config(
     except Exception as exc:  # noqa: BLE001 - any other failure of template code, e.g. {{ 1/0 }}
         line = _template_line(exc.__traceback__, path)
         raise RenderError(f"{path}:{line}: {type(exc).__name__}: {_one_line(str(exc)) or 'failed'}") from None
+
+
+def _refused(path: Path, line: str, exc: _Refused, secrets: Secrets, rules: EntrypointRules) -> str:
+    """The one-line refusal of a rendered value: the template line, the secrets that cannot be
+    written safely (by name, never by value) and what to do."""
+    era = "Kong 2.8's shell eval entrypoint" if rules.expansion == EVAL else "Supabase's kong entrypoint"
+    names = secrets_in(exc.value, dict(secrets.values), rules)
+    if names:
+        return (
+            f"{path}:{line}: secret {', '.join(names)} cannot be written safely into kong.yml for {era}:"
+            f" {exc.reason}; change the secret, or set kong_secrets: reference so the file names it as $NAME"
+        )
+    return f"{path}:{line}: a value cannot be written safely for {era}: {exc.reason}; fix the inventory value"
 
 
 def _undefined_secret(message: str, host: HostConfig) -> str:
@@ -209,7 +263,7 @@ def render_string(source: str) -> str:
     variables (what an imported template gives back: see :mod:`supakong.adopt.importer`)."""
     import jinja2
 
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, finalize=refuse_shell_commands, **_OPTIONS)
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, finalize=_pass_context(refuse_unsafe_values), **_OPTIONS)
     env.filters.update(_FILTERS)
     return env.from_string(source).render()
 

@@ -30,6 +30,8 @@ class HostResult:
     new_sha256: str = ""
     backup: str | None = None
     verify_state: str | None = None
+    #: how Kong got the new config: "reloaded" (Admin API) or "restarted"; "" when neither ran
+    method: str = ""
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
 

@@ -33,6 +33,10 @@ SECRET_NAMES = (
     "JWT_SECRET",
     "DASHBOARD_PASSWORD",
     "POSTGRES_PASSWORD",
+    "SUPABASE_PUBLISHABLE_KEY",
+    "SUPABASE_SECRET_KEY",
+    "ANON_KEY_ASYMMETRIC",
+    "SERVICE_ROLE_KEY_ASYMMETRIC",
 )
 REQUIRED_NAMES = ("SUPABASE_ANON_KEY", "SUPABASE_SERVICE_KEY")
 #: Credentials Supabase's compose hands the Kong container for its entrypoint to expand into
@@ -50,15 +54,36 @@ KONG_CREDENTIAL_NAMES = (
 #: Other env names that hold a secret by their look (never Kong's own KONG_* settings, whose
 #: KEY/CERT names hold file paths).
 _SECRET_NAME = re.compile(r"(?!KONG_)[A-Z0-9_]*(KEY|SECRET|PASSWORD|PASSWD|TOKEN)[A-Z0-9_]*")
-_MIN_SECRET_LEN = 6  # shorter values would mask ordinary words
+_MIN_SECRET_LEN = 6  # shorter values are masked as whole words only
+#: Env names whose values are not secrets (user names, hosts, ports): a secrets file given as
+#: Supabase's whole .env holds them, and masking "supabase" or "5432" would garble messages.
+_NOT_SECRET = re.compile(r"(?!.*(?:KEY|SECRET|PASSWORD|PASSWD|TOKEN)).*(?:_USER|_USERNAME|_HOST|_PORT|_URL|_DB)")
 
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")
+#: Supabase's opaque API keys (sb_publishable_<22>_<8>, sb_secret_<22>_<8>; see
+#: https://supabase.com/docs/guides/api/api-keys): masked wherever they appear, known or
+#: not; the prefix stays, it says which kind of key was there.
+_SB_KEY = re.compile(r"\b(sb_(?:publishable|secret)_)[A-Za-z0-9_-]{6,}")
 _KEY_PARAM = re.compile(r"(?i)((?:apikey|api_key|access_token|token)=)[^&\s\"']+")
 # Header-style "apikey: value": only key-shaped values (16+ characters), so prose such as
 # "invalid apikey: key-auth fallback" stays readable.
 _KEY_HEADER = re.compile(r"(?i)\b((?:apikey|x-api-key|authorization)\s*:\s*(?:bearer\s+)?)[A-Za-z0-9._~+/=-]{16,}")
 
+#: A value under a field named like a credential (``password: x``, ``"secret": "x"``,
+#: ``SUPABASE_ANON_KEY=x``, ``+    key: x`` in a diff): masked whether or not it was ever
+#: registered (an old file's short password), unless it is a ``$NAME`` reference.
+_FIELD = re.compile(
+    r"""(?<![A-Za-z0-9_.\[\]/-])
+    (["']?(?:password|passwd|secret|key|[A-Za-z0-9_]*_(?:key|secret|password))["']?[ \t]*[:=][ \t]*)
+    (?!["']?\$\{?[A-Za-z_][A-Za-z0-9_]*\}?["']?(?:[\s,}\#]|$))
+    ("[^"\n]*"|'[^'\n]*'|[^\s,}\n]+)""",
+    re.IGNORECASE | re.MULTILINE | re.VERBOSE,
+)
+
 _lock = threading.Lock()
+#: Registered values under :data:`_MIN_SECRET_LEN`: masked as whole words only.
+_short: set[str] = set()
+_short_pattern: tuple[re.Pattern[str] | None, int] = (None, -1)
 _known: set[str] = set()
 _generation = 0  # bumped by every registration
 #: _known longest first (a replacement must not leave the tail of a longer secret), and the
@@ -91,12 +116,35 @@ def encodings(value: str) -> set[str]:
 
 
 def register_secret(value: str) -> None:
-    """Remember ``value`` (and its encodings) so that :func:`mask` hides it from now on."""
+    """Remember ``value`` (and its encodings) so that :func:`mask` hides it from now on; a
+    value shorter than :data:`_MIN_SECRET_LEN` wherever it is a whole word (inside other
+    words it would mask ordinary text)."""
     global _generation
-    if value and len(value) >= _MIN_SECRET_LEN:
-        with _lock:
+    if not value or value == MASK:
+        return
+    with _lock:
+        if len(value) >= _MIN_SECRET_LEN:
             _known.update(encodings(value))
-            _generation += 1
+        else:
+            _short.add(value)
+        _generation += 1
+
+
+def _short_words() -> re.Pattern[str] | None:
+    """The short registered values as whole words (cached per registration)."""
+    global _short_pattern
+    with _lock:
+        if _short_pattern[1] != _generation:
+            words = "|".join(re.escape(v) for v in sorted(_short, key=len, reverse=True))
+            pattern = re.compile(rf"(?<![A-Za-z0-9_])(?:{words})(?![A-Za-z0-9_])") if words else None
+            _short_pattern = (pattern, _generation)
+        return _short_pattern[0]
+
+
+def _mask_field(match: re.Match[str]) -> str:
+    value = match.group(2)
+    quote = value[0] if value[0] in "'\"" and len(value) > 1 and value[-1] == value[0] else ""
+    return f"{match.group(1)}{quote}{MASK}{quote}"
 
 
 def _longest_first() -> tuple[tuple[str, ...], list[int]]:
@@ -127,9 +175,14 @@ def mask(text: str) -> str:
         for value in known[bisect.bisect_left(neg_lengths, -len(text)) :]:
             if value in text:
                 text, replaced = text.replace(value, MASK), True
+    short = _short_words()
+    if short is not None:
+        text = short.sub(MASK, text)
     text = _JWT.sub(MASK, text)
+    text = _SB_KEY.sub(lambda m: m.group(1) + MASK, text)
     text = _KEY_PARAM.sub(lambda m: m.group(1) + MASK, text)
-    return _KEY_HEADER.sub(lambda m: m.group(1) + MASK, text)
+    text = _KEY_HEADER.sub(lambda m: m.group(1) + MASK, text)
+    return _FIELD.sub(_mask_field, text)
 
 
 @dataclass(frozen=True)
@@ -202,8 +255,9 @@ def load_secrets(
     for name in required:
         if not values.get(name):
             raise InventoryError(f"{source}: {name} is not set (needed to render the Kong config)")
-    for name in SECRET_NAMES:
-        register_secret(values.get(name, ""))
+    for name, value in values.items():  # every value of a secrets file, short ones too
+        if not _NOT_SECRET.fullmatch(name):
+            register_secret(value)
     return Secrets(values=values, source=source)
 
 
@@ -213,20 +267,3 @@ def load_host_secrets(host: HostConfig, environ: Mapping[str, str] | None = None
     references them and the Kong container holds them, so none is needed here."""
     required = REQUIRED_NAMES if host.kong_secrets == "inline" else ()
     return load_secrets(host.secrets_env_file, environ, required=required)
-
-
-def verification_key(secrets: Secrets, kong_env: Mapping[str, str] | None, kong_container: str) -> str:
-    """The anon key the verification connects with: the local one if given, else the Kong
-    container's own ``SUPABASE_ANON_KEY`` (the key its kong.yml holds), registered as a
-    secret (masked everywhere, never printed)."""
-    local = secrets.get("SUPABASE_ANON_KEY")
-    if local:
-        return local
-    held = (kong_env or {}).get("SUPABASE_ANON_KEY", "")
-    if not held:
-        raise InventoryError(
-            f"no anon key to verify with: {kong_container} has no SUPABASE_ANON_KEY in its environment and none"
-            " is set locally; export SUPABASE_ANON_KEY or put it in the host's secrets_env_file"
-        )
-    register_secret(held)
-    return held

@@ -32,6 +32,7 @@ from supakong.verify_diagnose import (
     diagnose_system_error,
     for_host,
 )
+from supakong.verify_keys import for_key
 from supakong.verify_model import (
     CHANNEL_ERROR,
     CLOSED,
@@ -153,6 +154,7 @@ async def verify_realtime_async(
         # Unexpected at this point (the stages catch what they expect), but never let the
         # key escape in a message.
         raise VerifyError(_redact(f"the Realtime probe failed: {exc}", apikey)) from None
+    diagnosis = for_key(diagnosis, apikey)
     return _redact_report(VerifyReport(url, state, stages, diagnosis), apikey)
 
 

@@ -72,8 +72,13 @@ def with_apikey(url: str, apikey: str) -> str:
     return re.sub(r"(apikey=)[^&#]*", lambda m: m.group(1) + apikey, url, count=1)
 
 
-def invalid_apikey() -> str:
-    """A syntactically valid anon JWT signed with a random secret nobody holds."""
+def invalid_apikey(like: str = "") -> str:
+    """A wrong key of the kind of ``like``: a well-formed ``sb_publishable_`` key nobody
+    issued for an opaque key, else a syntactically valid anon JWT signed with a random
+    secret nobody holds."""
+    if like.startswith("sb_"):
+        prefix = "sb_secret_" if like.startswith("sb_secret_") else "sb_publishable_"
+        return f"{prefix}{secrets.token_urlsafe(17)[:22]}_{secrets.token_urlsafe(6)[:8]}"
     now = int(time.time())
     claims = {"role": "anon", "iss": "supakong-negative-probe", "iat": now, "exp": now + 600}
     return jwt.encode(claims, secrets.token_urlsafe(48), algorithm="HS256")
@@ -422,14 +427,14 @@ async def _join_outcome(ws: ClientConnection, apikey: str, opts: ProbeOptions) -
     return "ok" if reply.status == "ok" else f"error: {reply.response.get('reason', '')}"
 
 
-async def stage_negative_key(log: StageLog, target: Target, opts: ProbeOptions) -> None:
+async def stage_negative_key(log: StageLog, target: Target, opts: ProbeOptions, like: str = "") -> None:
     """Stage negative_key: a handshake with a wrong apikey must be refused by Kong itself.
 
     A refusal by Realtime behind Kong (or a 101) means key-auth let the bad key through,
-    which is what `anonymous:` on key-auth does.
+    which is what `anonymous:` on key-auth does. The wrong key is of the kind of ``like``.
     """
     started = time.perf_counter()
-    bad_key = invalid_apikey()
+    bad_key = invalid_apikey(like)
     try:
         ws = await open_websocket(with_apikey(target.url, bad_key), target, opts)
     except InvalidStatus as exc:
@@ -477,5 +482,5 @@ async def probe(url: str, apikey: str, opts: ProbeOptions) -> tuple[str, tuple[S
         else:
             state = await run_channel(log, opened, apikey, opts)
             if opts.negative_probe:
-                await stage_negative_key(log, target, opts)
+                await stage_negative_key(log, target, opts, like=apikey)
     return state, tuple(log.stages), log.diagnosis

@@ -29,8 +29,9 @@ from . import adopt_tasks, doctor_tasks, fleet_tasks, kong_tasks, ops_tasks, san
         "file": "Deploy this hand-edited file instead of rendering the template",
         "skip-validate": "Experts only: do not validate the file against Kong's schema",
         "skip-preflight": "Deploy without the running Kong's own check (kong config parse), e.g. when it cannot run",
-        "verify": "Verify Realtime through Kong after a restart (default: on)",
+        "verify": "Verify Realtime through Kong after the change (default: on)",
         "rollback": "Restore the previous file if Kong or the verification fails (default: on)",
+        "restart": "Restart Kong even where its Admin API can load the new config without a restart",
         "accept-new": "Trust an unknown SSH host key on first use (OpenSSH accept-new)",
         "parallel": "Hosts at once (default 10)",
         "serial": "Rolling deploy: hosts per batch",
@@ -55,6 +56,7 @@ def deploy_kong(
     skip_preflight: bool = False,
     verify: bool = True,
     rollback: bool = True,
+    restart: bool = False,
     accept_new: bool = False,
     parallel: int = 10,
     serial: int | None = None,
@@ -66,7 +68,7 @@ def deploy_kong(
     table: str | None = None,
     direct: bool = False,
 ) -> None:
-    """Render, validate, diff, replace, restart, verify Kong's config (rolls back on failure)."""
+    """Render, validate, diff, replace, reload (or restart), verify Kong's config (rolls back on failure)."""
     hosts = select_hosts(c, group, require=True)
     if (vsn, channel, table) != (None, None, None):
         # verify-realtime's overrides, for this run's verification (and its re-verification
@@ -85,6 +87,7 @@ def deploy_kong(
         file=Path(file) if file else None,
         accept_new=accept_new,
         lock_wait=float(lock_wait),
+        restart=restart,
         direct=direct,
     )
 

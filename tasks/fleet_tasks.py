@@ -25,6 +25,7 @@ from supakong.schedule import DEFAULT_UNIT
         "parallel": "Hosts at once (default 10)",
         "verify": "Verify Realtime through Kong after a restart (default: on)",
         "rollback": "Restore the previous file if Kong or the verification fails (default: on)",
+        "restart": "Restart Kong even where its Admin API can load the new config without a restart",
         "lock-wait": f"Wait this long for a manual deploy's host lock (default {DEFAULT_LOCK_WAIT:.0f}s)",
     }
 )
@@ -37,6 +38,7 @@ def redeploy(
     parallel: int = 10,
     verify: bool = True,
     rollback: bool = True,
+    restart: bool = False,
     lock_wait: float = DEFAULT_LOCK_WAIT,
 ) -> None:
     """Unattended deploy-kong on every host: changes only what drifted; logs one JSON line per run."""
@@ -56,7 +58,7 @@ def redeploy(
     log_path = Path(log).expanduser() if log else default_log_path()
     run = run_redeploy(
         hosts,
-        DeployOptions(verify=verify, rollback=rollback, lock_wait=float(lock_wait)),
+        DeployOptions(verify=verify, rollback=rollback, lock_wait=float(lock_wait), restart=restart),
         out,
         log=log_path,
         inventory=str(inventory_path().absolute()),

@@ -97,6 +97,7 @@ def start_kong(directory: Path, config: str, upstream_host: str) -> Process:
         "KONG_PREFIX": str(directory / "prefix"),
         "KONG_DNS_HOSTSFILE": str(directory / "hosts"),
         "KONG_STANDIN_HOSTS_ONLY": "1",
+        "KONG_ADMIN_LISTEN": "off",  # Kong's default 127.0.0.1:8001 would be shared by parallel runs
     }
     argv = [sys.executable, str(STANDINS / "kong_standin.py"), "docker-start"]
     return start(argv, settings, port, directory / "kong.log")

@@ -72,7 +72,7 @@ def write_if_changed(path: Path, text: str, mode: int = 0o644) -> str:
 
 
 HOSTS_HEADER = (
-    "supakong inventory, in Ansible's YAML inventory shape (see the README's Inventory section).\n"
+    "supakong inventory, in Ansible's YAML inventory shape (see supakong's docs/inventory.md).\n"
     "Hosts added by `supakong init`; their findings are in host_vars/<host>.yml."
 )
 

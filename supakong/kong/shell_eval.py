@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from .findings import Finding, error, warning
+from .findings import Finding, error
 from .yaml_source import ScalarSpan
 from .yamlpath import child, item
 
@@ -131,11 +131,16 @@ def findings_for_text(text: str, spans: tuple[ScalarSpan, ...], source: str, kno
 
 
 def _finding(path: str, message: str, issues: list[ShellIssue]) -> Finding:
-    """A command substitution ($(…) or a backtick) would run as root in the Kong container
-    when the entrypoint expands the file: an error. Other expansions change values: a warning."""
+    """Everything the entrypoint's eval would do to the file is an error: a command
+    substitution ($(…) or a backtick) runs as root in the Kong container; a double quote ends
+    the eval's quoting, so what follows it is shell code (``x"; touch /pwn; echo "``); a
+    backslash escapes that quoting; a ``$NAME`` the container does not hold silently becomes
+    empty (``pa$word`` → ``pa``). Only the container's own variables are meant."""
     if any(issue.kind == "command" for issue in issues):
         return error(path, message, "remove $( and backticks: the entrypoint would run them as a command")
-    return warning(path, message, _HINT)
+    if any(issue.kind == "quote" for issue in issues):
+        message += ", and the text after a double quote is run as shell code"
+    return error(path, message, _HINT)
 
 
 def _locate(offset: int, text: str, spans: tuple[ScalarSpan, ...], source: str) -> tuple[str, str]:

@@ -4,6 +4,7 @@ benchmarks, several sandboxes at once). Host names start with ``sandbox`` so tha
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,28 +14,58 @@ from ..packaged import templates_dir
 from .spec import SandboxSpec
 
 TEMPLATE = templates_dir() / "kong-simple.yml.j2"
+MODERN_TEMPLATE = templates_dir() / "kong-2026.yml.j2"
+#: A sandbox whose name ends so plays today's self-hosted Supabase (see :func:`modern_spec`).
+MODERN_SUFFIX = "-modern"
 
 
 def spec_for(name: str, index: int) -> SandboxSpec:
     """A sandbox whose container names follow its name (``<name>-supabase-kong``); a name
-    ending in ``-dokploy`` is a Dokploy-managed one (:func:`~supakong.sandbox.dokploy.dokploy_spec`)."""
+    ending in ``-modern`` is a modern one (:func:`modern_spec`), one ending in ``-dokploy`` a
+    Dokploy-managed one (:func:`~supakong.sandbox.dokploy.dokploy_spec`)."""
     if name == "sandbox":
         return SandboxSpec()
     if name.endswith("-dokploy"):
         from .dokploy import dokploy_spec
 
         return dokploy_spec(name, index)
-    return SandboxSpec(
+    spec = SandboxSpec(
         name=name,
         index=index,
         kong_container=f"{name}-supabase-kong",
         realtime_container=f"{name}-supabase-realtime",
         db_container=f"{name}-supabase-db",
     )
+    return modern_spec(spec) if name.endswith(MODERN_SUFFIX) else spec
 
 
-def host_vars(spec: SandboxSpec, template: Path = TEMPLATE) -> dict[str, object]:
-    """The inventory variables of one sandbox host (a Dokploy one: with its API)."""
+def modern_spec(spec: SandboxSpec) -> SandboxSpec:
+    """``spec`` as today's self-hosted Supabase with Kong (docker-compose.kong.yml of
+    self-hosted v0.8.1): kong/kong:3.9.3 run by kong-entrypoint.sh with the expressions
+    router, upstream's kong.yml as the before state, opaque keys and asymmetric JWTs made as
+    add-new-auth-keys.sh makes them, and Realtime verifying ES256 against API_JWT_JWKS."""
+    return dataclasses.replace(
+        spec,
+        kong_era="2026",
+        kong_image="kong/kong:3.9.3",
+        realtime_image="supabase/realtime:v2.134.10",
+        seed="seed-kong-2026.yml",
+        kong_file="kong.yml",
+        api_keys=True,
+        realtime_jwks=True,
+    )
+
+
+def template_for(spec: SandboxSpec) -> Path:
+    """The shipped template of the sandbox's era (Dokploy's template keeps the legacy keys:
+    the default template)."""
+    return MODERN_TEMPLATE if spec.kong_era == "2026" and not spec.dokploy else TEMPLATE
+
+
+def host_vars(spec: SandboxSpec, template: Path | None = None) -> dict[str, object]:
+    """The inventory variables of one sandbox host (``template``: its era's by default; a
+    Dokploy one: with its API)."""
+    template = template or template_for(spec)
     dokploy: dict[str, object] = {}
     if spec.dokploy:
         from .dokploy import KEY_ENV, api_url

@@ -45,6 +45,15 @@ class SandboxSpec:
     #: OSS refuses (ws/wss protocols), leaves Kong crash-looping, as it would on a server.
     seed: str = "seed-kong.yml"
     seed_loads: bool = True
+    #: KONG_ADMIN_LISTEN of the Kong container; empty = Kong's default (127.0.0.1:8001), as
+    #: in Supabase's compose. A second Kong in the same VPS (host network) needs its own.
+    kong_admin_listen: str = ""
+    #: The kong file's name in volumes/api (upstream's current compose mounts kong.yml).
+    kong_file: str = "kong-simple.yml"
+    #: Whether the sandbox has today's keys (opaque sb_ keys, ES256 JWTs, a JWKS; see
+    #: supakong.sandbox.api_keys) and Realtime gets the JWKS as API_JWT_JWKS.
+    api_keys: bool = False
+    realtime_jwks: bool = False
     #: Kong and Realtime belong to a Dokploy compose service (:mod:`supakong.sandbox.dokploy`).
     dokploy: bool = False
 
@@ -100,13 +109,13 @@ class SandboxSpec:
 
     @property
     def kong_config_path(self) -> Path:
-        """The kong-simple.yml on the VPS's volume, bind-mounted into the Kong container
+        """The kong file on the VPS's volume, bind-mounted into the Kong container
         (under Dokploy: the template's file mount, ``files/volumes/api/kong.yml``)."""
         if self.dokploy:
             from .dokploy import files_path
 
             return files_path(self)
-        return self.srv_dir / "volumes" / "api" / "kong-simple.yml"
+        return self.srv_dir / "volumes" / "api" / self.kong_file
 
     @property
     def ssh_config_path(self) -> Path:

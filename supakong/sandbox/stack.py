@@ -47,8 +47,19 @@ def docker_client(spec: SandboxSpec) -> docker.APIClient:
     return docker.APIClient(base_url=f"unix://{spec.docker_socket}", version="auto", timeout=60)
 
 
-def busybox_tarball() -> bytes:
-    """A minimal root filesystem: busybox, its applets, a ``kong`` wrapper and a few dirs."""
+#: What each Kong image has besides busybox's applets: Kong's images have no curl; both
+#: have bash, perl and OpenResty's ``resty`` (Kong/kong@3.9.1:build/package/nfpm.yaml,
+#: Kong/docker-kong@2.8.1:alpine/Dockerfile). 2.8.1 is Alpine (BusyBox wget and nc stay);
+#: kong/kong:3.9.x is Ubuntu with neither.
+KONG_IMAGE_LINKS = {"bin/bash": "/usr/bin/bash", "bin/perl": "/usr/bin/perl"}
+UBUNTU_LACKS = frozenset({"wget", "nc"})
+#: Bumped when the images' contents change, so a sandbox made earlier re-imports them.
+IMAGE_REVISION = "2"
+
+
+def busybox_tarball(kong_version: str | None = None) -> bytes:
+    """A minimal root filesystem: busybox, its applets, a ``kong`` wrapper and a few dirs;
+    for a Kong image (``kong_version``) also what that image has of bash, perl and resty."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         dirs = ("bin", "etc", "home", "home/kong", "tmp", "var", "var/run", "var/run/kong", "standins", "var/lib")
@@ -59,13 +70,20 @@ def busybox_tarball() -> bytes:
         _add_users(tar)
         tar.add(shutil.which("busybox") or "/bin/busybox", arcname="bin/busybox")
         applets = subprocess.run(["busybox", "--list"], capture_output=True, text=True, check=True).stdout.split()
+        lacks = UBUNTU_LACKS if kong_version and not kong_version.startswith("2.") else frozenset()
         for applet in applets:
-            if applet != "busybox":
+            if applet != "busybox" and applet not in lacks:
                 info = tarfile.TarInfo(f"bin/{applet}")
                 info.type, info.linkname = tarfile.SYMTYPE, "busybox"
                 tar.addfile(info)
         _add_script(tar, "bin/kong", 'exec "$STANDIN_PYTHON" /standins/kong_standin.py "$@"\n')
         _add_script(tar, "bin/realtime", 'exec "$STANDIN_PYTHON" /standins/realtime_standin.py "$@"\n')
+        if kong_version:
+            _add_script(tar, "bin/resty", 'exec "$STANDIN_PYTHON" /standins/resty_standin.py "$@"\n')
+            for name, target in KONG_IMAGE_LINKS.items():
+                info = tarfile.TarInfo(name)
+                info.type, info.linkname = tarfile.SYMTYPE, target
+                tar.addfile(info)
         # Kong's image entrypoint (build/dockerfiles/entrypoint.sh) starts `kong docker-start`
         # in the foreground; the stand-in's `kong` does that itself.
         _add_script(tar, "entrypoint.sh", 'exec "$@"\n')
@@ -101,11 +119,33 @@ def _add_users(tar: tarfile.TarFile) -> None:
     _add_file(tar, "etc/group", ("\n".join(groups) + "\n").encode())
 
 
+def _current_images(client: docker.APIClient) -> set[str]:
+    """Tags of this revision's images (an older revision's are imported again)."""
+    have = set()
+    for image in client.images():
+        for tag in image.get("RepoTags") or []:
+            if tag not in KONG_IMAGES:  # e.g. "<none>:<none>" of a replaced image: not inspectable
+                have.add(tag)
+                continue
+            env = client.inspect_image(tag)["Config"].get("Env") or []
+            if f"SUPAKONG_IMAGE_REVISION={IMAGE_REVISION}" in env:
+                have.add(tag)
+    return have
+
+
 def ensure_images(client: docker.APIClient, spec: SandboxSpec) -> None:
     """Import the Kong and Realtime images if the engine does not have them yet."""
-    have = {tag for image in client.images() for tag in (image.get("RepoTags") or [])}
+    have = _current_images(client)
+    # Kong's images: PATH without /usr/bin, whose host binaries (curl, wget) the real
+    # images lack; the Kong-only tools are linked into /bin.
     wanted: dict[str, list[str]] = {
-        name: [f"ENV KONG_VERSION={version}", "ENV KONG_PREFIX=/var/run/kong"] for name, version in KONG_IMAGES.items()
+        name: [
+            f"ENV KONG_VERSION={version}",
+            "ENV KONG_PREFIX=/var/run/kong",
+            f"ENV SUPAKONG_IMAGE_REVISION={IMAGE_REVISION}",
+            "ENV PATH=/bin",
+        ]
+        for name, version in KONG_IMAGES.items()
     }
     # Realtime's Dockerfile sets SLOT_NAME_SUFFIX from a build argument, empty in the images.
     version = spec.realtime_image.rsplit(":", 1)[1]
@@ -113,33 +153,40 @@ def ensure_images(client: docker.APIClient, spec: SandboxSpec) -> None:
     wanted[DB_IMAGE] = list(DB_IMAGE_ENV)
     if spec.dokploy:
         wanted["dokploy/dokploy:v0.25.0"] = ["ENV NODE_ENV=production"]
-    tarball: bytes | None = None
     for name, changes in wanted.items():
         if name in have:
             continue
-        tarball = tarball or busybox_tarball()
         repository, tag = name.rsplit(":", 1)
+        default_path = [] if name in (DB_IMAGE, *KONG_IMAGES) else ["ENV PATH=/bin:/usr/sbin:/usr/bin"]
         client.import_image_from_data(
-            tarball,
+            busybox_tarball(KONG_IMAGES.get(name)),
             repository=repository,
             tag=tag,
-            changes=[*changes, *([] if name == DB_IMAGE else ["ENV PATH=/bin:/usr/sbin:/usr/bin"]), 'CMD ["/bin/sh"]'],
+            changes=[*changes, *default_path, 'CMD ["/bin/sh"]'],
         )
 
 
 def ensure_secrets(spec: SandboxSpec) -> dict[str, str]:
     """The sandbox's JWT secret, the anon/service keys signed with it and the db's
-    POSTGRES_PASSWORD (made once; the password is added to a file made before the db was)."""
+    POSTGRES_PASSWORD; with ``spec.api_keys`` also today's opaque keys, ES256 JWTs and JWKS
+    (:mod:`supakong.sandbox.api_keys`) and the dashboard's credentials. Made once; values a
+    file made earlier lacks are added to it."""
+    values: dict[str, str] = {}
     if spec.secrets_path.exists():
         from ..secrets import parse_env_file
 
         values = parse_env_file(spec.secrets_path.read_text(), str(spec.secrets_path))
-        if "POSTGRES_PASSWORD" not in values:
-            values["POSTGRES_PASSWORD"] = pysecrets.token_urlsafe(24)
-            with spec.secrets_path.open("a") as env_file:
-                env_file.write(f"POSTGRES_PASSWORD={values['POSTGRES_PASSWORD']}\n")
-        return values
-    jwt_secret = pysecrets.token_urlsafe(32)
+    missing = {k: v for k, v in _new_secrets(spec, values).items() if k not in values}
+    if missing:
+        spec.secrets_path.touch(mode=0o600)
+        with spec.secrets_path.open("a") as env_file:
+            env_file.write("".join(f"{k}={v}\n" for k, v in missing.items()))
+    return {**values, **missing}
+
+
+def _new_secrets(spec: SandboxSpec, have: dict[str, str]) -> dict[str, str]:
+    """Fresh values for every secret the sandbox has (the caller keeps the ones it has)."""
+    jwt_secret = have.get("JWT_SECRET") or pysecrets.token_urlsafe(32)
     now = int(time.time())
     claims = {"iss": "supabase", "iat": now, "exp": now + 10 * 365 * 86400}
     values = {
@@ -148,8 +195,12 @@ def ensure_secrets(spec: SandboxSpec) -> dict[str, str]:
         "SUPABASE_SERVICE_KEY": jwt.encode({**claims, "role": "service_role"}, jwt_secret, algorithm="HS256"),
         "POSTGRES_PASSWORD": pysecrets.token_urlsafe(24),
     }
-    spec.secrets_path.touch(mode=0o600)
-    spec.secrets_path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+    if spec.api_keys:
+        from .api_keys import NAMES, make_api_keys
+
+        if not all(name in have for name in NAMES):  # one set: the JWTs need their JWKS
+            values.update(make_api_keys(jwt_secret, now))
+        values.update(DASHBOARD_USERNAME="supabase", DASHBOARD_PASSWORD=pysecrets.token_urlsafe(16))
     return values
 
 
@@ -231,6 +282,7 @@ def create_kong(
             "KONG_DNS_ORDER": "LAST,A,CNAME",
             "KONG_PROXY_LISTEN": f"0.0.0.0:{spec.kong_port}",
             **environment,
+            **({"KONG_ADMIN_LISTEN": spec.kong_admin_listen} if spec.kong_admin_listen else {}),
             "STANDIN_PYTHON": sys.executable,
         },
         healthcheck={"test": ["CMD", "kong", "health"], "interval": 2 * SECOND, "timeout": 5 * SECOND, "retries": 3},
@@ -257,6 +309,9 @@ def create_realtime(client: docker.APIClient, spec: SandboxSpec, keys: dict[str,
             "PORT": "4000",
             "HOST": "127.0.0.1",
             "API_JWT_SECRET": keys["JWT_SECRET"],
+            # Upstream's compose ships `#API_JWT_JWKS: ${JWT_JWKS:-{"keys":[]}}` commented out;
+            # the modern sandbox has it on (add-new-auth-keys.sh uncomments it since 2026-04).
+            **({"API_JWT_JWKS": keys["JWT_JWKS"]} if spec.realtime_jwks else {}),
             "SELF_HOST_TENANT_NAME": spec.tenant,
             "APP_NAME": "realtime",
             "SEED_SELF_HOST": "true",
@@ -297,7 +352,8 @@ def _runs_this_checkout(client: docker.APIClient, name: str) -> bool:
     env = dict(e.split("=", 1) for e in info["Config"].get("Env") or [] if "=" in e)
     sources = {m.get("Source") for m in info.get("Mounts") or []}
     labelled = "com.docker.compose.project" in (info["Config"].get("Labels") or {})
-    return env.get("STANDIN_PYTHON") == sys.executable and str(STANDINS_DIR) in sources and labelled
+    current_image = info["Image"] == client.inspect_image(info["Config"]["Image"])["Id"]
+    return env.get("STANDIN_PYTHON") == sys.executable and str(STANDINS_DIR) in sources and labelled and current_image
 
 
 def wait_running(

@@ -63,11 +63,11 @@ def test_official_python_client_is_refused_with_a_wrong_key(deployed):
     assert "401" in str(err.value) or "InvalidStatus" in type(err.value).__name__
 
 
-def realtime_js(url: str, token: str) -> subprocess.CompletedProcess[str]:
+def realtime_js(url: str, token: str, *flags: str) -> subprocess.CompletedProcess[str]:
     if not (JS_DIR / "node_modules").is_dir() or shutil.which("node") is None:
         pytest.fail("realtime-js is not installed: run `make js` (make test does)")
     return subprocess.run(
-        ["node", str(JS_DIR / "subscribe.mjs"), url, token], capture_output=True, text=True, timeout=30
+        ["node", str(JS_DIR / "subscribe.mjs"), url, token, *flags], capture_output=True, text=True, timeout=30
     )
 
 

@@ -375,7 +375,8 @@ def test_a_kong_that_never_comes_up_after_the_restart_fails_at_the_deadline(serv
     out = BufferOutput()
     try:
         with pytest.raises(RestartError) as err:
-            within(60, lambda: deploy_host(host, DeployOptions(file=variant, wait_timeout=3, rollback=False), out))
+            options = DeployOptions(file=variant, wait_timeout=3, rollback=False, restart=True)  # the restart path
+            within(60, lambda: deploy_host(host, options, out))
     finally:
         if frozen:
             client.unpause(spec.kong_container)

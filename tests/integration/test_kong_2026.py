@@ -31,6 +31,7 @@ def kong_2026(sandbox_spec: SandboxSpec, tmp_path_factory: pytest.TempPathFactor
         kong_image="kong/kong:3.9.3",
         kong_container=f"{sandbox_spec.kong_container}-2026",
         kong_port=PORT,
+        kong_admin_listen=f"127.0.0.1:{PORT + 1}",  # the sandbox's own Kong has 127.0.0.1:8001
     )
     template = tmp_path_factory.mktemp("kong-2026") / "kong.yml"
     text = FIXTURE.read_text().replace("realtime-dev.supabase-realtime:4000", f"{spec.realtime_upstream_host}:4000")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +14,15 @@ import pytest
 
 from supakong.errors import TransportError
 from supakong.look import look
-from supakong.remote_file import backup_path, read_remote_file, replace_argv, replace_file_atomically, temp_path
+from supakong.remote_file import (
+    backup_path,
+    list_backups,
+    read_remote_file,
+    replace_argv,
+    replace_file_atomically,
+    restore_backup,
+    temp_path,
+)
 from supakong.sandbox.spec import SSH_USER
 from supakong.transport import HostConnection
 
@@ -101,3 +110,49 @@ def test_the_files_mtime_is_read_to_the_nanosecond(host, target):
     exact = target.stat().st_mtime_ns / 1e9
     assert state.file.mtime == again.mtime == pytest.approx(exact, abs=1e-6)
     assert state.file.mtime != int(state.file.mtime)
+
+
+def stamp_at(seconds: int) -> str:
+    """A backup stamp as the deploy writes it, ``seconds`` after an arbitrary start."""
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime(1_780_000_000 + seconds)) + "000000Z"
+
+
+def test_rollback_to_the_oldest_then_a_failed_deploy_still_finds_its_own_backup(host, target):
+    # Three deploys with keep=3, `rollback-kong --to <oldest>`, then a deploy that fails: its
+    # automatic rollback restores the backup that deploy just took. Sorting by mtime (which
+    # `cp -p` keeps) put that backup last and the same command pruned it.
+    path, versions = str(target), [OLD, b"v1\n", b"v2\n", b"v3\n"]
+    with HostConnection(host) as conn:
+        taken = []
+        for n in range(1, 4):
+            taken.append(
+                replace_file_atomically(
+                    conn, path, versions[n], expected_sha=sha(versions[n - 1]), mode=0o640, keep=3, stamp=stamp_at(n)
+                )
+            )
+        assert list_backups(conn, path) == taken[::-1]
+        before_restore = time.time()
+        assert restore_backup(conn, path, taken[0]) == sha(OLD)  # rollback-kong --to <oldest>
+        assert target.stat().st_mtime >= before_restore - 1, "a restored file is a new file for Kong"
+        own = replace_file_atomically(
+            conn, path, b"bad\n", expected_sha=sha(OLD), mode=0o640, keep=3, stamp=stamp_at(4)
+        )
+        assert own is not None and Path(own).read_bytes() == OLD, "the backup just taken is kept"
+        assert list_backups(conn, path) == [own, taken[2], taken[1]], "the oldest stamp was pruned"
+        assert restore_backup(conn, path, own) == sha(OLD)  # the failed deploy's own rollback
+
+
+def test_backups_are_named_exactly_and_another_configs_are_never_listed_or_pruned(host, target):
+    backups = target.parent / ".supakong" / "backups"
+    backups.mkdir(parents=True)
+    others = [backups / f"{name}.{stamp_at(0)}" for name in ("kong.yml.bak", "old-kong.yml", "kong.ymlx")]
+    for other in [*others, backups / "kong.yml.notes"]:
+        other.write_bytes(b"another file\n")
+    for path in (backups.parent, backups, *backups.iterdir()):
+        shutil.chown(path, SSH_USER, SSH_USER)
+    with HostConnection(host) as conn:
+        own = replace_file_atomically(
+            conn, str(target), b"new\n", expected_sha=sha(OLD), mode=0o640, keep=1, stamp=stamp_at(5)
+        )
+        assert list_backups(conn, str(target)) == [own]
+    assert all(other.exists() for other in others) and (backups / "kong.yml.notes").exists()

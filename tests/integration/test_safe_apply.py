@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from supakong.deploy import DeployOptions, deploy_host, run_verification
-from supakong.faults import CHECKPOINTS
+from supakong.faults import CHECKPOINTS, RELOAD_CHECKPOINTS
 from supakong.hostlock import LockedError
 from supakong.render import render_kong_config
 from supakong.report import BufferOutput
@@ -133,12 +133,13 @@ def test_two_concurrent_deploys_are_serialised_by_the_lock(fresh_sandbox, host, 
     assert [json.loads(line)["result"] for line in audit[-2:]] == ["changed", "changed"]
 
 
-KILL_POINTS = [c for c in CHECKPOINTS if c not in ("verified",)]
+KILL_POINTS = [("restart", c) for c in CHECKPOINTS if c not in ("verified",)]
+KILL_POINTS += [("reload", c) for c in RELOAD_CHECKPOINTS if c not in ("verified",)]
 
 
-@pytest.mark.parametrize("stage", KILL_POINTS)
+@pytest.mark.parametrize(("method", "stage"), KILL_POINTS)
 def test_sigkill_at_each_stage_loses_nothing_and_the_next_run_converges(
-    fresh_sandbox, host, secrets, stage, tmp_path, inventory_path
+    fresh_sandbox, host, secrets, method, stage, tmp_path, inventory_path
 ):
     config = fresh_sandbox.kong_config_path
     old_sha = sha256(config)
@@ -152,7 +153,8 @@ def test_sigkill_at_each_stage_loses_nothing_and_the_next_run_converges(
         "SUPAKONG_INVENTORY": str(inventory_path),
     }
     proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "fab"), "deploy-kong", "-H", host.name],
+        [str(Path(sys.executable).parent / "fab"), "deploy-kong", "-H", host.name]
+        + (["--restart"] if method == "restart" else []),
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,
@@ -174,8 +176,10 @@ def test_sigkill_at_each_stage_loses_nothing_and_the_next_run_converges(
     result = deploy_host(host, DeployOptions(), out)
     # Killed before the rename: the next run replaces and restarts. Killed after it, before
     # the restart: the restart is still pending and happens now. Killed after the restart:
-    # Kong already serves the new file and there is nothing left to do.
-    if stage in ("restarted", "up"):
+    # Kong already serves the new file and there is nothing left to do. A reload: killed
+    # after it, the next run writes the file (Kong answers 304); killed after the rename,
+    # before the reload marker, it restarts (safe); after the marker nothing is left to do.
+    if stage in ("restarted", "up", "marked"):
         assert result.message == "no change", out.text
     else:
         assert result.status == "changed" and result.verify_state == "SUBSCRIBED", out.text

@@ -83,6 +83,18 @@ def test_check_mode_shows_a_masked_diff_and_changes_nothing(fresh_sandbox, host,
     assert sha256(config) == before and kong_started_at(fresh_sandbox) == started
 
 
+def test_check_mode_never_prints_the_live_files_dashboard_password(fresh_sandbox, host, out):
+    # The live file holds a short dashboard password in clear that no local secret names:
+    # the --check diff shows the line changing, never its value.
+    config = fresh_sandbox.kong_config_path
+    live = config.read_text() + "basicauth_credentials:\n  - consumer: DASHBOARD\n    password: hunt3\n"
+    config.write_text(live)
+    keyless = dataclasses.replace(host, secrets_env_file=None)
+    result = deploy_host(keyless, DeployOptions(check=True), out)
+    assert result.status == "pending" and "-    password: ***" in out.text
+    assert "hunt3" not in out.text and config.read_text() == live
+
+
 def test_seed_users_ws_fix_is_refused_before_the_host_is_touched(fresh_sandbox, host, out):
     config = fresh_sandbox.kong_config_path
     before = (sha256(config), config.stat().st_mtime_ns)

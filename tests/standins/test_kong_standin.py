@@ -140,6 +140,7 @@ def kong_env(tmp_path: Path, version: str = "2.8.1", **extra: str) -> dict[str, 
         "KONG_PREFIX": str(tmp_path / "prefix"),
         "KONG_DNS_HOSTSFILE": str(hosts),
         "KONG_STANDIN_HOSTS_ONLY": "1",
+        "KONG_ADMIN_LISTEN": "off",  # Kong's default 127.0.0.1:8001 would be shared by parallel runs
         **extra,
     }
 

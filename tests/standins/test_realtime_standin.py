@@ -31,6 +31,8 @@ from ports import free_port
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
+from supakong.sandbox.api_keys import make_api_keys
+
 REPO = Path(__file__).resolve().parents[2]
 STANDIN = REPO / "supakong" / "sandbox" / "standins" / "realtime_standin.py"
 JS_DIR = Path(__file__).resolve().parent / "js"
@@ -637,3 +639,60 @@ def test_official_js_client_reports_channel_error_for_a_wrong_secret(
 ) -> None:
     result = node_script(direct_standin, make_token(WRONG_SECRET))
     assert result.stdout.startswith("status CHANNEL_ERROR"), result.stdout + result.stderr
+
+
+# --- ES256 against API_JWT_JWKS (today's opaque-key setups) ----------------------------------
+
+MODERN_KEYS = make_api_keys(SECRET)
+
+
+@pytest.fixture(scope="module")
+def jwks_standin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Standin]:
+    running = start_standin(tmp_path_factory.mktemp("realtime-jwks"), API_JWT_JWKS=MODERN_KEYS["JWT_JWKS"])
+    yield running
+    stop_standin(running)
+
+
+def test_es256_token_whose_kid_is_in_the_jwks_connects_and_joins(jwks_standin: Standin) -> None:
+    async def scenario() -> dict[str, Any]:
+        async with open_socket(jwks_standin.port, f"apikey={MODERN_KEYS['ANON_KEY_ASYMMETRIC']}&vsn=2.0.0") as ws:
+            return await Phoenix(ws, "2.0.0").join("jwks", access_token="sb_publishable_x")
+
+    assert run(scenario())["payload"]["status"] == "ok"
+
+
+def test_hs256_tokens_still_verify_with_the_secret_beside_a_jwks(jwks_standin: Standin) -> None:
+    async def scenario() -> dict[str, Any]:
+        async with open_socket(jwks_standin.port, AUTH) as ws:
+            return await Phoenix(ws).join("legacy")
+
+    assert run(scenario())["payload"]["status"] == "ok"
+
+
+def test_es256_token_without_api_jwt_jwks_is_a_signer_error(standin: Standin) -> None:
+    status, body = run(rejection(standin.port, f"apikey={MODERN_KEYS['ANON_KEY_ASYMMETRIC']}"))
+    assert (status, json.loads(body)) == (
+        401,
+        {"error": "Failed to generate JWT signer, check your JWT secret or JWKS configuration"},
+    )
+
+
+def test_es256_token_whose_kid_is_not_in_the_jwks_names_the_kid(tmp_path: Path) -> None:
+    other = make_api_keys(SECRET)
+    running = start_standin(tmp_path, API_JWT_JWKS=other["JWT_JWKS"])
+    try:
+        status, body = run(rejection(running.port, f"apikey={MODERN_KEYS['ANON_KEY_ASYMMETRIC']}"))
+    finally:
+        stop_standin(running)
+    kid = jwt.get_unverified_header(MODERN_KEYS["ANON_KEY_ASYMMETRIC"])["kid"]
+    assert status == 401
+    assert json.loads(body)["error"] == (
+        f'Failed to generate JWT signer for key ID (kid) "{kid}", check your JWT secret or JWKS configuration'
+    )
+
+
+def test_an_api_jwt_jwks_that_is_not_json_exits_1(tmp_path: Path) -> None:
+    port = free_port()
+    env = {"PATH": os.environ.get("PATH", ""), "API_JWT_SECRET": SECRET, "PORT": str(port), "API_JWT_JWKS": "{keys"}
+    proc = subprocess.run([sys.executable, str(STANDIN)], env=env, capture_output=True, text=True, timeout=10)
+    assert proc.returncode == 1 and "API_JWT_JWKS is not a JWKS" in proc.stdout + proc.stderr

@@ -13,7 +13,7 @@ from supakong.hostlock import LockOwner, describe_holder, is_stale
 from supakong.logs import format_log_lines, interleave, parse_log_lines
 from supakong.look import LockStatus, look_argv, parse_lock, split_sections
 from supakong.plan import HostState, plan_deploy, unified_diff
-from supakong.remote_file import ABSENT, RemoteFile, backup_path, parse_stat, replace_argv, temp_path
+from supakong.remote_file import ABSENT, RemoteFile, backup_names, backup_path, parse_stat, replace_argv, temp_path
 from supakong.report import HostResult, exit_code, recap_lines, report_json
 from supakong.secrets import register_secret
 
@@ -192,3 +192,16 @@ def test_inspect_carries_the_healthcheck_command():
             "Config": {"Healthcheck": {"Test": ["CMD", "kong", "health"], "Interval": 30_000_000_000}}}  # fmt: skip
     assert state_from_inspect("kong", data).healthcheck == ("kong", "health")
     assert state_from_inspect("kong", {"State": {}, "Config": {}}).healthcheck == ()
+
+
+def test_backups_are_the_config_names_exact_stamped_copies_newest_stamp_first():
+    listed = [
+        "kong.yml.20260101T000000000000Z",
+        "kong.yml.20261231T235959999999Z",
+        "kong.yml.bak.20261231T235959999999Z",  # another file's
+        "old-kong.yml.20261231T235959999999Z",
+        "kong.yml.S1",
+        "kong.yml.20260601T000000000000Z.swp",
+    ]
+    assert backup_names("kong.yml", listed) == ["kong.yml.20261231T235959999999Z", "kong.yml.20260101T000000000000Z"]
+    assert backup_names("k.yml", ["kXyml.20260101T000000000000Z"]) == [], "a dot is a dot"

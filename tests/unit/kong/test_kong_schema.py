@@ -135,7 +135,7 @@ VALID_CASES = [
         id="ip-restriction-allow-cidrs",
     ),
     pytest.param(
-        "2.8.1",
+        "3.9.1",  # $LUA_RT_WS_EXPR: kong-entrypoint.sh of the 2026 stack
         "oss",
         [
             (

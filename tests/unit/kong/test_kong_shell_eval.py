@@ -93,10 +93,20 @@ def test_values_the_entrypoint_would_change_are_reported(line: str, path: str, f
     text = HEADER + f"consumers:\n  - username: anon\n    {line}\n"
     found = shell_warnings(validate_kong_config(text, KongTarget()))
     assert list(found) == [path]
-    # A command the entrypoint's eval would run (as root in the Kong container) is an error;
-    # a value it would only change is a warning.
-    expected = "error" if fragment == "runs a shell command" else "warning"
-    assert found[path].severity == expected and fragment in found[path].message
+    # A command the entrypoint's eval would run (as root in the Kong container), a double quote
+    # that ends its quoting, a $NAME the container does not hold: each is an error.
+    assert found[path].severity == "error" and fragment in found[path].message
+
+
+def test_a_double_quote_in_a_value_is_refused_as_shell_code() -> None:
+    # `x"; touch /pwn; echo "` closes the eval's quoted argument: the rest runs as shell.
+    text = HEADER + "consumers:\n  - username: anon\n    custom_id: 'x\"; touch /pwn; echo \"'\n"
+    [finding] = shell_warnings(validate_kong_config(text, KongTarget()))
+    assert "run as shell code" in found_message(text) and finding == "consumers[0].custom_id"
+
+
+def found_message(text: str) -> str:
+    return " ".join(f.message for f in validate_kong_config(text, KongTarget()) if f.severity == "error")
 
 
 def test_quoted_format_version_is_reported_at_its_path() -> None:

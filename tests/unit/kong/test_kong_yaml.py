@@ -57,5 +57,6 @@ def test_duplicate_yaml_keys_are_warned_about() -> None:
 
 def test_json_input_is_accepted() -> None:
     text = '{"_format_version": "2.1", "services": []}'
-    findings = validate_kong_config(text, KongTarget())
+    # Not on the eval entrypoint of Kong 2.8.1, whose shell would take its double quotes.
+    findings = validate_kong_config(text, KongTarget("3.9.1"))
     assert [f for f in findings if f.severity == "error"] == []

@@ -9,6 +9,7 @@ import signal
 import sys
 from collections.abc import Mapping
 
+from .admin import AdminApi, LoadedConfig, file_hash
 from .logs import log_error
 from .model import Gateway, build_gateway
 from .proxy import Proxy
@@ -28,12 +29,14 @@ The available commands are:
 """
 
 
-def parse_listen(spec: str) -> list[tuple[str, int]]:
-    """Plain listeners of ``proxy_listen``; ssl ones are skipped (the stand-in has no TLS)."""
+def parse_listen(spec: str, quiet: bool = False) -> list[tuple[str, int]]:
+    """Plain listeners of ``proxy_listen``/``admin_listen``; ssl ones are skipped (the
+    stand-in has no TLS)."""
     listeners = []
     for words in (entry.split() for entry in spec.split(",") if entry.strip() not in ("", "off")):
         if "ssl" in words[1:]:
-            log_error("warn", f"stand-in: skipping ssl listener {words[0]}")
+            if not quiet:
+                log_error("warn", f"stand-in: skipping ssl listener {words[0]}")
             continue
         host, _, port = words[0].rpartition(":")
         listeners.append((host.strip("[]") or "0.0.0.0", int(port)))
@@ -53,12 +56,15 @@ def start_failure(settings: Settings, error: str) -> int:
     return 1
 
 
-async def serve(settings: Settings, gateway: Gateway) -> int:
+async def serve(settings: Settings, gateway: Gateway, loaded: LoadedConfig) -> int:
     """Bind, write the pid file, log like nginx's start, serve until SIGTERM/SIGINT."""
     proxy, servers = Proxy(settings, gateway), []
-    for host, port in parse_listen(settings.proxy_listen):
+    admin = AdminApi(settings, proxy, loaded)
+    listeners = [(proxy.handle, a) for a in parse_listen(settings.proxy_listen)]
+    listeners += [(admin.handle, a) for a in parse_listen(settings.admin_listen, quiet=True)]
+    for handler, (host, port) in listeners:
         try:
-            servers.append(await asyncio.start_server(proxy.handle, host, port))
+            servers.append(await asyncio.start_server(handler, host, port))
         except OSError as exc:
             print(
                 f"nginx: [emerg] bind() to {host}:{port} failed ({exc.errno}: {exc.strerror})",
@@ -108,12 +114,15 @@ async def wait_for_stop_signal() -> None:
 
 def cmd_start(settings: Settings) -> int:
     gateway = Gateway()  # no declarative file: Kong starts with an empty configuration
+    text = None
     if settings.declarative_config:
         doc, error = parse_declarative_file(settings.declarative_config, settings)
         if doc is None:
             return start_failure(settings, error)
         gateway = build_gateway(doc, legacy_paths=not settings.v3)
-    return asyncio.run(serve(settings, gateway))
+        with open(settings.declarative_config, encoding="utf-8") as handle:
+            text = handle.read()
+    return asyncio.run(serve(settings, gateway, LoadedConfig(file_hash(settings, text))))
 
 
 def cmd_health(settings: Settings) -> int:

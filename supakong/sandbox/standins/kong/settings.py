@@ -26,6 +26,8 @@ BUNDLED_3_9 = BUNDLED_2_8 | frozenset(
     ai-request-transformer ai-response-transformer standard-webhooks redirect
     """.split()
 )  # noqa: SIM905
+#: kong_defaults.lua's admin_listen (2.8.1 and 3.9.x): loopback inside the container.
+ADMIN_LISTEN = "127.0.0.1:8001 reuseport backlog=16384, 127.0.0.1:8444 http2 ssl reuseport backlog=16384"
 ROUTER_FLAVORS = ("traditional", "traditional_compatible", "expressions")
 
 
@@ -42,6 +44,7 @@ class Settings:
     hosts_only: bool
     router_flavor: str = "traditional"
     untrusted_lua: str = "sandbox"
+    admin_listen: str = ADMIN_LISTEN
 
     @property
     def version_text(self) -> str:
@@ -88,4 +91,5 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         hosts_only=env.get("KONG_STANDIN_HOSTS_ONLY", "") not in ("", "0", "off"),
         router_flavor=flavor if version >= (3, 0, 0) else "traditional",
         untrusted_lua=env.get("KONG_UNTRUSTED_LUA", "").strip() or "sandbox",
+        admin_listen=env.get("KONG_ADMIN_LISTEN", "").strip() or ADMIN_LISTEN,
     )

@@ -344,8 +344,9 @@ def pretty_print_error(tree: ErrTree, item: str = "", indent: str = "") -> str:
     return "\n".join(lines)
 
 
-def parse_declarative_text(text: str, settings: Settings) -> tuple[Doc | None, str]:
-    """(document, "") when Kong would load the text, else (None, Kong's error text)."""
+def check_declarative_text(text: str, settings: Settings) -> tuple[Doc | None, ErrTree | str]:
+    """(document, {}) when Kong would load the text; else (None, the error tree), or (None,
+    the parse error's text) when the text is no YAML/JSON object at all."""
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -355,10 +356,23 @@ def parse_declarative_text(text: str, settings: Settings) -> tuple[Doc | None, s
         return None, f"failed parsing declarative configuration: {where}{problem}"
     if not isinstance(doc, dict):
         return None, "failed parsing declarative configuration: expected an object"
+    return check_declarative_doc(doc, settings)
+
+
+def check_declarative_doc(doc: Doc, settings: Settings) -> tuple[Doc | None, ErrTree | str]:
+    """(migrated document, {}) when Kong would load it, else (None, the error tree)."""
     validator = Validator(settings)
     doc = validator.migrate(doc)
     errs = validator.validate(doc)
-    return (None, pretty_print_error(errs)) if errs else (doc, "")
+    return (None, errs) if errs else (doc, {})
+
+
+def parse_declarative_text(text: str, settings: Settings) -> tuple[Doc | None, str]:
+    """(document, "") when Kong would load the text, else (None, Kong's error text)."""
+    doc, errs = check_declarative_text(text, settings)
+    if doc is not None:
+        return doc, ""
+    return None, errs if isinstance(errs, str) else pretty_print_error(errs)
 
 
 def parse_declarative_file(path: str, settings: Settings) -> tuple[Doc | None, str]:

@@ -61,6 +61,10 @@ class RealtimeStandin:
 
             self.cdc = PostgresCdc(settings, self.deliver_change)
 
+    def verify(self, token: str) -> dict[str, Any]:
+        """The token's claims if the tenant's secret or JWKS verifies it (see auth.py)."""
+        return verify_jwt(token, self.settings.jwt_secret, jwks=self.settings.jwt_jwks)
+
     # -- HTTP and handshake (websockets' process_request hook) --
 
     def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
@@ -83,7 +87,7 @@ class RealtimeStandin:
         try:
             if not authorization.startswith("Bearer "):
                 raise TokenRejected("Unauthorized", "missing bearer token")
-            verify_jwt(authorization.removeprefix("Bearer "), self.settings.jwt_secret)
+            self.verify(authorization.removeprefix("Bearer "))
         except TokenRejected as rejected:
             log("error", f"Unauthorized health check: {rejected.code}", tenant)
             return json_response(403, {"error": "Unauthorized"})
@@ -130,7 +134,7 @@ class RealtimeStandin:
         if not info.token:
             return 401, "MissingAPIKey", "API key is missing", "API key is missing"
         try:
-            verify_jwt(info.token, self.settings.jwt_secret)
+            self.verify(info.token)
         except TokenRejected as rejected:
             return 401, rejected.code, rejected.message, rejected.http_error
         return None
@@ -224,7 +228,7 @@ class RealtimeStandin:
         if not isinstance(token, str) or token.startswith("sb_"):
             token = socket.token  # Realtime falls back to the connect token
         try:
-            claims = verify_jwt(token, self.settings.jwt_secret)
+            claims = self.verify(token)
         except TokenRejected as rejected:
             await self.join_error(socket, message, rejected.code, rejected.message)
             return
@@ -320,7 +324,7 @@ class RealtimeStandin:
         if not isinstance(token, str) or token.startswith("sb_"):
             return
         try:
-            verify_jwt(token, self.settings.jwt_secret)
+            self.verify(token)
         except TokenRejected as rejected:
             payload = {
                 "extension": "system",

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from .auth import parse_jwks
+
 JSON_ERRORS_SINCE = (2, 116, 0)  # supabase/realtime d27b694c "feat: improve phoenix errors"
 
 
@@ -55,6 +57,9 @@ class Settings:
     publication_tables: frozenset[str]
     version: tuple[int, int, int]
     db: DbSettings | None = None
+    #: The tenant's JWKS (``API_JWT_JWKS``, decoded), None when unset: then only HS* tokens
+    #: (signed with ``API_JWT_SECRET``) can verify, as upstream's compose ships it commented.
+    jwt_jwks: dict[str, Any] | None = field(default=None, repr=False)
 
     @property
     def json_errors(self) -> bool:
@@ -79,6 +84,10 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     port_text = env.get("PORT", "4000")
     if not (port_text.isascii() and port_text.isdecimal()) or int(port_text) > 65535:
         raise ConfigError(f"PORT must be a TCP port number, got {port_text!r}")
+    try:
+        jwks = parse_jwks(env.get("API_JWT_JWKS", ""))
+    except ValueError as exc:  # Realtime's seed crashes on it (Jason.decode!)
+        raise ConfigError(f"API_JWT_JWKS is not a JWKS: {exc}") from None
     tables = env.get("REALTIME_PUBLICATION_TABLES", "public.wells,public.messages")
     return Settings(
         host=env.get("HOST", "0.0.0.0"),
@@ -89,6 +98,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         publication_tables=frozenset(t.strip() for t in tables.split(",") if t.strip()),
         version=parse_version(env.get("REALTIME_VERSION", "v2.129.8")),
         db=load_db_settings(env),
+        jwt_jwks=jwks,
     )
 
 
