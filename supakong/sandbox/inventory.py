@@ -57,9 +57,8 @@ def modern_spec(spec: SandboxSpec) -> SandboxSpec:
 
 
 def template_for(spec: SandboxSpec) -> Path:
-    """The shipped template of the sandbox's era (Dokploy's template keeps the legacy keys:
-    the default template)."""
-    return MODERN_TEMPLATE if spec.kong_era == "2026" and not spec.dokploy else TEMPLATE
+    """The shipped template of the sandbox's era."""
+    return MODERN_TEMPLATE if spec.kong_era == "2026" else TEMPLATE
 
 
 def host_vars(spec: SandboxSpec, template: Path | None = None) -> dict[str, object]:

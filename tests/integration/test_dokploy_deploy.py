@@ -107,7 +107,8 @@ def test_direct_writes_in_place_warns_and_a_ui_save_reverts_it(
     with pytest.MonkeyPatch.context() as env:  # with a key, a run with nothing to change sees the drift
         env.setenv(dk.KEY_ENV, dk.api_keys(dokploy)[dk.KEY_ENV])
         again = deploy_host(dk_host, DeployOptions(), BufferOutput())
-    assert again.status == "ok" and "the next save of that mount in Dokploy reverts the host" in again.message
+    assert again.status == "ok", again.plan
+    assert "the next save of that mount in Dokploy reverts the host" in again.message
     dk.ui_save_mount(dokploy)  # the hazard --direct warned about
     assert path.read_text() == dk.SEED.read_text()
     reset_mount(dokploy)
