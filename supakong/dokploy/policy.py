@@ -121,13 +121,14 @@ def doctor_check(stack: DokployStack | None, host: HostConfig | None) -> tuple[s
     detail = stack.describe()
     if stack.location == CODE:
         return "fail", detail, "Dokploy rewrites code/ on every deploy: change the file in git or a Dokploy patch", ()
-    if stack.location == FILES and host is not None and not host.dokploy_url:
+    if stack.location == FILES and host is not None and api_access(host) is None:
         fix = (
-            f"set hosts/{host.name}/dokploy_url and dokploy_api_key_env so that deploy-kong updates the mount"
-            " through Dokploy's API (a write over SSH is reverted by the next save of the mount in Dokploy)"
+            f"{missing_access(host)}: set dokploy_url, and dokploy_api_key_env naming a variable that holds a key, so"
+            " that deploy-kong updates the mount through Dokploy's API (a write over SSH is reverted by the next"
+            " save of the mount in Dokploy)"
         )
         return "fail", detail, fix, ()
-    via = f"deploy-kong updates it through {host.dokploy_url}" if host is not None and host.dokploy_url else ""
+    via = f"deploy-kong updates it through {host.dokploy_url}; Dokploy's copy is the host's file" if host else ""
     return "ok", detail, "", (via,) if via else ()
 
 

@@ -69,12 +69,22 @@ def reset_mount(spec: SandboxSpec) -> None:
     dk.call(spec, "docker.restartContainer", {"containerId": spec.kong_container})
 
 
-def test_doctor_reports_the_stack_as_dokploy_managed(dokploy: SandboxSpec, dk_host: HostConfig) -> None:
-    facts = gather_facts(dk_host, load_host_secrets(dk_host), VerifyOptions())
-    row = next(c for c in build_checklist(facts) if c.name == "dokploy")
+def dokploy_row(host: HostConfig):  # type: ignore[no-untyped-def]
+    facts = gather_facts(host, load_host_secrets(host), VerifyOptions())
+    return next(c for c in build_checklist(facts) if c.name == "dokploy")
+
+
+def test_doctor_reports_the_stack_as_dokploy_managed(
+    dokploy: SandboxSpec, dk_host: HostConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(dk.KEY_ENV, dk.api_keys(dokploy)[dk.KEY_ENV])
+    row = dokploy_row(dk_host)
     assert row.status == "ok", row
     assert f"appName {dk.app_name(dokploy)}" in row.detail and "file mount /volumes/api/kong.yml" in row.detail
     assert "compose mode" in row.detail and any(dk.api_url(dokploy) in n for n in row.notes)
+    monkeypatch.delenv(dk.KEY_ENV)
+    row = dokploy_row(dk_host)
+    assert row.status == "fail" and f"{dk.KEY_ENV} (hosts/{dokploy.name}/dokploy_api_key_env) is empty" in row.fix
 
 
 def test_without_an_api_key_the_deploy_refuses_and_explains(dokploy: SandboxSpec, dk_host: HostConfig, no_key) -> None:
@@ -107,8 +117,9 @@ def test_direct_writes_in_place_warns_and_a_ui_save_reverts_it(
     with pytest.MonkeyPatch.context() as env:  # with a key, a run with nothing to change sees the drift
         env.setenv(dk.KEY_ENV, dk.api_keys(dokploy)[dk.KEY_ENV])
         again = deploy_host(dk_host, DeployOptions(), BufferOutput())
-    assert again.status == "ok", again.plan
-    assert "the next save of that mount in Dokploy reverts the host" in again.message
+        assert again.status == "ok", again.plan
+        assert "the next save of that mount in Dokploy reverts the host" in again.message
+        assert dokploy_row(dk_host).status == "fail"  # doctor sees the drift too
     dk.ui_save_mount(dokploy)  # the hazard --direct warned about
     assert path.read_text() == dk.SEED.read_text()
     reset_mount(dokploy)
