@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..errors import DeployError
+from ..secrets import register_secret
 from .detect import CODE, FILES, DokployStack
 
 if TYPE_CHECKING:
@@ -44,7 +45,10 @@ def api_access(host: HostConfig, environ: Mapping[str, str] | None = None) -> Ap
     if not host.dokploy_url or not host.dokploy_api_key_env:
         return None
     key = env.get(host.dokploy_api_key_env, "")
-    return ApiAccess(host.dokploy_url, host.dokploy_api_key_env, key) if key else None
+    if not key:
+        return None
+    register_secret(key)  # masked wherever it might appear (it is never printed on purpose)
+    return ApiAccess(host.dokploy_url, host.dokploy_api_key_env, key)
 
 
 def missing_access(host: HostConfig, environ: Mapping[str, str] | None = None) -> str:
