@@ -134,6 +134,7 @@ def desired_config(host: HostConfig, secrets: Secrets, options: DeployOptions, p
             secrets,
             held=profile.env_names if profile.gateway == KONG else None,
             expansion=profile.expansion,
+            router_flavor=profile.router_flavor,
         )
     try:
         return options.file.read_text(encoding="utf-8")

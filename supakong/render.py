@@ -84,12 +84,16 @@ def template_secrets(host: HostConfig, secrets: Secrets, held: Collection[str] |
     return {name: reference(name) for name in names}
 
 
-def template_context(host: HostConfig, secrets: Secrets, held: Collection[str] | None = None) -> dict[str, Any]:
-    """The variables a template sees: every inventory var, the host name and the secrets
-    (see :func:`template_secrets`)."""
+def template_context(
+    host: HostConfig, secrets: Secrets, held: Collection[str] | None = None, router_flavor: str | None = None
+) -> dict[str, Any]:
+    """The variables a template sees: every inventory var, the host name, the secrets (see
+    :func:`template_secrets`) and ``kong_router_flavor``: the running Kong's (``router_flavor``,
+    from the look), else the inventory's, else ``expressions`` (upstream's current compose)."""
     context = dict(host.vars)
     context.update(
         inventory_hostname=host.name,
+        kong_router_flavor=router_flavor or host.vars.get("kong_router_flavor") or "expressions",
         realtime_upstream_host=host.realtime_upstream_host,
         realtime_upstream_port=host.realtime_upstream_port,
         secrets=template_secrets(host, secrets, held),
@@ -187,10 +191,12 @@ def render_kong_config(
     template: Path | None = None,
     held: Collection[str] | None = None,
     expansion: str | None = None,
+    router_flavor: str | None = None,
 ) -> str:
     """Render the host's Kong template; errors name the template file and line. ``held``:
     the env names of the host's Kong container (see :func:`template_secrets`); ``expansion``:
-    how its entrypoint expands the file (None: not looked at, see :func:`entrypoint_rules`)."""
+    how its entrypoint expands the file (None: not looked at, see :func:`entrypoint_rules`);
+    ``router_flavor``: its Kong's router (see :func:`template_context`)."""
     import jinja2
 
     path = template or host.template
@@ -199,7 +205,7 @@ def render_kong_config(
     try:
         with _COMPILING:  # hosts start together: one compiles, the others use its result
             compiled = env.get_template(path.name)
-        return compiled.render({**template_context(host, secrets, held), RULES_VARIABLE: rules})
+        return compiled.render({**template_context(host, secrets, held, router_flavor), RULES_VARIABLE: rules})
     except jinja2.TemplateNotFound as exc:
         if exc.name != path.name:
             line = _template_line(exc.__traceback__, path)

@@ -69,7 +69,9 @@ def check_kong(
             )
         else:
             profile = _profile(host, realtime=True)
-            text = render_kong_config(host, secrets, held=profile.env_names, expansion=profile.expansion)
+            text = render_kong_config(
+                host, secrets, held=profile.env_names, expansion=profile.expansion, router_flavor=profile.router_flavor
+            )
             check_references(text, profile, source=source, host=host.name)
             target = _override(kong_target(host, profile), **choices)
     from supakong.kong.findings import findings_to_json, has_errors  # loaded when a task validates
@@ -102,7 +104,9 @@ def render_kong(c: Context, out: str | None = None, offline: bool = False) -> No
         text = render_kong_config(host, secrets)
     else:  # the file references the credentials the host's Kong holds: ask it which
         profile = _profile(host)
-        text = render_kong_config(host, secrets, held=profile.env_names, expansion=profile.expansion)
+        text = render_kong_config(
+            host, secrets, held=profile.env_names, expansion=profile.expansion, router_flavor=profile.router_flavor
+        )
         check_references(text, profile, source=str(host.template), host=host.name)
     if out is None:
         sys.stdout.write(mask(text))

@@ -206,7 +206,13 @@ def _desired(host: HostConfig, survey: Survey, out: Output) -> str:
     from ..kong.validate import validate_kong_config
 
     profile = survey.profile
-    text = render_kong_config(host, load_host_secrets(host), held=profile.env_names, expansion=profile.expansion)
+    text = render_kong_config(
+        host,
+        load_host_secrets(host),
+        held=profile.env_names,
+        expansion=profile.expansion,
+        router_flavor=profile.router_flavor,
+    )
     check_references(text, profile, source=str(host.template), host=host.name)
     target = kong_target(host, profile)
     findings = validate_kong_config(text, target, source=str(host.template))

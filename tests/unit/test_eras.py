@@ -49,3 +49,27 @@ def test_a_modern_template_over_a_legacy_host_is_refused_naming_why() -> None:
 )
 def test_matching_eras_and_hosts_without_expansion_pass(text: str, profile: HostProfile) -> None:
     refuse_era_mismatch("h", Path("t.j2"), text, profile)
+
+
+@pytest.mark.parametrize(
+    ("flavor", "version"), [("expressions", "3.9.3"), ("traditional_compatible", "3.9.1"), ("traditional", "3.9.1")]
+)
+def test_the_modern_template_fits_the_router_of_the_running_kong(flavor: str, version: str) -> None:
+    """Upstream's expression route (2026-06) only where Kong runs the expressions router; on
+    another router /rest/v1/ stays rest-v1's, as in upstream's 2026-03 file."""
+    import dataclasses
+
+    from supakong.inventory import load_inventory
+    from supakong.kong.target import KongTarget
+    from supakong.kong.validate import validate_kong_config
+    from supakong.render import render_kong_config
+    from supakong.secrets import Secrets
+
+    repo = Path(__file__).resolve().parents[2]
+    host = load_inventory(repo / "inventory" / "hosts.yml").host("sandbox-modern")
+    host = dataclasses.replace(host, secrets_env_file=None)
+    text = render_kong_config(host, Secrets({}), expansion=AWK, router_flavor=flavor)
+    assert ("expression: " in text) == (flavor == "expressions")
+    target = KongTarget(version=version, router_flavor=flavor)
+    errors = [f for f in validate_kong_config(text, target) if f.severity == "error"]
+    assert errors == [], errors
