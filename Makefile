@@ -24,11 +24,16 @@ deps:
 	  fi; \
 	fi
 
+# The dependencies come from requirements.lock, every file checked against its sha256
+# (--require-hashes); supakong itself is installed on top, editable, with no dependency
+# resolution of its own. Regenerate the lock after changing pyproject.toml's dependencies:
+#   pip-compile --generate-hashes --allow-unsafe --all-build-deps --extra test --strip-extras \
+#     --no-emit-index-url --no-emit-find-links -o requirements.lock pyproject.toml
 venv: .venv/.installed
-.venv/.installed: pyproject.toml
+.venv/.installed: pyproject.toml requirements.lock
 	/usr/bin/python3 -m venv .venv
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q --require-hashes -r requirements.lock
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
 # The editable install leaves supakong's own modules uncompiled, and with

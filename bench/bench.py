@@ -4,7 +4,9 @@ job (render kong-simple.yml, replace it, restart Kong only if it changed) on N s
     .venv/bin/python bench/bench.py [--sizes 1,10,30] [--runs 3] [--noop-runs 9] [--rtt-ms 50]   (make bench)
 
 For each N: a no-op converge (every host already has the file) and a change converge (every
-host's file was edited, so every tool replaces it and restarts Kong), each tool ``--runs``
+host's file was edited, so every tool replaces it; supakong loads it into the running Kong
+through its Admin API, ``supakong-restart`` and the other tools restart Kong; one Realtime
+WebSocket per host is held through the run and counted if dropped), each tool ``--runs``
 times round-robin on the same hosts; then the same with ``--rtt-ms`` of round-trip time added
 on the SSH links; N=1 once more with ``--probe-rtt-ms`` (200) added, to count the round
 trips per host; then the largest size below the top one again with every sandbox up (the
@@ -15,9 +17,10 @@ runs to latest.json: ``--report latest.json`` prints the report again from them)
 Fairness: all tools run at the same parallelism (forks/threads = 30, at most N), with strict
 host keys, and cold SSH (Ansible's ControlPersist masters are closed between runs). supakong
 runs ``deploy-kong --no-verify``: no Realtime WebSocket verification, but it still validates
-the file against Kong's schema, takes the host lock, backs up, replaces atomically, waits for
-Kong to be running and healthy and to stay up 2 s, checks inside the container that Kong
-sees the new file, prints Kong's logs and appends an audit line. The other tools only do
+the file against Kong's schema, takes the host lock, has the running Kong parse it, backs up,
+replaces atomically and appends an audit line; a change is posted to Kong's Admin API and
+confirmed by its configuration_hash (with ``--restart``: Kong is restarted, waited for until
+running and healthy and up 2 s, checked to see the new file, and its logs are printed). The other tools only do
 template + ``docker restart``. Each run is checked: files byte-identical to supakong's
 render, and exactly the expected number of Kong restarts (0 for a no-op, N for a change).
 """
@@ -511,7 +514,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"removed {stale} redirect rule(s) left by an interrupted run", flush=True)
 
     t0 = time.monotonic()
-    versions = ensure_venvs()
+    versions = ensure_venvs(tools)
     tool_setup = time.monotonic() - t0
     print(f"tools ready in {tool_setup:.1f}s: {versions}", flush=True)
     specs = fleet_specs(PREFIX, max(sizes + rtt_sizes), FIRST_INDEX)

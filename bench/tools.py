@@ -46,10 +46,13 @@ class Command:
     cwd: Path
 
 
-def ensure_venvs() -> dict[str, str]:
-    """Create bench/.venv-ansible and bench/.venv-pyinfra with pip (PyPI) if missing; return versions."""
+def ensure_venvs(tools: Sequence[str] = TOOLS) -> dict[str, str]:
+    """Create bench/.venv-ansible and bench/.venv-pyinfra with pip (PyPI) if missing, for the
+    ``tools`` of this run; return versions."""
     versions = {}
     for tool, (venv, package) in VENVS.items():
+        if tool not in tools:
+            continue
         binary = venv / "bin" / ("ansible-playbook" if tool == "ansible" else "pyinfra")
         if not binary.exists():
             subprocess.run(["/usr/bin/python3", "-m", "venv", str(venv)], check=True)

@@ -32,17 +32,19 @@ from .container import (
 )
 from .dokploy.apply import FileWriter, make_writer, stored_copy_drift
 from .dokploy.policy import PLAIN, choose_writer, writer_intent
+from .envoy import SWITCH_TO_KONG, envoy_detail, find_envoy
 from .envrefs import check_references, register_file_credentials
 from .eras import refuse_era_mismatch
 from .errors import DeployError, InventoryError, RestartError, TransportError, ValidationError, VerifyError
 from .faults import checkpoint
 from .hostlock import LockOwner, acquire, break_if_stale, lock_path, state_dir
 from .hostprofile import KONG, HostProfile, build_profile, kong_target
-from .inventory import HostConfig
+from .inventory import HostConfig, file_mode_warning
 from .listen_probe import ListenGate
 from .logs import LogLine, fetch_interleaved, format_log_lines
 from .look import look, look_held
 from .plan import HostState, Plan, loaded_marker, plan_deploy, unified_diff
+from .preflight import OK as PREFLIGHT_OK
 from .preflight import PreflightResult, judge, preflight_parse
 from .remote_file import STAMP_FORMAT, read_remote_file, read_remote_text, replace_file_atomically, restore_backup
 from .render import render_kong_config, sha256_text
@@ -142,6 +144,42 @@ def desired_config(host: HostConfig, secrets: Secrets, options: DeployOptions, p
         raise InventoryError(f"{options.file}: cannot read ({exc.strerror})") from None
 
 
+def refuse_shell_before_connecting(host: HostConfig, file: Path) -> None:
+    """A ``--file`` that the eval entrypoint of the inventory's ``kong_version`` (2.x) would
+    run as shell is refused before any connection (without a version, the validator refuses
+    it after the look, before the on-host preflight runs the same eval)."""
+    from .kong.expansion import findings_for_text
+    from .kong.target import KongTarget
+    from .kong.yaml_source import parse_source
+
+    if not host.kong_version:
+        return
+    target = KongTarget(host.kong_version)
+    if target.expansion != "eval":
+        return
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InventoryError(f"{file}: cannot read ({exc.strerror})") from None
+    spans = parse_source(text).spans
+    errors = [f for f in findings_for_text(text, spans, str(file), target) if f.severity == "error"]
+    if errors:
+        raise ValidationError(
+            f"{file}: {errors[0].path}: {errors[0].message} (kong_version {host.kong_version} of host {host.name});"
+            f" nothing was changed on {host.name}"
+        )
+
+
+def refuse_envoy(conn: HostConnection, host: HostConfig) -> None:
+    """Raise :class:`InventoryError` when the host's gateway is Envoy: a kong.yml is not
+    used there (see :mod:`supakong.envoy`); nothing is deployed."""
+    envoy = find_envoy(conn.engine())
+    if envoy is not None:
+        raise InventoryError(
+            f"{host.name}: {host.kong_container} does not exist and {envoy_detail(envoy)}; {SWITCH_TO_KONG}"
+        )
+
+
 def look_at_host(conn: HostConnection, host: HostConfig) -> HostState:
     """The file's hash/stat and both containers, in one command."""
     return look(conn, host.kong_config_path, host.kong_container, host.realtime_container)[0]
@@ -196,6 +234,10 @@ def deploy_host(host: HostConfig, options: DeployOptions, out: Output, task: str
         # Template errors are refused before any connection: rendered once here as if Kong held
         # every credential (the file is rendered for the credentials it holds after the look).
         render_kong_config(host, secrets, held=KONG_CREDENTIAL_NAMES)
+    elif not options.skip_validate:
+        refuse_shell_before_connecting(host, options.file)
+    if warning := file_mode_warning(host):
+        out.line(f"  ! {warning}", host.name)
     with HostConnection(host, accept_new=options.accept_new) as conn:
         owner: LockOwner | None = None
         held: HeldCommand | None = None
@@ -211,6 +253,8 @@ def deploy_host(host: HostConfig, options: DeployOptions, out: Output, task: str
             )
             result.timings["look"] = time.monotonic() - started
             register_env_secrets(state.kong.env)
+            if not state.kong.exists:
+                refuse_envoy(conn, host)
             # Rendered once Kong is known: the file references the credentials it holds.
             profile = build_profile(state.kong)
             text = desired_config(host, secrets, options, profile)
@@ -233,6 +277,9 @@ def deploy_host(host: HostConfig, options: DeployOptions, out: Output, task: str
             if plan.replace and (options.check or options.diff):
                 _print_diff(conn, host, state, text, out)
             if options.check:
+                if plan.changes and state.kong.exists:
+                    choice = choose_apply(state.kong, profile, replace=plan.replace, force_restart=options.restart)
+                    out.line(f"  would {choice.describe()}", host.name)
                 result.status = "pending" if plan.changes else "ok"
                 return _finish(result, started)
             if plan.changes:
@@ -382,6 +429,7 @@ def _apply(
     if not state.kong.exists:
         raise RestartError(f"{host.name}: container {host.kong_container} does not exist; nothing to restart")
     stamp = datetime.now(UTC).strftime(STAMP_FORMAT)
+    parsed = False  # Kong's own parse of this candidate passed (the reload need not repeat it)
     if plan.replace and options.skip_preflight and not options.skip_validate:
         out.line("  ! --skip-preflight: NOT asking the running Kong to parse the file first", host.name)
     elif plan.replace and not options.skip_validate:
@@ -390,12 +438,15 @@ def _apply(
                 conn.engine(), state.kong, text.encode("utf-8"), build_profile(state.kong).expansion
             )
         out.line(f"  {judge(check, host.name)}", host.name)
+        parsed = check.status == PREFLIGHT_OK
     profile = build_profile(state.kong)
     choice = choose_apply(state.kong, profile, replace=plan.replace, force_restart=options.restart)
     # A restart where a reload was wanted (not --restart, not a stopped Kong) is said loudly.
     loud = plan.replace and not choice.reload and not options.restart and state.kong.running
     out.line(f"  {'! ' if loud else ''}{choice.describe()}", host.name)
-    if choice.reload and _reload(conn, host, state, choice, text, options, out, result, secrets, stamp, writer):
+    if choice.reload and _reload(
+        conn, host, state, choice, text, options, out, result, secrets, stamp, writer, parsed=parsed
+    ):
         return
     if plan.replace:
         _replace(conn, host, state, text, out, result, stamp, writer)
@@ -470,13 +521,17 @@ def _reload(
     secrets: Secrets,
     stamp: str,
     writer: FileWriter | None = None,
+    *,
+    parsed: bool = False,
 ) -> bool:
     """Load the new config into the running Kong, then write the host's file and verify;
     False when the reload cannot run (the caller restarts instead, as before). Kong refusing
     the config raises :class:`ValidationError` before anything changed on the host."""
     profile = build_profile(state.kong)
     with result.timed("reload"):
-        outcome = reload_config(conn.engine(), host.kong_container, profile, choice, text.encode("utf-8"))
+        outcome = reload_config(
+            conn.engine(), host.kong_container, profile, choice, text.encode("utf-8"), parse=not parsed
+        )
     if outcome.result == REFUSED:
         raise ValidationError(
             f"{host.name}: Kong in {host.kong_container} refuses the new config ({outcome.detail}); nothing was"

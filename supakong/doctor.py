@@ -33,11 +33,13 @@ from invoke import Exit
 from . import fence
 from .checks import FAIL, MARKS, OK, SKIP, Check
 from .container import ContainerState, exec_in_container, inspect_container, probed_healthy
+from .discovery import ContainerSummary
 from .doctor_hash import RunningConfig, judge_running_config, read_running_config
 from .doctor_keys import KeyFacts, doctor_key_checks
 from .doctor_tables import TableReadiness, doctor_table_checks, host_table, read_table_readiness
 from .dokploy.apply import stored_copy_drift
 from .dokploy.policy import doctor_check, dokploy_notes
+from .envoy import SWITCH_TO_KONG, envoy_detail, find_envoy
 from .errors import DeployError, InventoryError, VerifyError
 from .eval_expansion import expand_like_eval
 from .fleet import HostAction
@@ -408,12 +410,15 @@ class DoctorFacts:
     effective_source: str = ""
     effective_note: str = ""
     mount_sha256: str | None = None
+    #: the reload marker names this file and this Kong (see :attr:`HostState.file_is_loaded`)
+    reloaded: bool = False
     target: KongTarget | None = None
     target_error: str = ""
     verification: HostVerification | None = None
     verification_note: str = ""
     now: float = 0.0
     tables: TableReadiness | None = None  # the db's readiness for postgres_changes
+    envoy: ContainerSummary | None = None  # an Envoy gateway, looked for when Kong is missing
     running_config: RunningConfig | None = None  # Kong's configuration_hash against the file's
     host_config: HostConfig | None = field(default=None, repr=False, compare=False)
     dokploy_drift: str | None = None  # Dokploy's stored copy is not the host's file (read through its API)
@@ -525,6 +530,12 @@ def check_config_loaded(f: DoctorFacts) -> Check:
         return Check(name, SKIP, f"{f.kong_container} is not running")
     if not f.file.exists:
         return Check(name, SKIP, f"{f.config_path} does not exist")
+    if f.reloaded:
+        # A single-file bind mount keeps its start-time inode: the container sees the new
+        # template only at its next start, which is the file Kong then renders and loads.
+        return Check(
+            name, OK, f"{f.config_path} was reloaded into {f.kong_container} through its Admin API (no restart)"
+        )
     if f.mount_sha256 is None:
         return Check(name, SKIP, f"could not read {f.config_mount} inside {f.kong_container}")
     if f.mount_sha256 != f.file.sha256:
@@ -551,6 +562,8 @@ def check_container(f: DoctorFacts, role: str) -> Check:
     title = f"{role} container"
     if state is None:
         return Check(title, SKIP, "not read: no SSH")
+    if not state.exists and role == "kong" and f.envoy is not None:
+        return Check(title, FAIL, f"{name} does not exist: {envoy_detail(f.envoy)}", SWITCH_TO_KONG)
     if not state.exists:
         return Check(
             title,
@@ -936,6 +949,7 @@ def read_host(conn: HostConnection, host: HostConfig, base: DoctorFacts) -> Doct
     api = conn.engine()
     effective, source, note = _effective_config(api, host, state.kong)
     mount_sha = _mount_sha256(api, host, state.kong)
+    envoy = None if state.kong.exists else find_envoy(api)
     content = live_text.encode("utf-8") if live_text is not None else None
     running = read_running_config(api, state.kong, build_profile(state.kong), content) if content is not None else None
     # "starting" only means Docker's first probe is still an interval away: run the
@@ -953,8 +967,10 @@ def read_host(conn: HostConnection, host: HostConfig, base: DoctorFacts) -> Doct
         effective_note=note,
         mount_sha256=mount_sha,
         running_config=running,
+        reloaded=state.file_is_loaded,
         target=target,
         target_error=target_error,
+        envoy=envoy,
     )
 
 

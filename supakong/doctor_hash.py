@@ -182,12 +182,10 @@ def judge_running_config(
         return replace(loaded, notes=(*loaded.notes, f"configuration_hash not compared: {running.note}"))
     short_running, short_file = running.running_hash[:12], running.file_hash[:12]
     if running.running_hash == running.file_hash:
-        return Check(
-            loaded.name,
-            OK,
-            f"Kong runs {config_path}: configuration_hash {short_running} = md5 of the file as the"
-            " entrypoint renders it",
-        )
+        same = f"configuration_hash {short_running} = md5 of the file as the entrypoint renders it"
+        if loaded.status == OK:  # the other evidence agrees: keep its words, add the hash's
+            return replace(loaded, notes=(*loaded.notes, same))
+        return Check(loaded.name, OK, f"Kong runs {config_path}: {same}")
     if running.running_hash == ZERO_HASH and _before_hash_fix(running.kong_version):
         why = (
             f"Kong {running.kong_version} reports configuration_hash {ZERO_HASH[:12]}… for a config loaded"

@@ -105,14 +105,14 @@ def _credential_line(f: KeyFacts, held: str) -> tuple[str, str] | None:
     """Why the anon consumer has no credential for ``held`` (None: it has)."""
     if f.source is not None and "$SUPABASE_PUBLISHABLE_KEY" not in f.source and held not in f.source:
         return (
-            "key not configured in kong.yml: consumer anon has no `- key: $SUPABASE_PUBLISHABLE_KEY` credential",
-            "add `- key: $SUPABASE_PUBLISHABLE_KEY` under consumer anon's keyauth_credentials (upstream's"
+            "key not configured in kong.yml: consumer anon has no keyauth credential $SUPABASE_PUBLISHABLE_KEY",
+            "add the line `- key: $SUPABASE_PUBLISHABLE_KEY ` under consumer anon's keyauth_credentials (upstream's"
             " kong.yml has it; `fab deploy-kong` with templates/kong-2026.yml.j2 renders it) and restart Kong",
         )
     if f.loaded is not None and held not in f.loaded:
         return (
-            "Kong loaded no credential for the publishable key: its `- key:` line was empty when Kong"
-            " started, and kong-entrypoint.sh deletes empty `- key:` lines",
+            "Kong loaded no credential for the publishable key, as its key line was empty when Kong"
+            " started, and kong-entrypoint.sh deletes empty key lines",
             f"restart {f.kong_container} now that SUPABASE_PUBLISHABLE_KEY is set, so its entrypoint expands the"
             " line again",
         )

@@ -82,6 +82,17 @@ class HostConfig:
     dokploy_api_key_env: str | None = None
 
 
+def file_mode_warning(host: HostConfig) -> str:
+    """A warning when the config file will be readable by every user of the host while it
+    holds the keys in clear (``kong_secrets: inline``); '' otherwise."""
+    if host.kong_secrets == INLINE and host.file_mode & 0o004:
+        return (
+            f"hosts/{host.name}/kong_config_mode: {host.file_mode:04o} makes {host.kong_config_path} readable by every"
+            " user of the host, and with kong_secrets: inline it holds the service_role key in clear: use 0640"
+        )
+    return ""
+
+
 @dataclass(frozen=True)
 class Inventory:
     """A loaded inventory: the hosts by name, and the groups each belongs to."""
@@ -320,6 +331,12 @@ def _host_config(path: Path, name: str, chain: tuple[str, ...], values: dict[str
     if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", public_url):
         raise f.fail("public_url", f"expected http(s)://host[:port], got {public_url!r}")
     mode = f.text("kong_config_mode", "0640", re.compile(r"0?[0-7]{3}"))
+    if int(mode, 8) & 0o133:
+        raise f.fail(
+            "kong_config_mode",
+            f"{mode} lets others than the owner write the file or makes it executable; Kong only"
+            " reads it: use 0640 (0644 at most)",
+        )
     template, searched = f.template("kong_template", DEFAULT_TEMPLATE)
     return HostConfig(
         name=name,

@@ -43,6 +43,8 @@ cat "${path%/*}/.supakong/loaded" 2>/dev/null
 echo '### lock'
 if [ -z "$lock" ]; then
   echo none
+elif [ -n "$details" ] && [ -L "${lock%/*}" ]; then
+  echo "error ${lock%/*} is a symbolic link: refusing to follow it (remove it)"
 elif [ -n "$details" ] && err=$(mkdir -p "$(dirname "$lock")" 2>&1) && mkdir "$lock" 2>/dev/null; then
   # A lock without its details could never be released or judged stale: undo it.
   if err=$(printf '%s\n' "$details" 2>&1 > "$lock/details"); then

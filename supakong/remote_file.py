@@ -49,7 +49,7 @@ _STAT_SCRIPT = "p=$1\n" + STAT_SH
 #: must be the one we sent (a cut connection ends stdin early: nothing is replaced); the
 #: target must still have the sha256 we planned against (compare-and-swap); then backup,
 #: rename, pruning. Exit 5: cannot write the temp file (stdout: free bytes), 6: incomplete,
-#: 3: the target changed since it was read.
+#: 3: the target changed since it was read, 7: a symbolic link where the backup goes.
 _REPLACE_SCRIPT = r"""
 set -eu
 path=$1 tmp=$2 backup=$3 expected=$4 mode=$5 keep=$6 new=$7
@@ -68,6 +68,10 @@ if [ "$current" != "$expected" ]; then
 fi
 chmod "$mode" "$tmp"
 if [ -e "$path" ]; then
+  # Never through a symbolic link: .supakong, its backups dir or a backup pointing elsewhere.
+  for link in "$(dirname "$(dirname "$backup")")" "$(dirname "$backup")" "$backup"; do
+    if [ -L "$link" ]; then echo "$link is a symbolic link: refusing to follow it (remove it)" >&2; exit 7; fi
+  done
   mkdir -p "$(dirname "$backup")"
   cp -p "$path" "$backup"
   chown --reference="$path" "$tmp" 2>/dev/null || true

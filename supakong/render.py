@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
+import os
 import re
 import threading
 from collections.abc import Collection
@@ -123,8 +125,11 @@ def _environment(directory: str) -> jinja2.Environment:
     Jinja2 is imported on first use, not with the module (~30 ms): tasks that render
     nothing (logs, audit, backups, verify-realtime) start without it."""
     import jinja2
+    import jinja2.sandbox
 
-    env = jinja2.Environment(
+    # Sandboxed: a template (anyone's who can write the checkout, and rendered as root by a
+    # root timer) cannot reach Python's internals (``''.__class__.__mro__``…) to run code.
+    env = jinja2.sandbox.SandboxedEnvironment(
         loader=jinja2.FileSystemLoader(directory),
         undefined=jinja2.StrictUndefined,
         finalize=_pass_context(refuse_unsafe_values),
@@ -161,7 +166,7 @@ def bytecode_cache() -> jinja2.FileSystemBytecodeCache | None:
             except OSError:
                 pass
 
-    settings = repr((sorted(_OPTIONS.items()), refuse_unsafe_values.__qualname__, sorted(_FILTERS)))
+    settings = repr((sorted(_OPTIONS.items()), refuse_unsafe_values.__qualname__, sorted(_FILTERS), "sandboxed"))
     digest = hashlib.sha256(settings.encode()).hexdigest()[:12]
     try:
         return _SkippableCache(pattern=f"__supakong_{digest}_%s.cache")
@@ -234,7 +239,11 @@ def render_kong_config(
 def _refused(path: Path, line: str, exc: _Refused, secrets: Secrets, rules: EntrypointRules) -> str:
     """The one-line refusal of a rendered value: the template line, the secrets that cannot be
     written safely (by name, never by value) and what to do."""
-    era = "Kong 2.8's shell eval entrypoint" if rules.expansion == EVAL else "Supabase's kong entrypoint"
+    era = (
+        "Kong 2.8's shell eval entrypoint (supabase/supabase docker/docker-compose.yml, the kong service)"
+        if rules.expansion == EVAL
+        else "Supabase's kong-entrypoint.sh (supabase/supabase docker/volumes/api/)"
+    )
     names = secrets_in(exc.value, dict(secrets.values), rules)
     if names:
         return (
@@ -268,10 +277,28 @@ def render_string(source: str) -> str:
     """Render template text with the options every template is rendered with and no
     variables (what an imported template gives back: see :mod:`supakong.adopt.importer`)."""
     import jinja2
+    import jinja2.sandbox
 
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, finalize=_pass_context(refuse_unsafe_values), **_OPTIONS)
+    env = jinja2.sandbox.SandboxedEnvironment(
+        undefined=jinja2.StrictUndefined, finalize=_pass_context(refuse_unsafe_values), **_OPTIONS
+    )
     env.filters.update(_FILTERS)
     return env.from_string(source).render()
+
+
+def write_private_file(path: Path, text: str) -> None:
+    """Write a rendered file (it may hold secrets) readable by us only, never through a
+    symbolic link (``O_NOFOLLOW``: a link planted at ``--out`` would send the secrets to its
+    target); an existing, wider file is narrowed before anything is written."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise RenderError(f"{path}: is a symbolic link; refusing to write the rendered file through it") from None
+        raise RenderError(f"{path}: cannot write ({exc.strerror})") from None
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
 
 
 def sha256_text(text: str) -> str:

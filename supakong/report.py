@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import threading
 import time
@@ -50,6 +51,17 @@ class HostResult:
         }
 
 
+#: What a terminal would act on rather than show (escape sequences that move the cursor,
+#: retitle the window, rewrite earlier lines): never written as is. Tabs stay.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(row: str) -> str:
+    """``row`` with every control character written as ``\\xNN`` (a container's log line
+    with ESC sequences is shown, not obeyed)."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", row)
+
+
 class Output:
     """A thread-safe, masking line printer; prefixes lines with the host when many run."""
 
@@ -63,7 +75,7 @@ class Output:
         prefix = f"[{host}] " if host and self.prefix_hosts else ""
         with self._lock:
             for row in mask(text).splitlines() or [""]:
-                self.stream.write(f"{prefix}{row}\n")
+                self.stream.write(f"{prefix}{printable(row)}\n")
             self.stream.flush()
 
     def lines(self, rows: Sequence[str], host: str | None = None) -> None:

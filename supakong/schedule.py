@@ -40,6 +40,68 @@ class ScheduleError(DeployError):
     """A schedule that cannot be written (bad interval, calendar or name)."""
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def refuse_control_characters(what: str, value: str) -> str:
+    """``value`` for a unit field or a cron line, refused if it holds a control character
+    (a newline would start another ``Key=`` line in a unit, another job in a crontab)."""
+    if _CONTROL.search(value):
+        raise ScheduleError(f"{what}: {value!r} holds a control character (a newline would add a line)")
+    return value
+
+
+# -- who runs it -------------------------------------------------------------------------
+def service_user(
+    *, user_mode: bool, euid: int, environ: Mapping[str, str], run_as: str | None, as_root: bool
+) -> str | None:
+    """The ``User=`` of the service (None: none written). A user unit runs as its user. A
+    system unit installed as root runs as ``run_as``, else ``$SUDO_USER`` (who ran sudo);
+    root only with ``as_root`` (then :func:`not_root_owned` must find nothing). Installed
+    by another user: that user."""
+    if user_mode:
+        return None
+    if euid != 0:
+        return run_as or environ.get("USER") or None
+    if as_root:
+        if run_as not in (None, "root"):
+            raise ScheduleError("give --run-as USER or --as-root, not both")
+        return None
+    chosen = run_as or environ.get("SUDO_USER") or ""
+    if not chosen or chosen == "root":
+        raise ScheduleError(
+            "as root, schedule-redeploy writes a unit that runs as a non-root user: run it with sudo"
+            " (User= is then $SUDO_USER), or pass --run-as USER; --as-root runs it as root, only"
+            " if every file it runs (venv, inventory, template, ssh config) is root's alone"
+        )
+    if not re.fullmatch(r"[a-z_][a-z0-9_.-]{0,31}\$?", chosen):
+        raise ScheduleError(f"--run-as: {chosen!r} is not a user name")
+    return chosen
+
+
+def not_root_owned(paths: Sequence[Path]) -> list[str]:
+    """Of ``paths`` and every directory above them, those another user than root could change
+    (owned by another user, or writable by group or others; a symlink is judged by its
+    target and its own directory): what a root timer must not run or read. One line each."""
+    found: dict[str, str] = {}
+    for path in paths:
+        for each in (path, *path.parents):
+            key = str(each)
+            if key in found:
+                continue
+            try:
+                st = each.stat()
+            except OSError:
+                continue  # not there: nothing to run from it
+            if st.st_uid != 0:
+                found[key] = f"{each} is owned by uid {st.st_uid}"
+            elif st.st_mode & 0o022 and not (each.is_dir() and st.st_mode & 0o1000):
+                found[key] = f"{each} is writable by {'group' if st.st_mode & 0o020 else 'others'}"
+            else:
+                found[key] = ""
+    return [why for why in found.values() if why]
+
+
 def parse_duration(text: str, flag: str = "--every", minimum: int = 0) -> int:
     """Seconds in a duration like ``90s``, ``15m``, ``1h``, ``1h30m`` or ``1d`` (at least ``minimum``)."""
     compact = text.strip().lower().replace(" ", "")
@@ -169,6 +231,8 @@ def parse_exec_line(line: str) -> list[str]:
 def cron_line(seconds: int, argv: Sequence[str], lock: Path, output: Path | None = None) -> str:
     """A crontab line: the schedule, ``flock -n LOCK`` (a run still going makes the next one
     exit at once) and the command, with ``%`` escaped (cron turns a bare ``%`` into a newline)."""
+    for word in (str(lock), *argv, str(output or "")):
+        refuse_control_characters("cron line", word)
     command = shlex.join(["flock", "-n", str(lock), *argv])
     if output:
         command += f" >>{shlex.quote(str(output))} 2>&1"
@@ -190,6 +254,12 @@ class Schedule:
     description: str = "supakong: redeploy Kong's declarative config where it drifted"
 
     def __post_init__(self) -> None:
+        for what, value in (
+            ("--on-calendar", self.on_calendar),
+            ("User=", self.user),
+            ("Description=", self.description),
+        ):
+            refuse_control_characters(what, value or "")
         if (self.every is None) == (self.on_calendar is None):
             raise ScheduleError("give exactly one of --every INTERVAL or --on-calendar EXPR")
         if self.on_calendar is not None and (not self.on_calendar.strip() or "\n" in self.on_calendar):
@@ -216,8 +286,11 @@ class Schedule:
 def render_units(schedule: Schedule, templates: Path = TEMPLATES) -> dict[str, str]:
     """``{file name: text}`` of the service and the timer."""
     import jinja2  # only this task renders units: not loaded with every `fab` start-up
+    import jinja2.sandbox
 
-    env = jinja2.Environment(
+    # Sandboxed: a template (the checkout's, writable by whoever owns it) cannot reach
+    # Python's internals (``''.__class__.__mro__``…) to run code as the installing user.
+    env = jinja2.sandbox.SandboxedEnvironment(
         loader=jinja2.FileSystemLoader(str(templates)),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
@@ -227,6 +300,7 @@ def render_units(schedule: Schedule, templates: Path = TEMPLATES) -> dict[str, s
     )
     context = {
         "s": schedule,
+        "writable": writable_paths(schedule.argv),
         "exec_start": exec_line(schedule.argv),
         "timeout": systemd_timespan(schedule.timeout),
         "every": systemd_timespan(schedule.every) if schedule.every else None,
@@ -236,6 +310,15 @@ def render_units(schedule: Schedule, templates: Path = TEMPLATES) -> dict[str, s
         schedule.service_name: env.get_template(SERVICE_TEMPLATE).render(context),
         schedule.timer_name: env.get_template(TIMER_TEMPLATE).render(context),
     }
+
+
+def writable_paths(argv: Sequence[str]) -> str:
+    """``ReadWritePaths=`` of the hardened service: the directory of the ``--log`` in
+    ``argv`` (the log, its lock), quoted for systemd; '' if none."""
+    words = list(argv)
+    if "--log" in words[:-1]:
+        return systemd_quote(str(Path(words[words.index("--log") + 1]).parent))
+    return ""
 
 
 def unit_dir(root: Path, user_mode: bool, home: Path) -> Path:

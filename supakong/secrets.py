@@ -72,12 +72,22 @@ _KEY_HEADER = re.compile(r"(?i)\b((?:apikey|x-api-key|authorization)\s*:\s*(?:be
 #: A value under a field named like a credential (``password: x``, ``"secret": "x"``,
 #: ``SUPABASE_ANON_KEY=x``, ``+    key: x`` in a diff): masked whether or not it was ever
 #: registered (an old file's short password), unless it is a ``$NAME`` reference.
+_FIELD_NAME = r"(?:password|passwd|secret|key|[A-Za-z0-9_]*_(?:key|secret|password))"
+_NOT_A_REFERENCE = r"""(?!["']?\$\{?[A-Za-z_][A-Za-z0-9_]*\}?["']?(?:[\s,}\#]|$))"""
+_FIELD_VALUE = r"""("[^"\n]*"|'[^'\n]*'|[^\s,}\n]+)"""
 _FIELD = re.compile(
-    r"""(?<![A-Za-z0-9_.\[\]/-])
-    (["']?(?:password|passwd|secret|key|[A-Za-z0-9_]*_(?:key|secret|password))["']?[ \t]*[:=][ \t]*)
-    (?!["']?\$\{?[A-Za-z_][A-Za-z0-9_]*\}?["']?(?:[\s,}\#]|$))
-    ("[^"\n]*"|'[^'\n]*'|[^\s,}\n]+)""",
-    re.IGNORECASE | re.MULTILINE | re.VERBOSE,
+    "|".join(
+        (
+            # a YAML key at the start of a line (a diff's +/- first): `    password: x`, `- key: x`
+            rf"(?m:^(?P<yaml>[+ -]?[ \t]*(?:-[ \t]+)?{_FIELD_NAME}[ \t]*:[ \t]*)"
+            rf"{_NOT_A_REFERENCE}(?P<v1>{_FIELD_VALUE}))",
+            # a JSON member anywhere: `"secret": "x"`
+            rf"(?P<json>\"{_FIELD_NAME}\"[ \t]*:[ \t]*){_NOT_A_REFERENCE}(?P<v2>\"[^\"\n]*\")",
+            # NAME=value (an env file, a query): `SUPABASE_ANON_KEY=x`
+            rf"(?<![A-Za-z0-9_.\[\]/-])(?P<env>{_FIELD_NAME}=){_NOT_A_REFERENCE}(?P<v3>{_FIELD_VALUE})",
+        )
+    ),
+    re.IGNORECASE,
 )
 
 _lock = threading.Lock()
@@ -142,9 +152,10 @@ def _short_words() -> re.Pattern[str] | None:
 
 
 def _mask_field(match: re.Match[str]) -> str:
-    value = match.group(2)
+    name = match.group("yaml") or match.group("json") or match.group("env")
+    value = match.group("v1") or match.group("v2") or match.group("v3")
     quote = value[0] if value[0] in "'\"" and len(value) > 1 and value[-1] == value[0] else ""
-    return f"{match.group(1)}{quote}{MASK}{quote}"
+    return f"{name}{quote}{MASK}{quote}"
 
 
 def _longest_first() -> tuple[tuple[str, ...], list[int]]:

@@ -79,6 +79,58 @@ class CommandResult:
         return mask(" | ".join(tail))
 
 
+def known_hosts_files(ssh_config: Any) -> tuple[list[Path], list[Path]]:
+    """The user and global known_hosts files an ssh config (one host's) names."""
+    user = ssh_config.get("userknownhostsfile", DEFAULT_KNOWN_HOSTS)
+    glob = ssh_config.get("globalknownhostsfile", DEFAULT_GLOBAL_KNOWN_HOSTS)
+    return (
+        [Path(os.path.expanduser(p)) for p in _split_paths(user)],
+        [Path(os.path.expanduser(p)) for p in _split_paths(glob)],
+    )
+
+
+def install_host_key_policy(client: paramiko.SSHClient, ssh_config: Any, accept_new: bool) -> list[Path]:
+    """Load the known_hosts files ``ssh_config`` names into ``client`` and refuse an unknown
+    key (remember it with ``accept_new`` or ``StrictHostKeyChecking accept-new``/``no``); a
+    changed key is always refused. For the final host and every ProxyJump hop alike.
+    Returns the user known_hosts files (for the messages)."""
+    user_files, global_files = known_hosts_files(ssh_config)
+    for path in global_files:
+        if path.is_file():
+            client.load_system_host_keys(str(path))
+    for path in user_files:
+        if path.is_file():
+            client.load_host_keys(str(path))
+    strict = str(ssh_config.get("stricthostkeychecking", "yes")).lower()
+    if accept_new or strict in ("accept-new", "no", "off"):
+        client.set_missing_host_key_policy(_AcceptNewPolicy(user_files[0]))
+    else:
+        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    return user_files
+
+
+def unknown_key_message(hostname: str, port: object, known: Sequence[Path]) -> str:
+    """Why an unknown host key is refused, and how to check and add it."""
+    files = " ".join(str(p) for p in known)
+    scan = f"ssh-keyscan -p {port} {hostname}" if str(port) != "22" else f"ssh-keyscan {hostname}"
+    return (
+        f"host key is unknown (looked in {files}); refusing to"
+        f" connect. Check the fingerprint on the server (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub)"
+        f" against `{scan} | ssh-keygen -lf -`, then add it: `{scan} >> {known[0]}`"
+        " (or pass --accept-new to trust it on first use)"
+    )
+
+
+def changed_key_message(exc: paramiko.BadHostKeyException, hostname: str) -> str:
+    """Why a changed host key is refused."""
+    got = exc.key.get_fingerprint().hex()
+    return (
+        f"HOST KEY HAS CHANGED (got {exc.key.get_name()} {got});"
+        " refusing to connect: this may be an attack. If the server was reinstalled, remove the"
+        f" old key with `ssh-keygen -R {hostname}` and verify the new one."
+    )
+
+
 class _AcceptNewPolicy(paramiko.MissingHostKeyPolicy):
     """OpenSSH's ``accept-new``: remember an unknown key, still refuse a changed one."""
 
@@ -86,7 +138,10 @@ class _AcceptNewPolicy(paramiko.MissingHostKeyPolicy):
         self.known_hosts = known_hosts
 
     def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
-        self.known_hosts.parent.mkdir(parents=True, exist_ok=True)
+        # OpenSSH's own: ~/.ssh is the user's alone (0700, whatever the umask).
+        if not self.known_hosts.parent.exists():
+            self.known_hosts.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self.known_hosts.parent.chmod(0o700)
         with self.known_hosts.open("a", encoding="utf-8") as fh:
             fh.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
         client.get_host_keys().add(hostname, key.get_name(), key)
@@ -215,9 +270,15 @@ class _Connection(fabric.Connection):
     inline_ssh_env: bool | None = None
     #: The inventory host this connection (or ProxyJump hop) is for, named by the fence.
     fence_name: str = ""
+    #: OpenSSH's ``StrictHostKeyChecking accept-new`` for this connection and every hop.
+    accept_new: bool = False
+    #: For a ProxyJump hop, its name in the ssh config (empty for the final host).
+    hop: str = ""
 
-    def __init__(self, *args: Any, fence_name: str, **kwargs: Any) -> None:
-        object.__setattr__(self, "fence_name", fence_name)  # get_gateway() needs it already
+    def __init__(self, *args: Any, fence_name: str, accept_new: bool = False, hop: str = "", **kwargs: Any) -> None:
+        object.__setattr__(self, "fence_name", fence_name)  # get_gateway() needs them already
+        object.__setattr__(self, "accept_new", accept_new)
+        object.__setattr__(self, "hop", hop)
         super().__init__(*args, **kwargs)
 
     def __setattr__(self, key: str, value: Any) -> None:
@@ -237,7 +298,21 @@ class _Connection(fabric.Connection):
             sock = fence.connect(what, self.host, int(self.port), self.connect_timeout)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.connect_kwargs["sock"] = sock
-        return super().open()
+        if not self.hop:
+            return super().open()
+        # Fabric gives a hop AutoAddPolicy and no known_hosts: verify it as the final host is.
+        known = install_host_key_policy(self.client, self.ssh_config, self.accept_new)
+        try:
+            return super().open()
+        except paramiko.BadHostKeyException as exc:
+            raise TransportError(f"{self._hop_name()}: {changed_key_message(exc, self.host)}") from None
+        except paramiko.SSHException as exc:
+            if "not found in known_hosts" not in str(exc):
+                raise
+            raise TransportError(f"{self._hop_name()}: {unknown_key_message(self.host, self.port, known)}") from None
+
+    def _hop_name(self) -> str:
+        return f"{self.fence_name}: jump host {self.hop} ({self.host}:{self.port})"
 
     def get_gateway(self) -> Any:
         """Fabric's gateway, with each ProxyJump hop one of these (so its own dial is
@@ -248,7 +323,12 @@ class _Connection(fabric.Connection):
         for hop in reversed(self.ssh_config["proxyjump"].split(",")):
             if self.derive_shorthand(hop)["host"] == self.host:
                 return None  # we appear to be our own proxy (ssh config wildcards)
-            kwargs: dict[str, Any] = {"config": self.config.clone(), "fence_name": self.fence_name}
+            kwargs: dict[str, Any] = {
+                "config": self.config.clone(),
+                "fence_name": self.fence_name,
+                "accept_new": self.accept_new,
+                "hop": hop,
+            }
             if gateway is not None:
                 kwargs["gateway"] = gateway
             gateway = _Connection(hop, **kwargs)
@@ -314,6 +394,7 @@ class HostConnection:
             connect_timeout=self.connect_timeout,
             connect_kwargs=connect_kwargs,
             fence_name=self.host.name,
+            accept_new=self.accept_new,
         )
 
     def _early_channels(self, names: Collection[str]) -> tuple[_EarlyChannel, ...]:
@@ -354,28 +435,10 @@ class HostConnection:
 
     def known_hosts_files(self) -> tuple[list[Path], list[Path]]:
         """The user and global known_hosts files this host's ssh config names."""
-        cfg = self._fabric.ssh_config
-        user = cfg.get("userknownhostsfile", DEFAULT_KNOWN_HOSTS)
-        glob = cfg.get("globalknownhostsfile", DEFAULT_GLOBAL_KNOWN_HOSTS)
-        return (
-            [Path(os.path.expanduser(p)) for p in _split_paths(user)],
-            [Path(os.path.expanduser(p)) for p in _split_paths(glob)],
-        )
+        return known_hosts_files(self._fabric.ssh_config)
 
     def _install_host_key_policy(self) -> None:
-        client: paramiko.SSHClient = self._fabric.client
-        user_files, global_files = self.known_hosts_files()
-        for path in global_files:
-            if path.is_file():
-                client.load_system_host_keys(str(path))
-        for path in user_files:
-            if path.is_file():
-                client.load_host_keys(str(path))
-        strict = str(self._fabric.ssh_config.get("stricthostkeychecking", "yes")).lower()
-        if self.accept_new or strict in ("accept-new", "no", "off"):
-            client.set_missing_host_key_policy(_AcceptNewPolicy(user_files[0]))
-        else:
-            client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        install_host_key_policy(self._fabric.client, self._fabric.ssh_config, self.accept_new)
 
     def open(self) -> HostConnection:
         """Connect and authenticate, verifying the host key; idempotent."""
@@ -416,22 +479,11 @@ class HostConnection:
 
     def _unknown_key_message(self) -> str:
         hostname, port = self.address.rsplit(":", 1)
-        files = " ".join(str(p) for p in self.known_hosts_files()[0])
-        scan = f"ssh-keyscan -p {port} {hostname}" if port != "22" else f"ssh-keyscan {hostname}"
-        return (
-            f"{self.host.name} ({self.address}): host key is unknown (looked in {files}); refusing to"
-            f" connect. Check the fingerprint on the server (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub)"
-            f" against `{scan} | ssh-keygen -lf -`, then add it: `{scan} >> {self.known_hosts_files()[0][0]}`"
-            " (or pass --accept-new to trust it on first use)"
-        )
+        message = unknown_key_message(hostname, port, self.known_hosts_files()[0])
+        return f"{self.host.name} ({self.address}): {message}"
 
     def _changed_key_message(self, exc: paramiko.BadHostKeyException) -> str:
-        got = exc.key.get_fingerprint().hex()
-        return (
-            f"{self.host.name} ({self.address}): HOST KEY HAS CHANGED (got {exc.key.get_name()} {got});"
-            " refusing to connect: this may be an attack. If the server was reinstalled, remove the"
-            f" old key with `ssh-keygen -R {self.address.rsplit(':', 1)[0]}` and verify the new one."
-        )
+        return f"{self.host.name} ({self.address}): {changed_key_message(exc, self.address.rsplit(':', 1)[0])}"
 
     @property
     def transport(self) -> paramiko.Transport:

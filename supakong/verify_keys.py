@@ -5,12 +5,12 @@ Today's self-hosted Supabase has two kinds of API keys
 (HS256, signed with ``JWT_SECRET``) and the opaque publishable key (``sb_publishable_…``),
 which Kong's request-transformer turns into the pre-signed ES256 ``ANON_KEY_ASYMMETRIC`` on
 the realtime-v1-ws route (``$LUA_RT_WS_EXPR`` of kong-entrypoint.sh) and which Realtime then
-verifies against ``API_JWT_JWKS``. supabase-js sends either as ``?apikey=`` and as the join's
+verifies against ``API_JWT_JWKS``. supabase-js sends either as the apikey query parameter and as the join's
 ``access_token``; supakong probes with the publishable key where the host has one (what
 current clients use) and with the legacy JWT where it has one.
 
 A refused probe is diagnosed by the generic tables (:mod:`supakong.verify_diagnose`);
-:func:`for_key` then says what the answer means for a publishable key: Kong's 401
+:func:`for_key` then says what the answer means for a publishable key. Kong's 401
 "Unauthorized" is a key Kong does not know, Realtime's "not a valid JWT" is a key that
 reached it untranslated, the signer errors are Realtime's missing JWKS or kid.
 """
@@ -40,17 +40,18 @@ UNTRANSLATED_FIX = (
     " and set both opaque keys in the Kong container, then restart Kong; see " + AUTH_KEYS_DOCS
 )
 UNKNOWN_KEY_CAUSE = (
-    "Kong does not know the publishable key: no keyauth credential `- key: $SUPABASE_PUBLISHABLE_KEY` is loaded"
+    "Kong does not know the publishable key (no keyauth credential $SUPABASE_PUBLISHABLE_KEY is loaded)"
     " (SUPABASE_PUBLISHABLE_KEY empty or different in the Kong container, and kong-entrypoint.sh deletes the"
-    " empty `- key:` line), or the key supakong has is not the host's"
+    " empty key line), or the key supakong has is not the host's"
 )
 UNKNOWN_KEY_FIX = (
     "set SUPABASE_PUBLISHABLE_KEY (and SUPABASE_SECRET_KEY, ANON_KEY_ASYMMETRIC, SERVICE_ROLE_KEY_ASYMMETRIC) in"
-    " the Kong service's environment from .env, keep the anon consumer's `- key: $SUPABASE_PUBLISHABLE_KEY` in"
+    " the Kong service's environment from .env, keep the anon consumer's keyauth credential"
+    " $SUPABASE_PUBLISHABLE_KEY in"
     " kong.yml and recreate Kong; see " + AUTH_KEYS_DOCS
 )
 NO_JWKS_CAUSE = (
-    "Realtime has no JWKS to verify the ES256 JWT Kong makes from the publishable key: API_JWT_JWKS is not set"
+    "Realtime has no JWKS to verify the ES256 JWT Kong makes from the publishable key, because API_JWT_JWKS is not set"
     " on Realtime (upstream's docker-compose.yml ships `#API_JWT_JWKS: ${JWT_JWKS}` commented out)"
 )
 NO_JWKS_FIX = (

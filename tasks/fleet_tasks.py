@@ -5,6 +5,8 @@ when a task runs (``fab --list`` and every other task do not pay for them)."""
 from __future__ import annotations
 
 import os
+import pwd
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +15,7 @@ from fabric import task
 from invoke import Context, Exit
 
 from supakong.redeploy import DEFAULT_LOCK_WAIT
-from supakong.runner import exits_cleanly, fail, inventory_path, select_hosts
+from supakong.runner import Task, exits_cleanly, fail, inventory_path, select_hosts
 from supakong.schedule import DEFAULT_UNIT
 
 
@@ -79,6 +81,27 @@ def _supakong_executable() -> str:
     return str(script) if script.exists() else sys.executable
 
 
+def _refuse_unless_root_owned(inventory: Path) -> None:
+    """``--as-root``: every file the root timer runs or reads (the venv and its interpreter,
+    supakong's code, the inventory, the templates, the ssh configs) and the directories above
+    them must be root's alone: whoever can write one of them would run code as root."""
+    import sysconfig
+
+    import supakong
+    from supakong.inventory import load_inventory
+    from supakong.schedule import ScheduleError, not_root_owned
+
+    script = Path(_supakong_executable())
+    paths = [script, Path(os.path.realpath(sys.executable)), Path(supakong.__file__).parent, inventory]
+    paths += [Path(sysconfig.get_paths()["purelib"])]
+    for host in load_inventory(inventory).hosts.values():
+        paths += [host.template] + ([host.ssh_config_file] if host.ssh_config_file else [])
+    paths.append(Path.home() / ".ssh" / "config")
+    found = not_root_owned(paths)
+    if found:
+        raise ScheduleError(f"--as-root: {found[0]}" + (f" (and {len(found) - 1} more)" if len(found) > 1 else ""))
+
+
 @task(
     help={
         "every": "Run every INTERVAL: 15m, 1h, 1h30m, 1d (default 15m unless --on-calendar)",
@@ -94,7 +117,10 @@ def _supakong_executable() -> str:
         "log": "The redeploy log (default ~/.local/state/supakong/redeploy.log)",
         "webhook": "POST the run's JSON here on failure (written into the unit: 0600 then)",
         "name": f"Unit name (default {DEFAULT_UNIT})",
-    }
+        "run-as": "As root: the non-root user the unit runs as (User=; default $SUDO_USER)",
+        "as-root": "As root: run the unit as root, only if every file it runs is root's alone",
+    },
+    klass=Task,
 )
 @exits_cleanly
 def schedule_redeploy(
@@ -112,6 +138,8 @@ def schedule_redeploy(
     log: str | None = None,
     webhook: str | None = None,
     name: str = DEFAULT_UNIT,
+    run_as: str | None = None,
+    as_root: bool = False,
 ) -> None:
     """Write a systemd timer (or print a cron line) that runs `redeploy` unattended."""
     from supakong.redeploy import check_webhook_url, default_log_path
@@ -126,6 +154,7 @@ def schedule_redeploy(
         parse_interval,
         redeploy_command,
         render_units,
+        service_user,
         unit_dir,
     )
 
@@ -137,7 +166,19 @@ def schedule_redeploy(
             check_webhook_url(webhook)
         except ValueError as exc:
             fail(str(exc))
-    log_path = (Path(log).expanduser() if log else default_log_path()).absolute()
+    try:
+        runs_as = service_user(
+            user_mode=user or cron, euid=os.geteuid(), environ=os.environ, run_as=run_as, as_root=as_root
+        )
+    except ScheduleError:
+        if install:
+            raise
+        runs_as = None  # printed only: the install will ask
+    if as_root:
+        _refuse_unless_root_owned(inventory)
+    home = Path(pwd.getpwnam(runs_as).pw_dir) if runs_as and os.geteuid() == 0 else None
+    default_log = home / ".local/state/supakong/redeploy.log" if home else default_log_path()
+    log_path = (Path(log).expanduser() if log else default_log).absolute()
     argv = redeploy_command(
         _supakong_executable(), inventory, log=log_path, group=group, webhook=webhook, environ=os.environ
     )
@@ -156,7 +197,7 @@ def schedule_redeploy(
         jitter=parse_duration(jitter, "--jitter") if jitter is not None else None,
         timeout=parse_duration(timeout, "--timeout", 1) if timeout else DEFAULT_TIMEOUT,
         name=name,
-        user=None if user or os.geteuid() == 0 else os.environ.get("USER") or None,
+        user=runs_as,
     )
     units = render_units(schedule)
     if not install:
@@ -164,6 +205,10 @@ def schedule_redeploy(
             print(f"# ---- {unit}\n{text}")
         return
     directory = unit_dir(Path(root), user, Path.home())
+    if Path(root) == Path("/"):  # ReadWritePaths= needs the log's directory to exist
+        log_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if runs_as and os.geteuid() == 0:
+            shutil.chown(log_path.parent, runs_as)
     for path in install_units(units, directory, private=bool(webhook)):
         print(f"wrote {path}")
     commands = enable_commands(schedule, user)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,7 +14,7 @@ from supakong.deploy import look_at_host
 from supakong.envrefs import check_references
 from supakong.hostprofile import HostProfile, build_profile, kong_target
 from supakong.inventory import INLINE, HostConfig
-from supakong.render import render_kong_config
+from supakong.render import render_kong_config, write_private_file
 from supakong.runner import exits_cleanly, fail, select_hosts
 from supakong.secrets import load_host_secrets, mask
 from supakong.transport import HostConnection
@@ -112,11 +111,7 @@ def render_kong(c: Context, out: str | None = None, offline: bool = False) -> No
         sys.stdout.write(mask(text))
         return
     path = Path(out)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)  # an existing, wider file is narrowed before any secret is written
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    path.chmod(0o600)
+    write_private_file(path, text)
     print(f"wrote {path} (mode 0600, contains secrets)")
 
 

@@ -3,8 +3,8 @@
 A block is fenced with ```` ```console ````; each ``$ `` line is a command, and the lines
 after it (up to the next ``$ ``) are output that the command must print, in that order. In
 an output line ``…`` stands for any text. A command may end with ``# exit N`` (the exit code
-it must return; 0 when absent). ``<!-- docs-test: reset -->`` on the line before a block puts
-the sandbox back in its before state (the seed config) before the block runs.
+it must return; 0 when absent). ``<!-- docs-test: NAME -->`` on the line before a block
+names what the test does to the sandbox first (:data:`SETUPS`).
 
 Pure: ``tests/unit/test_docs_console.py`` checks that every command is either run by
 ``tests/integration/test_docs_commands.py`` or listed in :data:`NOT_RUN` with the reason, so
@@ -20,7 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-RESET_MARKER = "<!-- docs-test: reset -->"
+SETUP_MARKER = re.compile(r"<!-- docs-test: ([\w-]+) -->")
+#: What a block's marker does before it runs (``tests/integration/test_docs_commands.py``).
+SETUPS = {
+    "reset": "put the sandbox back in its before state: the seed config, fresh containers",
+    "kong-file-edited": "append the line `# edited in Dokploy's file mount` to Kong's file on the host, "
+    "in place (same inode), as Dokploy's mount update writes it; Kong is not reloaded",
+}
 #: The programs the docs test runs (from the virtualenv of the test run), and ``cd``.
 RUNNABLE = ("fab", "supakong", "cd")
 
@@ -34,11 +40,7 @@ NOT_RUN: dict[str, str] = {
     "tests/integration/test_adopt.py installs a wheel into a fresh virtualenv and adopts a sandbox with it",
     "supakong schedule-redeploy --every 15m --install": "writes system units to /etc/systemd/system; "
     "tests/unit/test_schedule.py checks the units with systemd-analyze and installs them under --root",
-    "fab sandbox-up": "acts on the repository's `sandbox` (index 1); the test brings its own up with the same "
-    "function (supakong.sandbox.sandbox_up)",
-    "fab sandbox-reset": "acts on the repository's `sandbox` (index 1); the test resets its own with the same "
-    "function (supakong.sandbox.sandbox_reset) where a block is marked docs-test: reset",
-    "fab sandbox-down --purge": "would tear down the repository's `sandbox` (index 1) that other runs use",
+    "fab sandbox-down --purge": "would tear down the sandbox the rest of the test runs on",
 }
 
 _EXIT = re.compile(r"\s+#\s*exit\s+(\d+)\s*$")
@@ -72,7 +74,7 @@ class ConsoleCommand:
 class ConsoleBlock:
     doc: str
     line: int
-    reset: bool
+    setup: str | None  # a key of SETUPS
     commands: tuple[ConsoleCommand, ...]
 
 
@@ -98,7 +100,11 @@ def parse_console_blocks(text: str, doc: str) -> list[ConsoleBlock]:
         while i < len(lines) and lines[i].strip() != "```":
             body.append((i + 1, lines[i]))
             i += 1
-        blocks.append(ConsoleBlock(doc, start, previous == RESET_MARKER, tuple(_commands(body, doc))))
+        marker = SETUP_MARKER.fullmatch(previous)
+        setup = marker.group(1) if marker else None
+        if setup is not None and setup not in SETUPS:
+            raise ValueError(f"{doc}:{start - 1}: unknown docs-test setup {setup!r} (known: {', '.join(SETUPS)})")
+        blocks.append(ConsoleBlock(doc, start, setup, tuple(_commands(body, doc))))
         i += 1
     return blocks
 
@@ -121,6 +127,23 @@ def _commands(body: Sequence[tuple[int, str]], doc: str) -> Iterable[ConsoleComm
             expected.append(row)
     if current is not None:
         yield ConsoleCommand(doc, current[0], current[1], current[2], tuple(expected))
+
+
+_COMMAND_LIKE = re.compile(r"^(\$ |(fab|supakong|make) )")
+
+
+def commands_outside_console_blocks(text: str, doc: str) -> list[str]:
+    """Lines of other fenced blocks that look like a command to type (``$ …``, ``fab …``,
+    ``supakong …``, ``make …``): they belong in a console block, where the test runs them."""
+    found: list[str] = []
+    fence: str | None = None
+    for number, row in enumerate(text.splitlines(), 1):
+        if row.strip().startswith("```"):
+            fence = row.strip()[3:] if fence is None else None
+            continue
+        if fence is not None and fence != "console" and _COMMAND_LIKE.match(row.strip()):
+            found.append(f"{doc}:{number}: {row.strip()}")
+    return found
 
 
 def all_blocks(repo: Path = REPO) -> list[ConsoleBlock]:

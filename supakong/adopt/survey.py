@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from ..container import ContainerState, inspect_container
 from ..discovery import ContainerSummary, Discovery, discover, summaries
+from ..envoy import SWITCH_TO_KONG, envoy_detail
 from ..envrefs import register_file_credentials
 from ..errors import InventoryError
 from ..hostprofile import HostProfile, build_profile
@@ -102,10 +103,7 @@ def _require_kong(found: Discovery, containers: list[ContainerSummary], host: st
     if found.kong is not None:
         return found.kong
     if found.envoy is not None:
-        raise InventoryError(
-            f"{host}: the API gateway is Envoy ({found.envoy.name}, {found.envoy.image}), not Kong: supakong deploys"
-            " Kong's declarative config only (Supabase's docker-compose.kong.yml swaps Kong in)"
-        )
+        raise InventoryError(f"{host}: {envoy_detail(found.envoy)}; {SWITCH_TO_KONG}")
     listed = ", ".join(f"{c.name} ({c.image})" for c in containers[:12]) or "none"
     raise InventoryError(
         f"{host}: no Kong container (image kong, kong/kong or kong/kong-gateway, or compose service kong);"

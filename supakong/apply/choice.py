@@ -62,6 +62,7 @@ def choose_apply(
 ) -> ApplyChoice:
     """Reload when every condition for ``POST /config`` holds, else restart with the first
     reason that rules the reload out."""
+
     def restart(why: str) -> ApplyChoice:
         return ApplyChoice(RESTARTED, why)
 

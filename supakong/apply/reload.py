@@ -14,10 +14,17 @@ from .reload_script import FALLBACK, WORKDIR, ReloadOutcome, judge_reload, reloa
 
 
 def reload_config(
-    engine: EngineClient, container: str, profile: HostProfile, choice: ApplyChoice, template: bytes
+    engine: EngineClient,
+    container: str,
+    profile: HostProfile,
+    choice: ApplyChoice,
+    template: bytes,
+    *,
+    parse: bool = True,
 ) -> ReloadOutcome:
     """Render ``template`` in ``container`` as its entrypoint would, post it to the Admin API
-    and confirm it; the outcome says applied, refused (nothing changed) or fall back."""
+    and confirm it; the outcome says applied, refused (nothing changed) or fall back.
+    ``parse=False`` skips ``kong config parse`` (the preflight parsed this very candidate)."""
     argv = reload_argv(
         f"{WORKDIR}-{time.time_ns()}",
         profile.expansion,
@@ -25,6 +32,7 @@ def reload_config(
         profile.template_mount or DEFAULT_TEMPLATE_MOUNT,
         choice.admin_url,
         choice.settle,
+        parse,
     )
     try:
         code, output = exec_in_container(engine, container, argv, stdin=template)

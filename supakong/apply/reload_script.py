@@ -6,7 +6,8 @@ Inside the container, in a private directory under /tmp:
 1. render it exactly as the container's entrypoint does at start: Supabase's 2.8.1 compose
    ``eval "echo \\"$(cat …)\\""``; the 2026 ``kong-entrypoint.sh`` re-run with the template
    path pointed at our copy and its final ``exec`` removed (both anchors checked first);
-2. ``kong config parse`` the result (Kong's own verdict, as at start);
+2. ``kong config parse`` the result (Kong's own verdict, as at start), unless the deploy's
+   preflight just parsed the same candidate: ``POST /config`` validates it again anyway;
 3. ``POST /config?check_hash=1`` with ``Content-Type: text/yaml`` to the Admin API, using
    ``resty`` (OpenResty's CLI, in both official images; they have no curl) with Kong's
    ``lua-resty-http``; 429 is retried after ``Retry-After``;
@@ -75,9 +76,11 @@ awk)
     say "$entry failed:"; tail -n 5 render.out; finish 7; } ;;
 *) cp temp.yml kong.yml ;;
 esac
-kong config parse kong.yml >parse.out 2>&1; code=$?
-if [ $code -eq 127 ]; then say "no kong CLI"; finish 6; fi
-if [ $code -ne 0 ]; then say "kong config parse refused the rendered file:"; cat parse.out; finish 2; fi
+if [ "$8" = parse ]; then
+  kong config parse kong.yml >parse.out 2>&1; code=$?
+  if [ $code -eq 127 ]; then say "no kong CLI"; finish 6; fi
+  if [ $code -ne 0 ]; then say "kong config parse refused the rendered file:"; cat parse.out; finish 2; fi
+fi
 command -v resty >/dev/null 2>&1 || { say "no resty in the image"; finish 6; }
 SUPAKONG_CONFIG="$wd/kong.yml" SUPAKONG_ADMIN=$5 SUPAKONG_SETTLE=$6 resty -e "$7"; code=$?
 if [ $code -eq 0 ] && [ -n "$KONG_DECLARATIVE_CONFIG" ]; then
@@ -111,10 +114,14 @@ class ReloadOutcome:
         return self.status == 304
 
 
-def reload_argv(workdir: str, expansion: str, entrypoint: str, mount: str, admin: str, settle: float) -> list[str]:
-    """The exec's argv (the template goes on its standard input)."""
+def reload_argv(
+    workdir: str, expansion: str, entrypoint: str, mount: str, admin: str, settle: float, parse: bool = True
+) -> list[str]:
+    """The exec's argv (the template goes on its standard input); ``parse``: run ``kong
+    config parse`` before posting (off when the preflight already parsed this candidate)."""
     mode = "eval" if expansion == EVAL else "awk" if expansion == AWK else "none"
-    return ["sh", "-c", _SCRIPT, "sh", workdir, mode, entrypoint, mount, admin, f"{settle:g}", LUA_POST]
+    step = "parse" if parse else "no-parse"
+    return ["sh", "-c", _SCRIPT, "sh", workdir, mode, entrypoint, mount, admin, f"{settle:g}", LUA_POST, step]
 
 
 def judge_reload(code: int, output: str) -> ReloadOutcome:

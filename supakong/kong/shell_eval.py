@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from .findings import Finding, error
+from .findings import Finding, error, warning
 from .yaml_source import ScalarSpan
 from .yamlpath import child, item
 
@@ -124,10 +124,46 @@ def findings_for_text(text: str, spans: tuple[ScalarSpan, ...], source: str, kno
         key, location = _locate(issue.offset, text, spans, source)
         grouped.setdefault(key, []).append(issue)
         locations.setdefault(key, location)
-    return [
-        _finding(locations[key], _message("this value" if key == locations[key] else "this line", issues), issues)
-        for key, issues in grouped.items()
-    ] + _whole_file(text, source)
+    code_lines = {text.count("\n", 0, offset) + 1 for offset in shell_code_offsets(text)}
+    findings = []
+    for key, issues in grouped.items():
+        if key == locations[key]:
+            findings.append(_finding(key, _message("this value", issues), issues))
+        else:  # a comment: Kong never reads it, only what the shell would run there matters
+            line = int(key.rsplit(":", 1)[1])
+            findings.append(_comment_finding(locations[key], issues, runs=line in code_lines))
+    return findings + _whole_file(text, source)
+
+
+#: Characters the shell takes as plain text where a double quote leaves them outside the
+#: eval's quoting (anything else there is shell syntax: ``;``, ``|``, ``>``, ``(``, a newline…).
+_INERT = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.,:/@%+=- ")
+
+
+def shell_code_offsets(text: str) -> list[int]:
+    """Offsets of the characters that the file's double quotes leave outside the eval's
+    quoted argument and that the shell would act on (``x"; touch /pwn; echo "``)."""
+    found, inside, i = [], True, 0
+    while i < len(text):
+        char = text[i]
+        if char == "\\":
+            i += 2  # escaped: literal inside the quotes and outside them
+            continue
+        if char == '"':
+            inside = not inside
+        elif not inside and char not in _INERT:
+            found.append(i)
+        i += 1
+    return found
+
+
+def _comment_finding(location: str, issues: list[ShellIssue], *, runs: bool) -> Finding:
+    """A comment's issues: an error where the shell would run something (a command, or text
+    a double quote leaves outside the quoting that is shell syntax), else a warning."""
+    message = _message("this line", issues)
+    if any(issue.kind == "command" for issue in issues) or runs:
+        return _finding(location, message, issues)
+    return warning(location, message, _HINT)
 
 
 def _finding(path: str, message: str, issues: list[ShellIssue]) -> Finding:

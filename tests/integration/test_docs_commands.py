@@ -3,7 +3,8 @@ with the output lines shown checked (issue #22: the docs cannot drift from the c
 
 One test per block, in document order (README first, then docs/ by name), on one shared
 sandbox: a block marked ``<!-- docs-test: reset -->`` starts from the sandbox's before
-state, the others from where the blocks before them left it. Commands run as a user types
+state (``docs_console.SETUPS`` lists the other setups), the others from where the blocks
+before them left it. Commands run as a user types
 them: ``fab`` in the checkout (its inventory: the repository's, with the test's sandbox in
 place of the ``sandbox`` host), ``supakong`` anywhere, ``cd`` between them. What the docs
 name but this machine does not have (your server, your project directory) is substituted by
@@ -25,6 +26,7 @@ from pathlib import Path
 import pytest
 import yaml
 from docs_console import ConsoleBlock, ConsoleCommand, all_blocks, missing_lines
+from sandbox_specs import related_spec
 
 from supakong.sandbox import SandboxSpec, sandbox_reset
 from supakong.sandbox.inventory import write_sandbox_inventory
@@ -36,11 +38,21 @@ BLOCKS = [block for block in all_blocks() if any(c.runnable() for c in block.com
 Substitute = Callable[[str], str]
 
 
+def modern_spec() -> SandboxSpec:
+    """The test run's 2026 sandbox (the repository's `sandbox-modern` in the default run);
+    the docs' own `fab sandbox-up --name sandbox-modern` brings it up."""
+    return related_spec("modern", 5)
+
+
 def substitutions(spec: SandboxSpec, project: Path, inventory: Path | None) -> list[tuple[str, str]]:
     """(regular expression, replacement) pairs applied to each command and each output line
     shown: the names the docs use for a user's server and directories, and the repository
-    sandbox's names, become this test's sandbox and temporary directory."""
+    sandboxes' names, become this test's sandboxes and temporary directory."""
+    modern = modern_spec()
     pairs = [
+        (r"--name sandbox-modern(?![\w-])", f"--name {modern.name}:{modern.index}"),
+        (r"(?<![\w/-])sandbox-modern(?![\w-])", modern.name),
+        (re.escape(f"10.203.{spec_for_index('sandbox-modern')}.2"), modern.vps_addr),
         (re.escape("root@203.0.113.7"), f"{spec.ssh_alias} --ssh-config {spec.ssh_config_path}"),
         (re.escape("~/gateway"), str(project)),
         (r"(?<![\w-])my-server(?![\w-])", spec.name),
@@ -52,6 +64,9 @@ def substitutions(spec: SandboxSpec, project: Path, inventory: Path | None) -> l
     ]
     if inventory is not None:  # errors name the inventory file SUPAKONG_INVENTORY points at
         pairs.append((re.escape("inventory/hosts.yml:"), f"{inventory}:"))
+    if spec.name != "sandbox":  # the sandbox tasks act on the repository's sandbox by default
+        for task in ("sandbox-up", "sandbox-reset"):
+            pairs.insert(0, (rf"^fab {task}$", f"fab {task} --name {spec.name}:{spec.index}"))
     return pairs
 
 
@@ -64,19 +79,42 @@ def substituter(pairs: list[tuple[str, str]]) -> Substitute:
     return apply
 
 
+def spec_for_index(name: str) -> int:
+    """The index of a sandbox host of the repository inventory (its public_url's 10.203.N.2)."""
+    inventory = yaml.safe_load((REPO / "inventory" / "hosts.yml").read_text())
+    url = inventory["all"]["children"]["sandbox"]["hosts"][name]["public_url"]
+    return int(re.fullmatch(r"http://10\.203\.(\d+)\.2:\d+", url).group(1))  # type: ignore[union-attr]
+
+
 def docs_inventory(spec: SandboxSpec, directory: Path) -> Path | None:
-    """The repository's inventory with the test's sandbox as the `sandbox` group's host (None:
-    the test's sandbox is the repository's own, use the inventory as it is)."""
+    """The repository's inventory with the test's sandboxes in place of `sandbox` and
+    `sandbox-modern` (None: they are the repository's own, use the inventory as it is)."""
     if spec.name == "sandbox":
         return None
-    written = yaml.safe_load(write_sandbox_inventory(directory / "written" / "hosts.yml", [spec]).read_text())
-    host = written["all"]["children"]["sandboxes"]["hosts"][spec.name]
+    replaced = {"sandbox": spec, "sandbox-modern": modern_spec()}
+    written = write_sandbox_inventory(directory / "written" / "hosts.yml", list(replaced.values()))
+    hosts = yaml.safe_load(written.read_text())["all"]["children"]["sandboxes"]["hosts"]
     shutil.copytree(REPO / "inventory", directory / "inventory")
     path = directory / "inventory" / "hosts.yml"
     inventory = yaml.safe_load(path.read_text())
-    inventory["all"]["children"]["sandbox"]["hosts"] = {spec.name: host}
+    group = inventory["all"]["children"]["sandbox"]["hosts"]
+    inventory["all"]["children"]["sandbox"]["hosts"] = {
+        (replaced[name].name if name in replaced else name): (
+            hosts[replaced[name].name] if name in replaced else values
+        )
+        for name, values in group.items()
+    }
     path.write_text(yaml.safe_dump(inventory, sort_keys=False))
     return path
+
+
+def edit_in_place(path: Path, line: bytes) -> None:
+    """Append ``line`` to the file by truncating and rewriting it (the inode stays), as
+    Dokploy's ``mounts.update`` writes a file mount since v0.24.6; Kong is not told."""
+    content = path.read_bytes()
+    with path.open("r+b") as fh:
+        fh.truncate(0)
+        fh.write(content + line)
 
 
 @dataclass
@@ -120,8 +158,10 @@ def shell(sandbox_spec: SandboxSpec, tmp_path_factory: pytest.TempPathFactory) -
 def test_the_commands_of_a_console_block_print_what_the_docs_show(
     block: ConsoleBlock, shell: Shell, sandbox_spec: SandboxSpec
 ) -> None:
-    if block.reset:
+    if block.setup == "reset":
         sandbox_reset(sandbox_spec)
+    elif block.setup == "kong-file-edited":
+        edit_in_place(sandbox_spec.kong_config_path, b"# edited in Dokploy's file mount\n")
     shell.cwd = REPO  # a `cd` holds for the rest of its block
     for command in block.commands:
         if not command.runnable():

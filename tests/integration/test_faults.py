@@ -35,6 +35,7 @@ from supakong.deploy import DeployOptions, RolledBackError, deploy_host, run_ver
 from supakong.errors import DeployError, RestartError, TransportError, VerifyError
 from supakong.render import render_kong_config
 from supakong.report import BufferOutput
+from supakong.rollback import rollback_host
 from supakong.sandbox import sandbox_reset, sandbox_up
 from supakong.sandbox.inventory import write_sandbox_inventory
 from supakong.sandbox.stack import docker_client, wait_running
@@ -317,6 +318,31 @@ def test_realtime_down_rolls_back_and_reports_both_attempts(served, host, secret
         time.sleep(0.5)
     assert_nothing_lost(spec, host, secrets, old_sha)
     assert_the_next_run_converges(spec, host, secrets, variant)
+
+
+def test_rollback_to_the_oldest_backup_then_a_failed_deploy_still_rolls_back(served, host, secrets, tmp_path):
+    # Issue #24: backups were pruned by mtime, which `cp -p` keeps: after `rollback-kong --to
+    # <oldest>` the next deploy's own backup sorted last and the same command deleted it, so
+    # that deploy's automatic rollback found "no such backup" and the bad config stayed live.
+    spec, _, variant = served
+    kept = dataclasses.replace(host, backups_keep=3)
+    for n in range(3):
+        other = tmp_path / f"v{n}.yml"
+        other.write_text(variant.read_text() + f"# v{n}\n")
+        assert deploy_host(kept, DeployOptions(file=other, verify=False), BufferOutput()).status == "changed"
+    backups = spec.kong_config_path.parent / ".supakong" / "backups"
+    oldest = sorted(backups.glob(f"{spec.kong_config_path.name}.*"))[0]
+    rollback_host(kept, oldest.name.rsplit(".", 1)[1], False, BufferOutput())
+    restored = sha256(spec.kong_config_path)
+    client = docker_client(spec)
+    try:
+        client.stop(spec.realtime_container, timeout=2)
+        error, out = failed_deploy(kept, variant)
+        assert isinstance(error, RolledBackError), out.text
+        assert sha256(spec.kong_config_path) == restored, "the failed deploy's own backup was there to restore"
+    finally:
+        start_realtime(spec, client, host, secrets)
+        client.close()
 
 
 def test_no_rollback_leaves_the_failed_file_in_place_and_names_its_backup(served, host, secrets):

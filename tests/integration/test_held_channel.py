@@ -18,7 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_kong_2026 import PORT as PORT_2026
+from test_kong_2026 import kong_2026  # noqa: F401 - the fixture
+from test_reload_2026 import reload as reload_2026
 
+from supakong.apply import APPLIED
 from supakong.deploy import DeployOptions, deploy_host
 from supakong.render import render_kong_config
 from supakong.report import BufferOutput
@@ -89,7 +93,14 @@ class HeldChannel:
 @contextmanager
 def held_channel(host, secrets) -> Iterator[HeldChannel]:
     """A realtime-js channel through the host's Kong, SUBSCRIBED and echoing broadcasts."""
-    held = HeldChannel(f"{host.public_url.replace('http', 'ws', 1)}/realtime/v1", secrets.anon_key)
+    with held_channel_at(f"{host.public_url.replace('http', 'ws', 1)}/realtime/v1", secrets.anon_key) as held:
+        yield held
+
+
+@contextmanager
+def held_channel_at(url: str, apikey: str) -> Iterator[HeldChannel]:
+    """A realtime-js channel through the Kong at ``url``, SUBSCRIBED and echoing broadcasts."""
+    held = HeldChannel(url, apikey)
     try:
         held.wait_for("SUBSCRIBED", lambda lines: "status SUBSCRIBED" in lines)
         held.wait_for_echoes(5)
@@ -149,3 +160,30 @@ def test_a_restart_deploy_drops_the_held_realtime_js_channel(converged, host, se
     assert "CHANNEL_ERROR" in summary["statuses"], summary
     assert summary["lost"], summary
     assert kong_started_at(converged) != started
+
+
+def test_a_held_realtime_js_channel_survives_reloads_of_the_2026_kong(kong_2026, host, secrets):  # noqa: F811
+    """kong/kong:3.9.3 run by kong-entrypoint.sh: the template is rendered by re-running the
+    script in the container and posted; 3.x answers before its workers swap routers."""
+    started = kong_started_at(kong_2026)
+    template = Path(next(source for source, dest in _mounts(kong_2026) if dest == "/home/kong/temp.yml"))
+    url = f"ws://{kong_2026.vps_addr}:{PORT_2026}/realtime/v1"
+    with held_channel_at(url, secrets.anon_key) as held:
+        for marker in ("first", "second"):
+            changed = template.read_text() + f"# held-channel {marker} {time.time_ns()}\n"
+            outcome = reload_2026(host, kong_2026, changed.encode())
+            assert (outcome.result, outcome.status) == (APPLIED, 201), outcome.detail
+            held.wait_for_echoes(5)
+        summary = held.stop()
+    assert summary["opened"] == 1 and summary["closed"] == 0, held.tail()
+    assert summary["statuses"] == ["SUBSCRIBED"], summary
+    assert summary["lost"] == [] and summary["sent"] >= 15, summary
+    assert kong_started_at(kong_2026) == started
+
+
+def _mounts(spec) -> list[tuple[str, str]]:
+    client = docker_client(spec)
+    try:
+        return [(m["Source"], m["Destination"]) for m in client.inspect_container(spec.kong_container)["Mounts"]]
+    finally:
+        client.close()

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from supakong.errors import TransportError
+from supakong.audit import append_argv
+from supakong.errors import DeployError, TransportError
+from supakong.hostlock import LockOwner, acquire
 from supakong.look import look
 from supakong.remote_file import (
     backup_path,
@@ -156,3 +158,36 @@ def test_backups_are_named_exactly_and_another_configs_are_never_listed_or_prune
         )
         assert list_backups(conn, str(target)) == [own]
     assert all(other.exists() for other in others) and (backups / "kong.yml.notes").exists()
+
+
+def test_a_symlinked_backups_directory_is_refused_and_nothing_is_replaced(host, target):
+    elsewhere = target.parent.parent / "elsewhere"  # reachable by the SSH user
+    elsewhere.mkdir()
+    shutil.chown(elsewhere, SSH_USER, SSH_USER)
+    (target.parent / ".supakong").mkdir()
+    (target.parent / ".supakong" / "backups").symlink_to(elsewhere)
+    with HostConnection(host) as conn, pytest.raises(TransportError, match="is a symbolic link"):
+        replace_file_atomically(
+            conn, str(target), b"new\n", expected_sha=sha(OLD), mode=0o640, keep=3, stamp=stamp_at(6)
+        )
+    assert target.read_bytes() == OLD and list(elsewhere.iterdir()) == [] and not temp_files(target)
+
+
+def test_the_audit_line_is_never_appended_through_a_symlinked_state_directory(host, target):
+    elsewhere = target.parent.parent / "elsewhere"  # reachable by the SSH user
+    elsewhere.mkdir()
+    shutil.chown(elsewhere, SSH_USER, SSH_USER)
+    (target.parent / ".supakong").symlink_to(elsewhere)
+    with HostConnection(host) as conn:
+        conn.run(append_argv(str(target), '{"task": "deploy-kong"}'), check=False)
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_the_lock_is_never_taken_through_a_symlinked_state_directory(host, target):
+    elsewhere = target.parent.parent / "elsewhere"  # reachable by the SSH user
+    elsewhere.mkdir()
+    shutil.chown(elsewhere, SSH_USER, SSH_USER)
+    (target.parent / ".supakong").symlink_to(elsewhere)
+    with HostConnection(host) as conn, pytest.raises(DeployError, match="is a symbolic link"):
+        acquire(conn, str(target), host.kong_container, host.realtime_container, LockOwner.current("test"))
+    assert list(elsewhere.iterdir()) == []

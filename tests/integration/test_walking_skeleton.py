@@ -42,7 +42,7 @@ def test_deploy_replaces_restarts_verifies_then_second_run_is_a_no_op(fresh_sand
     config = fresh_sandbox.kong_config_path
     seed_sha, started_before = sha256(config), kong_started_at(fresh_sandbox)
 
-    result = deploy_host(host, DeployOptions(), out)
+    result = deploy_host(host, DeployOptions(restart=True), out)  # the restart path (reload: test_reload.py)
 
     assert result.status == "changed" and result.verify_state == "SUBSCRIBED"
     assert config.read_text() == render_kong_config(host, secrets)
@@ -138,7 +138,8 @@ def test_config_kong_refuses_is_rolled_back_and_old_config_serves_again(fresh_sa
         )
     )
     with pytest.raises(RolledBackError) as err:
-        deploy_host(host, DeployOptions(file=broken, skip_validate=True, wait_timeout=30), out)
+        # Restarted into it (a reload changes nothing instead: test_reload.py).
+        deploy_host(host, DeployOptions(file=broken, skip_validate=True, wait_timeout=30, restart=True), out)
     assert "previous config is serving again" in str(err.value)
     assert "--skip-validate" in out.text
     assert "error parsing declarative config" in out.text  # Kong's own refusal, from its logs

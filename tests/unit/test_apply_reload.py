@@ -137,11 +137,19 @@ def fake_bin(tmp_path: Path, parse_exit: int, resty_exit: int) -> Path:
 
 
 def run_script(
-    tmp_path: Path, expansion: str, template: str, parse_exit: int = 0, resty_exit: int = 0, entrypoint: str = ""
+    tmp_path: Path,
+    expansion: str,
+    template: str,
+    parse_exit: int = 0,
+    resty_exit: int = 0,
+    entrypoint: str = "",
+    parse: bool = True,
 ) -> tuple[int, str, Path]:
     declarative = tmp_path / "kong.yml"
     declarative.write_text("old\n")
-    argv = reload_argv(str(tmp_path / "work"), expansion, entrypoint, "/home/kong/temp.yml", "http://127.0.0.1:8001", 0)
+    argv = reload_argv(
+        str(tmp_path / "work"), expansion, entrypoint, "/home/kong/temp.yml", "http://127.0.0.1:8001", 0, parse
+    )
     env = {
         "PATH": f"{fake_bin(tmp_path, parse_exit, resty_exit)}:{os.environ['PATH']}",
         "KONG_DECLARATIVE_CONFIG": str(declarative),
@@ -164,6 +172,13 @@ def test_a_refused_parse_posts_nothing_and_leaves_the_containers_file(tmp_path: 
     assert code == 2 and "kong config parse refused" in output
     assert not (tmp_path / "posted.yml").exists() and declarative.read_text() == "old\n"
     assert not (tmp_path / "work").exists()
+
+
+def test_after_the_preflights_parse_the_reload_posts_without_parsing_again(tmp_path: Path) -> None:
+    code, output, declarative = run_script(tmp_path, EVAL, "key: $ANON\n", parse_exit=1, parse=False)
+    assert code == 0, output
+    assert not (tmp_path / "parsed.yml").exists(), "kong config parse did not run"
+    assert declarative.read_text() == "key: anon-key\n"
 
 
 def test_a_failed_post_leaves_the_containers_file(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from docs_console import (
     NOT_RUN,
     REPO,
     all_blocks,
+    commands_outside_console_blocks,
     doc_files,
     missing_lines,
     parse_console_blocks,
@@ -29,6 +30,19 @@ def test_every_command_in_a_console_block_is_run_or_listed_with_a_reason():
     assert not strays, "commands the docs test neither runs nor lists in docs_console.NOT_RUN:\n" + "\n".join(strays)
 
 
+def test_commands_are_shown_in_console_blocks_only():
+    found = [
+        line
+        for path in doc_files()
+        for line in commands_outside_console_blocks(path.read_text(encoding="utf-8"), path.name)
+    ]
+    assert not found, "commands in a fence the docs test does not run (use ```console):\n" + "\n".join(found)
+    assert commands_outside_console_blocks("```\n$ fab hosts\n```\n```sh\nfab doctor -H a\n```\n", "t.md") == [
+        "t.md:2: $ fab hosts",
+        "t.md:5: fab doctor -H a",
+    ]
+
+
 def test_every_not_run_entry_is_still_shown_somewhere():
     shown = {c.text for c in commands()}
     assert not set(NOT_RUN) - shown, f"stale NOT_RUN entries: {sorted(set(NOT_RUN) - shown)}"
@@ -43,6 +57,19 @@ def test_the_docs_show_the_adopt_walkthrough_and_the_two_commands():
         "supakong deploy-kong -H my-server", "supakong schedule-redeploy",
     )]  # fmt: skip
     assert order == sorted(order)
+
+
+def test_the_inventory_examples_load(tmp_path):
+    from supakong.inventory import load_inventory
+
+    text = (REPO / "docs" / "inventory.md").read_text(encoding="utf-8")
+    examples = re.findall(r"^```yaml\n(.*?)^```", text, flags=re.M | re.S)
+    assert examples
+    for index, example in enumerate(examples):
+        path = tmp_path / str(index) / "inventory" / "hosts.yml"
+        path.parent.mkdir(parents=True)
+        path.write_text(example, encoding="utf-8")
+        assert load_inventory(path).hosts, example
 
 
 def test_readme_is_a_page_under_15000_characters():
@@ -93,8 +120,10 @@ def test_output_lines_match_in_order_with_the_ellipsis_as_any_text():
 def test_a_block_parses_into_commands_with_exit_codes_and_the_reset_marker():
     text = "x\n<!-- docs-test: reset -->\n```console\n$ fab doctor -H a    # exit 1\n  ✗ x\n$ cd ~/p\n```\n"
     (block,) = parse_console_blocks(text, "t.md")
-    assert block.reset and [c.text for c in block.commands] == ["fab doctor -H a", "cd ~/p"]
+    assert block.setup == "reset" and [c.text for c in block.commands] == ["fab doctor -H a", "cd ~/p"]
     assert block.commands[0].exit_code == 1 and block.commands[0].expected == ("  ✗ x",)
     assert block.commands[0].where == "t.md:4"
+    with pytest.raises(ValueError, match="t.md:1: unknown docs-test setup 'nap'"):
+        parse_console_blocks("<!-- docs-test: nap -->\n```console\n$ fab hosts\n```\n", "t.md")
     with pytest.raises(ValueError, match="t.md:2: output before any"):
         parse_console_blocks("```console\norphan\n```\n", "t.md")

@@ -326,6 +326,12 @@ def test_file_changed_after_kong_started_is_a_pending_restart():
     assert check.status == FAIL and "Kong still runs the previous config" in check.detail
 
 
+def test_a_file_reloaded_into_this_kong_is_loaded_although_the_mount_shows_the_old_inode():
+    newer = replace(facts().file, mtime=int(STARTED + 30))
+    check = check_config_loaded(facts(file=newer, mount_sha256="0" * 64, reloaded=True))
+    assert check.status == OK and "reloaded into" in check.detail and "Admin API" in check.detail
+
+
 def test_config_loaded_is_skipped_while_kong_is_down():
     assert check_config_loaded(facts(kong=kong_state(running=False, status="exited"))).status == SKIP
 

@@ -94,6 +94,12 @@ def test_equal_hashes_pass_even_when_the_file_is_newer_than_kongs_start():
     assert f"configuration_hash {H1[:12]}" in check.detail and "/srv/kong.yml" in check.detail
 
 
+def test_equal_hashes_confirm_an_ok_verdict_in_a_note():
+    check = judge_running_config(RunningConfig("2.8.1", H1, H1), LOADED_OK, "/srv/kong.yml", "edge-1", "kong")
+    assert (check.status, check.detail) == (OK, LOADED_OK.detail)
+    assert check.notes == (f"configuration_hash {H1[:12]} = md5 of the file as the entrypoint renders it",)
+
+
 def test_a_posted_config_the_file_does_not_hold_is_drift():
     check = judge_running_config(RunningConfig("3.9.1", H2, H1), LOADED_OK, "/srv/kong.yml", "edge-1", "kong")
     assert check.status == FAIL

@@ -12,6 +12,7 @@ import pytest
 from supakong.checks import FAIL, OK
 from supakong.doctor_keys import KeyFacts, doctor_key_checks
 from supakong.sandbox.api_keys import make_api_keys
+from supakong.secrets import mask
 from supakong.verify_diagnose import NOT_JWT_CAUSE, STALE_KEY_CAUSE, diagnose_handshake
 from supakong.verify_keys import KID_CAUSE, NO_JWKS_CAUSE, UNKNOWN_KEY_CAUSE, UNTRANSLATED_CAUSE, for_key
 from supakong.verify_model import Diagnosis
@@ -63,9 +64,9 @@ OTHER = make_api_keys("another-secret-0123456789abcdefghijklmnop")
         (
             {"source": SOURCE.replace("      - key: $SUPABASE_PUBLISHABLE_KEY\n", "")},
             "publishable key",
-            "no `- key: $SUPABASE_PUBLISHABLE_KEY`",
+            "no keyauth credential $SUPABASE_PUBLISHABLE_KEY",
         ),
-        ({"loaded": SOURCE}, "publishable key", "deletes empty `- key:` lines"),
+        ({"loaded": SOURCE}, "publishable key", "deletes empty key lines"),
         (
             {
                 "source": SOURCE.replace(WS_TRANSFORMER, "").replace(
@@ -95,6 +96,7 @@ def test_each_broken_link_fails_its_own_check(changes: dict[str, object], check:
     status, detail = statuses(facts(**changes))[check]
     assert status == FAIL and needle in detail
     assert not any(value in detail for value in KEYS.values())
+    assert mask(detail) == detail  # readable as printed: nothing in it looks like a credential
 
 
 def test_a_jwk_with_the_kid_but_another_key_is_a_signature_failure() -> None:
@@ -135,3 +137,4 @@ def test_kong_39_and_realtime_answers_are_mapped_per_key_kind(
     headers = {"Server": "kong/3.9.3"} if server == "server" else {"Via": "1.1 kong/3.9.3"}
     diagnosis = for_key(diagnose_handshake(status, body, headers), apikey)
     assert isinstance(diagnosis, Diagnosis) and diagnosis.cause == cause
+    assert mask(diagnosis.cause) == diagnosis.cause and mask(diagnosis.fix) == diagnosis.fix

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from supakong.deploy import DeployOptions, deploy_host
-from supakong.errors import RenderError
+from supakong.errors import RenderError, TransportError, ValidationError
 from supakong.eval_expansion import expand_like_eval
 from supakong.inventory import load_inventory
 from supakong.render import render_kong_config
@@ -91,3 +91,16 @@ def test_deploy_refuses_the_value_before_anything_connects():
         patch.setattr("supakong.deploy.load_host_secrets", lambda _host: load_secrets(None, env))
         with pytest.raises(RenderError, match="DASHBOARD_PASSWORD"):
             deploy_host(unreachable, DeployOptions(), BufferOutput())
+
+
+def test_a_file_the_eval_entrypoint_would_run_is_refused_before_anything_connects(tmp_path):
+    # kong_version 2.8.1 in the inventory: the eval entrypoint, known without a look.
+    unreachable = dataclasses.replace(host(kong_version="2.8.1"), ssh_host="127.0.0.1", ssh_port=9)
+    file = tmp_path / "kong.yml"
+    file.write_text("_format_version: '2.1'\nconsumers:\n  - username: 'x\"; touch /pwn; echo \"'\n")
+    with pytest.raises(ValidationError) as error:
+        deploy_host(unreachable, DeployOptions(file=file), BufferOutput())
+    assert "consumers[0].username" in str(error.value) and "run as shell code" in str(error.value)
+    file.write_text("_format_version: '2.1'\nconsumers:\n  - username: anon\n")
+    with pytest.raises(TransportError):  # a clean file goes on to connect (nothing listens)
+        deploy_host(unreachable, DeployOptions(file=file), BufferOutput())

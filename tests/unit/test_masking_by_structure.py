@@ -50,3 +50,15 @@ def test_every_value_of_a_secrets_file_is_registered_short_ones_as_words(tmp_pat
     masked = mask("smtp q7w, setting rarely-seen-value, q7wx stays, db stays")
     assert "q7w," not in masked and "rarely-seen-value" not in masked
     assert "q7wx stays" in masked and "db stays" in masked
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "  with the publishable key: SUBSCRIBED in 12 ms",
+        "Kong does not know the publishable key: no keyauth credential is loaded",
+        "hosts/edge-1/kong_secrets: expected reference or inline",
+    ],
+)
+def test_prose_that_mentions_a_key_stays_readable(line):
+    assert mask(line) == line

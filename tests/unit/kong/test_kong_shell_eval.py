@@ -125,3 +125,14 @@ def test_parsed_documents_are_checked_on_their_values() -> None:
     doc = {"_format_version": "2.1", "consumers": [{"username": "a", "custom_id": 'x"y'}]}
     found = shell_warnings(validate_kong_document(doc, KongTarget()))
     assert list(found) == ["consumers[0].custom_id"]
+
+
+def test_a_comment_is_an_error_only_where_the_shell_would_run_part_of_it() -> None:
+    # Kong never reads a comment; the shell still runs what a double quote leaves outside
+    # the eval's quoting when that is shell syntax.
+    inert = HEADER + '# edited after "CHANNEL_ERROR" (a forum answer)\nconsumers: []\n'
+    runs = HEADER + '# x"; touch /pwn; echo "\nconsumers: []\n'
+    [kept] = shell_warnings(validate_kong_config(inert, KongTarget(), source="k.yml")).values()
+    [refused] = shell_warnings(validate_kong_config(runs, KongTarget(), source="k.yml")).values()
+    assert kept.severity == "warning" and refused.severity == "error"
+    assert "run as shell code" in refused.message
