@@ -37,6 +37,7 @@ from .discovery import ContainerSummary
 from .doctor_hash import RunningConfig, judge_running_config, read_running_config
 from .doctor_keys import KeyFacts, doctor_key_checks
 from .doctor_tables import TableReadiness, doctor_table_checks, host_table, read_table_readiness
+from .dokploy.apply import stored_copy_drift
 from .dokploy.policy import doctor_check, dokploy_notes
 from .envoy import SWITCH_TO_KONG, envoy_detail, find_envoy
 from .errors import DeployError, InventoryError, VerifyError
@@ -420,6 +421,7 @@ class DoctorFacts:
     envoy: ContainerSummary | None = None  # an Envoy gateway, looked for when Kong is missing
     running_config: RunningConfig | None = None  # Kong's configuration_hash against the file's
     host_config: HostConfig | None = field(default=None, repr=False, compare=False)
+    dokploy_drift: str | None = None  # Dokploy's stored copy is not the host's file (read through its API)
 
     @property
     def config_text(self) -> str | None:
@@ -619,6 +621,8 @@ def check_dokploy(f: DoctorFacts) -> list[Check]:
     if row is None:
         return []
     status, detail, fix, notes = row
+    if status == "ok" and f.dokploy_drift:
+        return [Check("dokploy", FAIL, detail, f.dokploy_drift)]
     return [Check("dokploy", OK if status == "ok" else FAIL, detail, fix, notes=notes)]
 
 
@@ -915,7 +919,13 @@ def gather_facts(host: HostConfig, secrets: Secrets, options: VerifyOptions) -> 
     except DeployError as exc:
         facts = _probe(replace(base, ssh_error=str(exc)), host, secrets, options, with_logs=False, kong_env={})
         tables = None
-    return replace(facts, tables=tables)
+    return replace(facts, tables=tables, dokploy_drift=_dokploy_drift(facts, host))
+
+
+def _dokploy_drift(facts: DoctorFacts, host: HostConfig) -> str | None:
+    if facts.kong is None or not facts.kong.exists or facts.file is None:
+        return None
+    return stored_copy_drift(host, build_profile(facts.kong).dokploy, facts.file.sha256)
 
 
 def _keys(secrets: Secrets, kong_env: Mapping[str, str]) -> dict[str, str]:

@@ -16,10 +16,11 @@ if TYPE_CHECKING:
 
 NAME_HELP = (
     "Which sandbox: 'sandbox' (the default, Kong 2.8.1), 'sandbox-modern' (today's self-hosted"
-    " Supabase with Kong 3.9.3, opaque keys and a JWKS), or NAME:INDEX for another one"
+    " Supabase with Kong 3.9.3, opaque keys and a JWKS), 'sandbox-dokploy' (Supabase as a Dokploy"
+    " service, docs/dokploy.md), or NAME:INDEX for another one"
 )
 #: The sandboxes of the repository inventory (inventory/hosts.yml) and their indexes.
-KNOWN = {"sandbox": 1, "sandbox-modern": 25}
+KNOWN = {"sandbox": 1, "sandbox-modern": 25, "sandbox-dokploy": 26}
 
 
 def _spec(name: str) -> SandboxSpec:

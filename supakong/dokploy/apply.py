@@ -54,12 +54,27 @@ ls -1t "$(dirname "$backup")" 2>/dev/null | grep -F "$(basename "$path")." | tai
   while read -r old; do rm -f "$(dirname "$backup")/$old"; done
 sha256sum "$path" | cut -d' ' -f1
 """
+#: A copy of the file as it is, for ``fab backups`` / ``rollback-kong`` (pruned as the
+#: deploy prunes its own backups).
+_BACKUP_SCRIPT = r"""
+set -eu
+path=$1 backup=$2 keep=$3
+mkdir -p "$(dirname "$backup")"
+cp -p "$path" "$backup"
+ls -1t "$(dirname "$backup")" 2>/dev/null | grep -F "$(basename "$path")." | tail -n +$((keep + 1)) |
+  while read -r old; do rm -f "$(dirname "$backup")/$old"; done
+"""
 _RESTORE_IN_PLACE_SCRIPT = r"""
 set -eu
 [ -f "$2" ] || { echo "no such backup: $2" >&2; exit 4; }
 cat "$2" > "$1"
 sha256sum "$1" | cut -d' ' -f1
 """
+
+
+def _backup_path(path: str, stamp: str) -> str:
+    """Where a copy of ``path`` goes (beside the deploy's own backups, same names)."""
+    return posixpath.join(posixpath.dirname(path), BACKUP_DIR, f"{posixpath.basename(path)}.{stamp}")
 
 
 def _sha(text: str) -> str:
@@ -73,6 +88,7 @@ class ApiMountWriter:
         self.conn, self.host, self.stack, self.api = conn, host, stack, api
         self.ref: MountRef | None = None
         self.previous: str | None = None
+        self.backup: str | None = None
         self.notes: list[str] = []
 
     def write(self, content: str, expected_sha: str, stamp: str) -> str:
@@ -86,6 +102,10 @@ class ApiMountWriter:
                 f" (now {_sha(previous)[:12]}, expected {expected_sha[:12]}); nothing was sent to Dokploy"
             )
         self.previous = previous
+        self.backup = _backup_path(self.host.kong_config_path, stamp)
+        self.conn.run(
+            ["sh", "-c", _BACKUP_SCRIPT, "sh", self.host.kong_config_path, self.backup, str(self.host.backups_keep)]
+        )
         if self.ref.content != previous:
             self.notes.append(
                 f"Dokploy's stored copy of {self.stack.file_path} differed from the file on the host (written behind"
@@ -132,7 +152,7 @@ class DirectWriter:
 
     def write(self, content: str, expected_sha: str, stamp: str) -> str:
         path = self.host.kong_config_path
-        backup = posixpath.join(posixpath.dirname(path), BACKUP_DIR, f"{posixpath.basename(path)}.{stamp}")
+        backup = _backup_path(path, stamp)
         data = content.encode("utf-8")
         argv = [
             "sh",

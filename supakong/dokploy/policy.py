@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..errors import DeployError
+from ..secrets import register_secret
 from .detect import CODE, FILES, DokployStack
 
 if TYPE_CHECKING:
@@ -44,7 +45,10 @@ def api_access(host: HostConfig, environ: Mapping[str, str] | None = None) -> Ap
     if not host.dokploy_url or not host.dokploy_api_key_env:
         return None
     key = env.get(host.dokploy_api_key_env, "")
-    return ApiAccess(host.dokploy_url, host.dokploy_api_key_env, key) if key else None
+    if not key:
+        return None
+    register_secret(key)  # masked wherever it might appear (it is never printed on purpose)
+    return ApiAccess(host.dokploy_url, host.dokploy_api_key_env, key)
 
 
 def missing_access(host: HostConfig, environ: Mapping[str, str] | None = None) -> str:
@@ -121,13 +125,14 @@ def doctor_check(stack: DokployStack | None, host: HostConfig | None) -> tuple[s
     detail = stack.describe()
     if stack.location == CODE:
         return "fail", detail, "Dokploy rewrites code/ on every deploy: change the file in git or a Dokploy patch", ()
-    if stack.location == FILES and host is not None and not host.dokploy_url:
+    if stack.location == FILES and host is not None and api_access(host) is None:
         fix = (
-            f"set hosts/{host.name}/dokploy_url and dokploy_api_key_env so that deploy-kong updates the mount"
-            " through Dokploy's API (a write over SSH is reverted by the next save of the mount in Dokploy)"
+            f"{missing_access(host)}: set dokploy_url, and dokploy_api_key_env naming a variable that holds a key, so"
+            " that deploy-kong updates the mount through Dokploy's API (a write over SSH is reverted by the next"
+            " save of the mount in Dokploy)"
         )
         return "fail", detail, fix, ()
-    via = f"deploy-kong updates it through {host.dokploy_url}" if host is not None and host.dokploy_url else ""
+    via = f"deploy-kong updates it through {host.dokploy_url}; Dokploy's copy is the host's file" if host else ""
     return "ok", detail, "", (via,) if via else ()
 
 

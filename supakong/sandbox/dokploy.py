@@ -36,6 +36,7 @@ import yaml
 
 from ..errors import DeployError
 from .spec import SSH_USER, SUPABASE_PLUGINS_2026, SandboxSpec
+from .stack import KONG_2026_VARIABLES
 
 DOKPLOY_ROOT = Path("/etc/dokploy")
 DOKPLOY_IMAGE = "dokploy/dokploy:v0.25.0"
@@ -52,7 +53,15 @@ SECOND = 1_000_000_000
 
 def dokploy_spec(name: str, index: int) -> SandboxSpec:
     """A sandbox whose Kong and Realtime are Dokploy's (containers ``<appName>-<service>-1``)."""
-    spec = SandboxSpec(name=name, index=index, dokploy=True, kong_image=KONG_IMAGE, kong_era="2026")
+    spec = SandboxSpec(
+        name=name,
+        index=index,
+        dokploy=True,
+        kong_image=KONG_IMAGE,
+        kong_era="2026",
+        api_keys=True,  # the template's kong.yml: opaque keys and the dashboard's basic-auth
+        realtime_jwks=True,
+    )
     app = app_name(spec)
     return dataclasses.replace(
         spec,
@@ -128,11 +137,13 @@ def compose_text(spec: SandboxSpec) -> str:
             "KONG_DNS_ORDER": "LAST,A,CNAME",
             "KONG_PLUGINS": SUPABASE_PLUGINS_2026,
             "KONG_PROXY_LISTEN": f"0.0.0.0:{spec.kong_port}",
-            "SUPABASE_ANON_KEY": "${ANON_KEY}",
-            "SUPABASE_SERVICE_KEY": "${SERVICE_ROLE_KEY}",
+            "KONG_ROUTER_FLAVOR": "expressions",
+            # The template's key variables (from the service's Environment), empty when unset.
+            **{name: f"${{{name}}}" for name in KONG_2026_VARIABLES},
             "STANDIN_PYTHON": python,
         },
-        "healthcheck": {"test": ["CMD", "kong", "health"], "interval": "2s", "timeout": "5s", "retries": 3},
+        # A loaded machine makes the stand-in's `kong health` slow: a generous timeout.
+        "healthcheck": {"test": ["CMD", "kong", "health"], "interval": "2s", "timeout": "15s", "retries": 3},
     }
     realtime = {
         "image": spec.realtime_image,
@@ -155,6 +166,7 @@ def compose_text(spec: SandboxSpec) -> str:
             "DB_NAME": "postgres",
             "DB_AFTER_CONNECT_QUERY": "SET search_path TO _realtime",
             "DB_ENC_KEY": "supabaserealtime",
+            "API_JWT_JWKS": "${JWT_JWKS}",
             "STANDIN_PYTHON": python,
         },
     }
@@ -164,15 +176,8 @@ def compose_text(spec: SandboxSpec) -> str:
 def seed_rows(spec: SandboxSpec, keys: dict[str, str]) -> dict[str, Any]:
     """Dokploy's rows after ``compose.deployTemplate`` of Supabase in project ``<name>``."""
     ids = {k: hashlib.sha256(f"{spec.name}/{k}".encode()).hexdigest()[:21] for k in ("p", "e", "c", "m1", "m2")}
-    env = "".join(
-        f"{name}={keys[key]}\n"
-        for name, key in (
-            ("ANON_KEY", "SUPABASE_ANON_KEY"),
-            ("SERVICE_ROLE_KEY", "SUPABASE_SERVICE_KEY"),
-            ("JWT_SECRET", "JWT_SECRET"),
-            ("POSTGRES_PASSWORD", "POSTGRES_PASSWORD"),
-        )
-    )
+    names = (*KONG_2026_VARIABLES, "JWT_SECRET", "JWT_JWKS", "POSTGRES_PASSWORD")
+    env = "".join(f"{name}={keys.get(name, '')}\n" for name in names)
     compose = {
         "composeId": ids["c"],
         "name": "supabase",

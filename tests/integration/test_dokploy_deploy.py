@@ -6,11 +6,13 @@ Realtime verified over a real WebSocket."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from sandbox_specs import related_spec
 
 from supakong.audit import read_audit
@@ -67,12 +69,22 @@ def reset_mount(spec: SandboxSpec) -> None:
     dk.call(spec, "docker.restartContainer", {"containerId": spec.kong_container})
 
 
-def test_doctor_reports_the_stack_as_dokploy_managed(dokploy: SandboxSpec, dk_host: HostConfig) -> None:
-    facts = gather_facts(dk_host, load_host_secrets(dk_host), VerifyOptions())
-    row = next(c for c in build_checklist(facts) if c.name == "dokploy")
+def dokploy_row(host: HostConfig):  # type: ignore[no-untyped-def]
+    facts = gather_facts(host, load_host_secrets(host), VerifyOptions())
+    return next(c for c in build_checklist(facts) if c.name == "dokploy")
+
+
+def test_doctor_reports_the_stack_as_dokploy_managed(
+    dokploy: SandboxSpec, dk_host: HostConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(dk.KEY_ENV, dk.api_keys(dokploy)[dk.KEY_ENV])
+    row = dokploy_row(dk_host)
     assert row.status == "ok", row
     assert f"appName {dk.app_name(dokploy)}" in row.detail and "file mount /volumes/api/kong.yml" in row.detail
     assert "compose mode" in row.detail and any(dk.api_url(dokploy) in n for n in row.notes)
+    monkeypatch.delenv(dk.KEY_ENV)
+    row = dokploy_row(dk_host)
+    assert row.status == "fail" and f"{dk.KEY_ENV} (hosts/{dokploy.name}/dokploy_api_key_env) is empty" in row.fix
 
 
 def test_without_an_api_key_the_deploy_refuses_and_explains(dokploy: SandboxSpec, dk_host: HostConfig, no_key) -> None:
@@ -105,7 +117,9 @@ def test_direct_writes_in_place_warns_and_a_ui_save_reverts_it(
     with pytest.MonkeyPatch.context() as env:  # with a key, a run with nothing to change sees the drift
         env.setenv(dk.KEY_ENV, dk.api_keys(dokploy)[dk.KEY_ENV])
         again = deploy_host(dk_host, DeployOptions(), BufferOutput())
-    assert again.status == "ok" and "the next save of that mount in Dokploy reverts the host" in again.message
+        assert again.status == "ok", again.plan
+        assert "the next save of that mount in Dokploy reverts the host" in again.message
+        assert dokploy_row(dk_host).status == "fail"  # doctor sees the drift too
     dk.ui_save_mount(dokploy)  # the hazard --direct warned about
     assert path.read_text() == dk.SEED.read_text()
     reset_mount(dokploy)
@@ -151,7 +165,45 @@ def test_a_failed_verification_rolls_back_through_the_api(
     broken = tmp_path / "kong.yml"  # Kong loads it; Realtime refuses its tenant (realtime:4000)
     broken.write_text(previous + "\n# a change Kong accepts and Realtime still refuses\n")
     out = BufferOutput()
-    with pytest.raises(RolledBackError, match="previous content of Dokploy's file mount"):
+    with pytest.raises(RolledBackError, match="rolled back to /etc/dokploy/compose/.*/.supakong/backups/kong.yml"):
         deploy_host(dk_host, DeployOptions(file=broken, skip_validate=True), out)
     assert "restored the previous content of file mount /volumes/api/kong.yml through Dokploy" in out.text
     assert dokploy.kong_config_path.read_text() == previous == stored_copy(dokploy)
+
+
+def test_init_records_the_dokploy_service_and_changes_nothing(dokploy: SandboxSpec, tmp_path: Path) -> None:
+    from supakong.adopt import InitRequest, init_host
+
+    before = sha(dokploy.kong_config_path)
+    out = BufferOutput()
+    request = InitRequest(
+        name=dokploy.name, ssh=dokploy.ssh_alias, ssh_config=dokploy.ssh_config_path, directory=tmp_path
+    )
+    result = init_host(request, out)
+    assert result.status == "changed", out.text
+    assert f"Dokploy:  Dokploy-managed: appName {dk.app_name(dokploy)}, compose mode" in out.text
+    assert "file mount /volumes/api/kong.yml" in out.text
+    discovered = yaml.safe_load((tmp_path / "inventory" / "host_vars" / f"{dokploy.name}.yml").read_text())
+    assert "dokploy_app_name" in json.dumps(discovered) and dk.app_name(dokploy) in json.dumps(discovered)
+    assert sha(dokploy.kong_config_path) == before  # read-only
+
+
+def test_rollback_kong_goes_through_the_api_and_is_refused_without_it(
+    dokploy: SandboxSpec, dk_host: HostConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from supakong.rollback import rollback_host
+
+    reset_mount(dokploy)
+    monkeypatch.setenv(dk.KEY_ENV, dk.api_keys(dokploy)[dk.KEY_ENV])
+    deployed = deploy_host(dk_host, DeployOptions(), BufferOutput())
+    assert deployed.backup and deployed.verify_state == "SUBSCRIBED"  # a copy of the seed was kept
+    monkeypatch.delenv(dk.KEY_ENV)
+    with pytest.raises(DokployRefusal):
+        rollback_host(dk_host, None, False, BufferOutput())
+    assert sha(dokploy.kong_config_path) == deployed.new_sha256
+    monkeypatch.setenv(dk.KEY_ENV, dk.api_keys(dokploy)[dk.KEY_ENV])
+    out = BufferOutput()
+    result = rollback_host(dk_host, None, False, out)
+    assert result.status == "changed", out.text
+    assert "through http://" in out.text and "(mounts.update)" in out.text
+    assert dokploy.kong_config_path.read_text() == dk.SEED.read_text() == stored_copy(dokploy)

@@ -15,6 +15,23 @@ from supakong.dokploy.api import DokployApi, DokployApiError
 from supakong.dokploy.policy import ApiAccess
 from supakong.errors import FenceError
 
+OLD_PANEL: dict[str, tuple[int, Any]] = {  # before v0.25: compose[] directly on the project
+    "/api/project.all": (200, [{"projectId": "p1", "compose": [{"composeId": "c1", "name": "supabase"}]}]),
+    "/api/compose.one": (
+        200,
+        {
+            "composeId": "c1",
+            "name": "supabase",
+            "appName": "myproj-supabase-ab12cd",
+            "composeType": "docker-compose",
+            "serverId": None,
+            "mounts": [
+                {"mountId": "m0", "type": "volume", "filePath": None},
+                {"mountId": "m1", "type": "file", "filePath": "/volumes/api/kong.yml", "content": "old"},
+            ],
+        },
+    ),
+}
 ANSWERS: dict[str, tuple[int, Any]] = {
     "/api/project.all": (401, {"message": "Unauthorized"}),
     "/api/mounts.update": (401, {"message": 'unauthorized to access resource "volume"', "code": "UNAUTHORIZED"}),
@@ -24,13 +41,14 @@ ANSWERS: dict[str, tuple[int, Any]] = {
 
 class Panel(BaseHTTPRequestHandler):
     seen_keys: list[str] = []
+    old = False
 
     def log_message(self, *args: Any) -> None:
         pass
 
     def _answer(self) -> None:
         Panel.seen_keys.append(self.headers.get("x-api-key", ""))
-        status, body = ANSWERS[self.path.split("?")[0]]
+        status, body = (OLD_PANEL if Panel.old else ANSWERS)[self.path.split("?")[0]]
         raw = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Length", str(len(raw)))
@@ -80,3 +98,13 @@ def test_the_fence_refuses_a_panel_it_does_not_allow(monkeypatch: pytest.MonkeyP
     api = DokployApi(ApiAccess("http://192.0.2.10:3000", "DOKPLOY_API_KEY", "k"), "sandbox-x")
     with pytest.raises(FenceError):
         api.get("project.all")
+
+
+def test_a_panel_before_environments_is_read_too(panel: DokployApi, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Panel, "old", True)
+    ref = panel.find_mount("myproj-supabase-ab12cd", "/volumes/api/kong.yml")
+    assert (ref.compose_id, ref.mount_id, ref.content) == ("c1", "m1", "old")
+    with pytest.raises(DokployApiError, match=r"has no file mount /volumes/api/other.yml \(its file mounts: /volumes"):
+        panel.find_mount("myproj-supabase-ab12cd", "/volumes/api/other.yml")
+    with pytest.raises(DokployApiError, match="no compose service with appName other-app .the key sees: myproj"):
+        panel.find_mount("other-app", "/volumes/api/kong.yml")

@@ -87,3 +87,10 @@ def test_a_file_in_code_is_refused_even_with_direct(dokploy_host) -> None:  # ty
 
 def test_a_stack_that_is_not_dokploys_is_written_as_always(dokploy_host) -> None:  # type: ignore[no-untyped-def]
     assert choose_writer(None, dokploy_host, direct=False, environ={}) == PLAIN
+
+
+def test_the_api_key_is_masked_wherever_it_might_appear(dokploy_host) -> None:  # type: ignore[no-untyped-def]
+    from supakong.secrets import mask
+
+    api_access(dokploy_host, {"DOKPLOY_API_KEY": "dk-0123456789abcdef-secret"})
+    assert "dk-0123456789abcdef-secret" not in mask("x-api-key: dk-0123456789abcdef-secret")

@@ -26,6 +26,7 @@ def test_the_inventory_host_matches_the_sandbox_spec() -> None:
     assert host.public_url == expected["public_url"]
     assert host.dokploy_url == expected["dokploy_url"] and host.dokploy_api_key_env == "DOKPLOY_API_KEY"
     assert host.docker_socket == expected["docker_socket"]
+    assert host.template.name == Path(str(expected["kong_template"])).name == "kong-2026.yml.j2"
 
 
 def test_the_compose_text_mounts_the_files_like_dokploys_template() -> None:

@@ -31,6 +31,11 @@ from .store import Store, new_id, now_iso
 BASE_PATH = "/etc/dokploy"
 
 
+def _version(text: str) -> tuple[int, ...]:
+    """``v0.25.0`` → (0, 25, 0)."""
+    return tuple(int(part) for part in text.lstrip("v").split("-")[0].split(".") if part.isdigit())
+
+
 def log(line: str) -> None:
     """The stand-in's own log (stdout, as Dokploy's container logs)."""
     print(f"{datetime.now(UTC).isoformat(timespec='seconds')} {line}", flush=True)
@@ -54,9 +59,12 @@ class Actions:
         return os.path.join(self.compose_dir(app), "files", mount["filePath"].lstrip("/"))
 
     def write_file_mount(self, mount: dict[str, Any]) -> None:
-        """``createFileMount``/``updateFileMount``: mkdir, then ``> path`` (in place)."""
+        """``createFileMount``/``updateFileMount``: mkdir, then ``> path`` (in place); before
+        v0.24.6 ``updateMount`` removed the file first (a new inode, v0.22.5 ``mount.ts``)."""
         path = self.file_mount_path(mount)
         os.makedirs(os.path.dirname(path), exist_ok=True)
+        if _version(self.version) < (0, 24, 6) and os.path.exists(path):
+            os.unlink(path)
         with open(path, "wb") as handle:  # O_TRUNC on the existing inode, as the shell's `>`
             handle.write(mount.get("content", "").encode())
         log(f"mount {mount['mountId']} written to {path}")

@@ -39,7 +39,7 @@ def parse_env(text: str) -> dict[str, str]:
 
 
 def interpolate(text: str, env: Mapping[str, str]) -> str:
-    """Compose's ``${VAR}``, ``${VAR:-default}`` and ``$$`` in the file's text."""
+    """Compose's ``${VAR}``, ``${VAR:-default}`` and ``$$`` in one value."""
 
     def one(match: re.Match[str]) -> str:
         if match.group(0) == "$$":
@@ -49,10 +49,21 @@ def interpolate(text: str, env: Mapping[str, str]) -> str:
     return _VAR.sub(one, text)
 
 
+def _interpolated(value: Any, env: Mapping[str, str]) -> Any:
+    if isinstance(value, str):
+        return interpolate(value, env)
+    if isinstance(value, list):
+        return [_interpolated(item, env) for item in value]
+    if isinstance(value, dict):
+        return {key: _interpolated(item, env) for key, item in value.items()}
+    return value
+
+
 def load_project(path: str, env: Mapping[str, str]) -> dict[str, Any]:
-    """The compose file at ``path`` with its variables interpolated."""
+    """The compose file at ``path`` with its variables interpolated in its values (after
+    parsing, as compose does: a value holding JSON stays one string)."""
     with open(path, encoding="utf-8") as handle:
-        doc = yaml.safe_load(interpolate(handle.read(), env)) or {}
+        doc = _interpolated(yaml.safe_load(handle.read()) or {}, env)
     if not isinstance(doc.get("services"), dict):
         raise ValueError(f"{path}: no services")
     return doc
