@@ -44,7 +44,7 @@ from .verify import for_host_report, verify_realtime
 from .verify_model import Diagnosis, EventProbe
 
 if TYPE_CHECKING:
-    from .doctor import HostVerification, VerifyOptions
+    from .verify_run import HostVerification, VerifyOptions
 
 PROBE_SCHEMA, PROBE_NAME = "supakong", "probe"
 PROBE_TABLE = f"{PROBE_SCHEMA}.{PROBE_NAME}"
@@ -185,7 +185,7 @@ def verify_host_events(
 ) -> HostVerification:
     """``verify-realtime --event`` on one host with ``apikey``: the whole probe plus the event
     stage, over ``conn`` (or a connection of its own: the db is reached through SSH)."""
-    from .doctor import HostVerification, channel_spec, logs_around  # doctor imports this module lazily
+    from .verify_run import HostVerification, channel_spec, logs_around  # verify_run imports this module lazily
 
     if conn is None:
         with HostConnection(host) as own:

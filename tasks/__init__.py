@@ -73,7 +73,7 @@ def deploy_kong(
     if (vsn, channel, table) != (None, None, None):
         # verify-realtime's overrides, for this run's verification (and its re-verification
         # after a rollback); doctor's module is loaded only then
-        from supakong.doctor import VerifyOptions
+        from supakong.verify_run import VerifyOptions
 
         overrides = VerifyOptions(vsn=vsn, channel=channel, table=table)
         hosts = [overrides.applied_to(host) for host in hosts]
@@ -128,7 +128,7 @@ def verify_realtime(
 ) -> None:
     """Verify the Realtime WebSocket path as supabase-js walks it (no -H: all hosts; --url: any URL)."""
     # lazy: websockets and jwt only when verifying (keeps `fab` start-up fast)
-    from supakong.doctor import VerifyOptions, not_run_entries, run_url_check, verify_action, verify_document
+    from supakong.verify_run import VerifyOptions, not_run_entries, run_url_check, verify_action, verify_document
 
     options = VerifyOptions(vsn=vsn, channel=channel, table=table, event=event)
     if url:

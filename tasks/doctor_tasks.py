@@ -32,7 +32,8 @@ def doctor(
     report: str | None = None,
 ) -> None:
     """Read-only diagnosis of -H HOST: live config, containers, Kong, tenant, keys, the db's table checks, the probe."""
-    from supakong.doctor import VerifyOptions, doctor_host  # lazy: keeps `fab` start-up fast
+    from supakong.doctor import doctor_host
+    from supakong.verify_run import VerifyOptions  # lazy: keeps `fab` start-up fast
 
     hosts = select_hosts(c, group, require=True)
     options = VerifyOptions(vsn=vsn, channel=channel, table=table)

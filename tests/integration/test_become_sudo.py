@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from supakong.deploy import DeployOptions, deploy_host
-from supakong.doctor import VerifyOptions, doctor_host
+from supakong.doctor import doctor_host
 from supakong.errors import DeployError
 from supakong.inventory import load_inventory
 from supakong.render import render_kong_config
@@ -26,6 +26,7 @@ from supakong.sandbox import sandbox_reset
 from supakong.sandbox.spec import SSH_USER
 from supakong.sandbox.variants import BECOME, password_user, start_variants, sudo_user, write_variants_inventory
 from supakong.transport import HostConnection
+from supakong.verify_run import VerifyOptions
 
 
 def sha256(path: Path) -> str:

@@ -23,13 +23,14 @@ import pytest
 import yaml
 
 from supakong.deploy import DeployOptions, deploy_host
-from supakong.doctor import VerifyOptions, doctor_host, verification_lines, verify_host
+from supakong.doctor import doctor_host
 from supakong.errors import DeployError
 from supakong.render import render_kong_config
 from supakong.report import BufferOutput
 from supakong.sandbox import SandboxSpec, sandbox_reset
 from supakong.sandbox.stack import create_realtime, docker_client, ensure_secrets, wait_running
 from supakong.verify import verify_realtime
+from supakong.verify_run import VerifyOptions, verification_lines, verify_host
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

@@ -16,13 +16,14 @@ from test_reload_2026 import reload as reload_2026
 from supakong.apply import APPLIED
 from supakong.container import inspect_container, wait_until_healthy
 from supakong.deploy import DeployOptions, deploy_host
-from supakong.doctor import VerifyOptions, doctor_host
+from supakong.doctor import doctor_host
 from supakong.doctor_hash import read_running_config
 from supakong.hostprofile import build_profile
 from supakong.render import render_kong_config
 from supakong.report import BufferOutput
 from supakong.sandbox.stack import docker_client
 from supakong.transport import HostConnection
+from supakong.verify_run import VerifyOptions
 
 #: What a person (or another tool) might do by hand: render the file as the eval entrypoint
 #: does and post it to the Admin API from inside the container; prints the HTTP status.

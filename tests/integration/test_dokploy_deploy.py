@@ -17,7 +17,8 @@ from sandbox_specs import related_spec
 
 from supakong.audit import read_audit
 from supakong.deploy import DeployOptions, RolledBackError, deploy_host
-from supakong.doctor import VerifyOptions, build_checklist, gather_facts
+from supakong.doctor import gather_facts
+from supakong.doctor_checks import build_checklist
 from supakong.dokploy.api import DokployApiError
 from supakong.dokploy.policy import DokployRefusal
 from supakong.inventory import HostConfig, load_inventory
@@ -27,6 +28,7 @@ from supakong.sandbox import dokploy as dk
 from supakong.sandbox.inventory import write_sandbox_inventory
 from supakong.secrets import load_host_secrets
 from supakong.transport import HostConnection
+from supakong.verify_run import VerifyOptions
 
 pytestmark = pytest.mark.sandbox
 

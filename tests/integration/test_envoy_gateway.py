@@ -14,7 +14,7 @@ from test_diagnosis import check_line
 
 from supakong.adopt.survey import take_survey
 from supakong.deploy import DeployOptions, deploy_host
-from supakong.doctor import VerifyOptions, doctor_host
+from supakong.doctor import doctor_host
 from supakong.errors import InventoryError
 from supakong.inventory import HostConfig, load_inventory
 from supakong.report import BufferOutput
@@ -23,6 +23,7 @@ from supakong.sandbox.inventory import write_sandbox_inventory
 from supakong.sandbox.spec import compose_labels
 from supakong.sandbox.stack import busybox_tarball, docker_client
 from supakong.transport import HostConnection
+from supakong.verify_run import VerifyOptions
 
 ENVOY_IMAGE = "envoyproxy/envoy:v1.34.1"
 

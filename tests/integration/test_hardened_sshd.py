@@ -13,13 +13,14 @@ from pathlib import Path
 import pytest
 
 from supakong.deploy import DeployOptions, deploy_host
-from supakong.doctor import VerifyOptions, doctor_host, verify_host
+from supakong.doctor import doctor_host
 from supakong.errors import TransportError
 from supakong.inventory import load_inventory
 from supakong.render import render_kong_config
 from supakong.rollback import rollback_host
 from supakong.sandbox.variants import HARDENED, SshdVariant, start_variants, write_variants_inventory
 from supakong.transport import HostConnection
+from supakong.verify_run import VerifyOptions, verify_host
 
 BY_NAME = {v.name: v for v in HARDENED}
 #: What each server's log says when it refuses: a session beyond MaxSessions, a Unix socket.

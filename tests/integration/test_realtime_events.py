@@ -24,12 +24,13 @@ from realtime import AsyncRealtimeClient, RealtimeSubscribeStates
 from test_diagnosis import engine
 
 from supakong.deploy import DeployOptions, deploy_host
-from supakong.doctor import VerifyOptions, doctor_host, verification_lines, verify_host
+from supakong.doctor import doctor_host
 from supakong.report import BufferOutput
 from supakong.sandbox import SandboxSpec
 from supakong.sandbox.db import psql, restore_baseline, wait_db_ready
 from supakong.verify import verify_realtime
 from supakong.verify_event import PROBE_SCHEMA, PROBE_TABLE, probe_table_sql
+from supakong.verify_run import VerifyOptions, verification_lines, verify_host
 
 REPO = Path(__file__).resolve().parents[2]
 JS_DIR = REPO / "tests" / "standins" / "js"

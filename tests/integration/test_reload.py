@@ -14,12 +14,13 @@ from pathlib import Path
 import pytest
 
 from supakong.deploy import DeployOptions, RolledBackError, deploy_host, run_verification
-from supakong.doctor import VerifyOptions, doctor_host
+from supakong.doctor import doctor_host
 from supakong.errors import ValidationError
 from supakong.redeploy import redeploy
 from supakong.render import render_kong_config
 from supakong.report import BufferOutput
 from supakong.sandbox.stack import create_kong, docker_client, ensure_secrets, wait_running
+from supakong.verify_run import VerifyOptions
 
 BROKEN = "_format_version: '2.1'\nservices:\n  - name: broken\n    host: nowhere\n    port: -12\n"
 

@@ -16,18 +16,10 @@ import jwt
 import pytest
 from test_doctor_tables import TABLE_CHECK_NAMES, healthy_readiness
 
+from supakong.checks import FAIL, OK, SKIP, Check
 from supakong.container import ContainerState
-from supakong.doctor import (
-    FAIL,
-    OK,
-    SKIP,
-    Check,
-    DoctorFacts,
-    HostVerification,
-    VerifyOptions,
-    apikey_from_env,
+from supakong.doctor_checks import (
     build_checklist,
-    channel_spec,
     check_anon_key,
     check_config_loaded,
     check_container,
@@ -35,23 +27,29 @@ from supakong.doctor import (
     check_kong_target,
     check_live_config,
     check_tenant,
-    check_url_allowed,
     check_verification,
     checklist_lines,
     checklist_ok,
-    expand_placeholders,
-    not_run_entries,
-    verification_json,
-    verification_lines,
-    verification_result,
-    verify_document,
 )
+from supakong.doctor_facts import DoctorFacts, expand_placeholders
 from supakong.errors import InventoryError, VerifyError
 from supakong.inventory import load_inventory
 from supakong.kong.target import KongTarget
 from supakong.remote_file import RemoteFile
 from supakong.secrets import mask
 from supakong.verify import CHANNEL_ERROR, SUBSCRIBED, Diagnosis, StageResult, VerifyReport
+from supakong.verify_run import (
+    HostVerification,
+    VerifyOptions,
+    apikey_from_env,
+    channel_spec,
+    check_url_allowed,
+    not_run_entries,
+    verification_json,
+    verification_lines,
+    verification_result,
+    verify_document,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 FAB = str(Path(sys.executable).parent / "fab")

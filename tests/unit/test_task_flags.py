@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from supakong.doctor import VerifyOptions
 from supakong.errors import VerifyError
 from supakong.inventory import load_inventory
 from supakong.sandbox.inventory import spec_for, write_sandbox_inventory
+from supakong.verify_run import VerifyOptions
 from tasks import ns
 
 
