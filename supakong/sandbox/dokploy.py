@@ -341,6 +341,12 @@ def ui_save_mount(spec: SandboxSpec, file_path: str = KONG_MOUNT) -> dict[str, A
 
 
 def remove_dokploy_files(spec: SandboxSpec) -> None:
-    """Delete this sandbox's service under /etc/dokploy (purge)."""
+    """Delete this sandbox's service under /etc/dokploy (purge), and /etc/dokploy itself when
+    no other sandbox's is left (it is a Dokploy marker for every sandbox of this machine)."""
     shutil.rmtree(compose_dir(spec), ignore_errors=True)
     shutil.rmtree(DOKPLOY_ROOT / "logs" / app_name(spec), ignore_errors=True)
+    for directory in (DOKPLOY_ROOT / "compose", DOKPLOY_ROOT / "logs", DOKPLOY_ROOT):
+        try:
+            directory.rmdir()  # only when empty
+        except OSError:
+            pass
