@@ -39,7 +39,7 @@ _ECHO_OPTIONS = re.compile(r"-[neE]+")
 def expand_like_eval(text: str, env: Mapping[str, str]) -> str | None:
     """The file the entrypoint writes from ``text`` with the container's ``env``, or None
     where only running the shell could tell."""
-    body = text.rstrip("\n")
+    body = _join_continued_lines(text.rstrip("\n"))
     if _ECHO_OPTIONS.fullmatch(body):
         return None
     out: list[str] = []
@@ -50,9 +50,6 @@ def expand_like_eval(text: str, env: Mapping[str, str]) -> str | None:
             following = body[i + 1 : i + 2]
             if not following:
                 return None  # it escapes the entrypoint's closing quote: the eval fails
-            if following == "\n":
-                i += 2
-                continue
             out.append(following if following in _ESCAPABLE else "\\" + following)
             i += 2
             continue
@@ -68,6 +65,22 @@ def expand_like_eval(text: str, env: Mapping[str, str]) -> str | None:
         out.append(char)
         i += 1
     return "".join(out) + "\n"
+
+
+def _join_continued_lines(body: str) -> str:
+    """``body`` without its backslash-newlines: the shell removes them while it reads the
+    word, before any expansion, so ``$\\<newline>NAME`` is ``$NAME`` (an escaped backslash
+    before a newline is kept, with the newline)."""
+    out: list[str] = []
+    i = 0
+    while i < len(body):
+        pair = body[i : i + 2]
+        if pair == "\\\n":
+            i += 2
+            continue
+        out.append(pair if body[i] == "\\" else body[i])
+        i += len(pair) if body[i] == "\\" else 1
+    return "".join(out)
 
 
 def _parameter(rest: str, env: Mapping[str, str]) -> tuple[str | None, int]:

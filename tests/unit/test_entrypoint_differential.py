@@ -54,6 +54,9 @@ _PLACEHOLDER = re.compile(rf"\$(?:\{{({_NAMES})\}}|({_NAMES})(?![A-Za-z0-9_]))")
 
 TRICKY = [
     "_format_version: '2.1'\nconsumers:\n  - username: anon\n",
+    # a backslash-newline goes before any expansion: $\<newline>NAME is $NAME (found by hypothesis)
+    "$\\\na",
+    "key: a$\\\nSUPABASE_ANON_KEY",
     'a: "double quoted"',
     'a: "b  c" # x > y',
     "a: 'single quoted with \"inner\" quotes'",
