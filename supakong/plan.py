@@ -52,7 +52,10 @@ class Plan:
         """One line: ``no change`` or the actions and their reasons."""
         if not self.changes:
             return "no change"
-        actions = [a for a, on in (("replace file", self.replace), ("restart Kong", self.restart)) if on]
+        # A new file is loaded the way the apply step chooses (reload or restart, said there);
+        # without one, Kong must be (re)started: it is down, unhealthy, or a restart is pending.
+        load = "load into Kong" if self.replace else "restart Kong"
+        actions = [a for a, on in (("replace file", self.replace), (load, self.restart)) if on]
         return f"{' + '.join(actions)} ({'; '.join(self.reasons)})"
 
 

@@ -183,7 +183,7 @@ def entrypoint_rules(
     if expansion is None:
         major = (host.kong_version or "2").lstrip("v").split(".")[0]
         expansion = AWK if major.isdigit() and int(major) >= 3 else EVAL
-    from .kong.target import SUPABASE_ENV
+    from .supabase_env import SUPABASE_ENV
 
     meant = () if host.kong_secrets == INLINE else template_secrets(host, secrets, held)
     known = SUPABASE_ENV.get(expansion, ())

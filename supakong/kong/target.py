@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
+from ..supabase_env import SUPABASE_ENV
+
 Version = tuple[int, int]
 
 # The KONG_PLUGINS of Supabase's docker-compose.yml with kong:2.8.1.
@@ -35,17 +37,6 @@ EDITIONS = ("oss", "enterprise")
 EXPANSIONS = ("eval", "awk", "none")
 #: KONG_ROUTER_FLAVOR (3.x; Kong/kong@3.9.3:kong/templates/kong_defaults.lua:189).
 ROUTER_FLAVORS = ("traditional", "traditional_compatible", "expressions")
-#: The environment of Supabase's Kong container per expansion: what ``$NAME`` can become.
-#: awk: docker-compose.kong.yml's variables plus the ones kong-entrypoint.sh exports.
-SUPABASE_ENV: dict[str, tuple[str, ...]] = {
-    "eval": ("SUPABASE_ANON_KEY", "SUPABASE_SERVICE_KEY", "DASHBOARD_USERNAME", "DASHBOARD_PASSWORD"),
-    "awk": (
-        "SUPABASE_ANON_KEY", "SUPABASE_SERVICE_KEY", "SUPABASE_PUBLISHABLE_KEY", "SUPABASE_SECRET_KEY",
-        "ANON_KEY_ASYMMETRIC", "SERVICE_ROLE_KEY_ASYMMETRIC", "DASHBOARD_USERNAME", "DASHBOARD_PASSWORD",
-        "JWT_ISSUER", "LUA_AUTH_EXPR", "LUA_RT_WS_EXPR", "LUA_FUNCTIONS_EXPR", "WELL_KNOWN_OAUTH_PATH",
-    ),
-    "none": (),
-}  # fmt: skip
 
 # `bundled` in KONG_PLUGINS means every plugin shipped with Kong (kong/constants.lua).
 _BUNDLED_2_8: tuple[str, ...] = (

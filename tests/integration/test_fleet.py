@@ -394,7 +394,7 @@ def test_a_change_runs_its_read_only_steps_while_it_takes_the_lock(fleet, monkey
     wait_until_docker_says_healthy(F1)  # the converge's restart is not part of the count
     result, flights = counted_deploy(monkeypatch, host, DeployOptions(verify=False, restart=True))
 
-    assert result.status == "changed" and result.plan == "replace file + restart Kong (file differs)"
+    assert result.status == "changed" and result.plan == "replace file + load into Kong (file differs)"
     assert flights["restarted"] - flights["authenticated"] <= 10, flights
     assert flights["end"] - flights["up"] == 2, flights
 

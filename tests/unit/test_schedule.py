@@ -191,7 +191,7 @@ def test_the_redeploy_log_defaults_to_the_xdg_state_directory():
 def mixed_results() -> dict[str, HostResult]:
     return {
         "a": HostResult("a", "ok", plan="no change"),
-        "b": HostResult("b", "changed", plan="replace file + restart Kong (file differs)", verify_state="SUBSCRIBED"),
+        "b": HostResult("b", "changed", plan="replace file + load into Kong (file differs)", verify_state="SUBSCRIBED"),
         "c": HostResult("c", "rolled_back", message="failed; key eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoiYW5vbiJ9.x"),
     }
 
