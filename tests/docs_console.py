@@ -38,7 +38,7 @@ NOT_RUN: dict[str, str] = {
     "make bench": "about 40 minutes on up to 30 sandboxes; its figures are kept in bench/",
     "python3 -m venv ~/supakong && ~/supakong/bin/pip install .": "reaches the package registry; "
     "tests/integration/test_adopt.py installs a wheel into a fresh virtualenv and adopts a sandbox with it",
-    "supakong schedule-redeploy --every 15m --install": "writes system units to /etc/systemd/system; "
+    "supakong schedule-redeploy --every 15m --install --run-as deploy": "writes system units to /etc/systemd/system; "
     "tests/unit/test_schedule.py checks the units with systemd-analyze and installs them under --root",
     "fab sandbox-down --purge": "would tear down the sandbox the rest of the test runs on",
 }
