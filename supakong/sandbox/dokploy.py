@@ -36,7 +36,7 @@ import yaml
 
 from ..errors import DeployError
 from .spec import SSH_USER, SUPABASE_PLUGINS_2026, SandboxSpec
-from .stack import KONG_2026_VARIABLES
+from .stack import KONG_2026_VARIABLES, realtime_environment
 
 DOKPLOY_ROOT = Path("/etc/dokploy")
 DOKPLOY_IMAGE = "dokploy/dokploy:v0.25.0"
@@ -152,23 +152,7 @@ def compose_text(spec: SandboxSpec) -> str:
         "volumes": runtime_binds(False),
         "network_mode": "host",
         "extra_hosts": [f"db:{spec.vps_addr}"],
-        "environment": {
-            "PORT": "4000",
-            "HOST": "127.0.0.1",
-            "API_JWT_SECRET": "${JWT_SECRET}",
-            "SELF_HOST_TENANT_NAME": spec.tenant,
-            "APP_NAME": "realtime",
-            "SEED_SELF_HOST": "true",
-            "DB_HOST": "db",
-            "DB_PORT": "5432",
-            "DB_USER": "supabase_admin",
-            "DB_PASSWORD": "${POSTGRES_PASSWORD}",
-            "DB_NAME": "postgres",
-            "DB_AFTER_CONNECT_QUERY": "SET search_path TO _realtime",
-            "DB_ENC_KEY": "supabaserealtime",
-            "API_JWT_JWKS": "${JWT_JWKS}",
-            "STANDIN_PYTHON": python,
-        },
+        "environment": realtime_environment(spec, "${JWT_SECRET}", "${POSTGRES_PASSWORD}", "${JWT_JWKS}", python),
     }
     return yaml.safe_dump({"services": {"kong": kong, "realtime": realtime}}, sort_keys=False, width=1000)
 

@@ -305,28 +305,38 @@ def create_realtime(client: docker.APIClient, spec: SandboxSpec, keys: dict[str,
         spec.realtime_image,
         name=spec.realtime_container,
         command=["realtime"],
-        environment={
-            "PORT": "4000",
-            "HOST": "127.0.0.1",
-            "API_JWT_SECRET": keys["JWT_SECRET"],
-            # Upstream's compose ships `#API_JWT_JWKS: ${JWT_JWKS:-{"keys":[]}}` commented out;
-            # the modern sandbox has it on (add-new-auth-keys.sh uncomments it since 2026-04).
-            **({"API_JWT_JWKS": keys["JWT_JWKS"]} if spec.realtime_jwks else {}),
-            "SELF_HOST_TENANT_NAME": spec.tenant,
-            "APP_NAME": "realtime",
-            "SEED_SELF_HOST": "true",
-            "DB_HOST": "db",
-            "DB_PORT": "5432",
-            "DB_USER": "supabase_admin",
-            "DB_PASSWORD": keys["POSTGRES_PASSWORD"],
-            "DB_NAME": "postgres",
-            "DB_AFTER_CONNECT_QUERY": "SET search_path TO _realtime",
-            "DB_ENC_KEY": "supabaserealtime",
-            "STANDIN_PYTHON": sys.executable,
-        },
+        # Upstream's compose ships `#API_JWT_JWKS: ${JWT_JWKS:-{"keys":[]}}` commented out;
+        # the modern sandbox has it on (add-new-auth-keys.sh uncomments it since 2026-04).
+        environment=realtime_environment(
+            spec, keys["JWT_SECRET"], keys["POSTGRES_PASSWORD"], keys["JWT_JWKS"] if spec.realtime_jwks else None
+        ),
         host_config=host_config,
         labels=compose_labels(spec, "realtime"),
     )
+
+
+def realtime_environment(
+    spec: SandboxSpec, jwt_secret: str, db_password: str, jwks: str | None = None, python: str = sys.executable
+) -> dict[str, str]:
+    """The Realtime container's environment as Supabase's compose sets it (values, or a
+    compose file's ``${NAME}`` references), run by the stand-in on ``python``."""
+    return {
+        "PORT": "4000",
+        "HOST": "127.0.0.1",
+        "API_JWT_SECRET": jwt_secret,
+        **({"API_JWT_JWKS": jwks} if jwks is not None else {}),
+        "SELF_HOST_TENANT_NAME": spec.tenant,
+        "APP_NAME": "realtime",
+        "SEED_SELF_HOST": "true",
+        "DB_HOST": "db",
+        "DB_PORT": "5432",
+        "DB_USER": "supabase_admin",
+        "DB_PASSWORD": db_password,
+        "DB_NAME": "postgres",
+        "DB_AFTER_CONNECT_QUERY": "SET search_path TO _realtime",
+        "DB_ENC_KEY": "supabaserealtime",
+        "STANDIN_PYTHON": python,
+    }
 
 
 def ensure_containers(client: docker.APIClient, spec: SandboxSpec, keys: dict[str, str], recreate: bool) -> None:

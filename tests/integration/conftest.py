@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
-from sandbox_specs import TEST_SANDBOX
+from sandbox_specs import TEST_SANDBOX, related_spec
 
 from supakong.inventory import HostConfig, load_inventory
 from supakong.report import BufferOutput
@@ -57,3 +57,12 @@ def secrets(host: HostConfig) -> Secrets:
 @pytest.fixture()
 def out() -> BufferOutput:
     return BufferOutput()
+
+
+@pytest.fixture(scope="module")
+def dokploy() -> SandboxSpec:
+    """The Dokploy sandbox (sandbox-dokploy in the default run), from scratch for each module
+    that uses it: Dokploy's seed rows and a first deploy."""
+    if os.geteuid() != 0:
+        pytest.fail("integration tests need root")
+    return sandbox_up(related_spec("dokploy", 6), recreate=True)

@@ -7,13 +7,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
-from sandbox_specs import related_spec
 
 from supakong.audit import read_audit
 from supakong.deploy import DeployOptions, RolledBackError, deploy_host
@@ -23,7 +20,7 @@ from supakong.dokploy.api import DokployApiError
 from supakong.dokploy.policy import DokployRefusal
 from supakong.inventory import HostConfig, load_inventory
 from supakong.report import BufferOutput
-from supakong.sandbox import SandboxSpec, sandbox_up
+from supakong.sandbox import SandboxSpec
 from supakong.sandbox import dokploy as dk
 from supakong.sandbox.inventory import write_sandbox_inventory
 from supakong.secrets import load_host_secrets
@@ -32,12 +29,6 @@ from supakong.verify_run import VerifyOptions
 
 pytestmark = pytest.mark.sandbox
 
-
-@pytest.fixture(scope="module")
-def dokploy() -> Iterator[SandboxSpec]:
-    if os.geteuid() != 0:
-        pytest.fail("integration tests need root")
-    yield sandbox_up(related_spec("dokploy", 6), recreate=True)
 
 
 @pytest.fixture(scope="module")

@@ -11,25 +11,16 @@ import json
 import os
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sandbox_specs import related_spec
 
-from supakong.sandbox import SandboxSpec, sandbox_up
+from supakong.sandbox import SandboxSpec
 from supakong.sandbox import dokploy as dk
 from supakong.sandbox.stack import docker_client
 
 pytestmark = pytest.mark.sandbox
 
-
-@pytest.fixture(scope="module")
-def dokploy() -> Iterator[SandboxSpec]:
-    """The Dokploy sandbox, from scratch (Dokploy's seed rows, a first deploy)."""
-    if os.geteuid() != 0:
-        pytest.fail("integration tests need root")
-    yield sandbox_up(related_spec("dokploy", 6), recreate=True)
 
 
 def raw_call(
