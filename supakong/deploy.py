@@ -44,7 +44,6 @@ from .listen_probe import ListenGate
 from .logs import LogLine, fetch_interleaved, format_log_lines
 from .look import look, look_held
 from .plan import HostState, Plan, loaded_marker, plan_deploy, unified_diff
-from .preflight import OK as PREFLIGHT_OK
 from .preflight import PreflightResult, judge, preflight_parse
 from .remote_file import STAMP_FORMAT, read_remote_file, read_remote_text, replace_file_atomically, restore_backup
 from .render import render_kong_config, sha256_text
@@ -287,7 +286,9 @@ def deploy_host(host: HostConfig, options: DeployOptions, out: Output, task: str
                     held.release()
                     held = None
                 if state.kong.exists:
-                    checked = plan.replace and not (options.skip_validate or options.skip_preflight)
+                    # A reload needs no parse ahead: Kong's POST /config is that check itself.
+                    reloads = choose_apply(state.kong, profile, replace=plan.replace, force_restart=options.restart)
+                    checked = plan.replace and not (options.skip_validate or options.skip_preflight or reloads.reload)
                     ahead = _Ahead(conn, state.kong, text.encode("utf-8") if checked else None)
                 owner = LockOwner.current(task)
                 with result.timed("lock"):
@@ -429,25 +430,24 @@ def _apply(
     if not state.kong.exists:
         raise RestartError(f"{host.name}: container {host.kong_container} does not exist; nothing to restart")
     stamp = datetime.now(UTC).strftime(STAMP_FORMAT)
-    parsed = False  # Kong's own parse of this candidate passed (the reload need not repeat it)
-    if plan.replace and options.skip_preflight and not options.skip_validate:
-        out.line("  ! --skip-preflight: NOT asking the running Kong to parse the file first", host.name)
-    elif plan.replace and not options.skip_validate:
-        with result.timed("preflight"):
-            check = (ahead.preflight_for(state.kong) if ahead else None) or preflight_parse(
-                conn.engine(), state.kong, text.encode("utf-8"), build_profile(state.kong).expansion
-            )
-        out.line(f"  {judge(check, host.name)}", host.name)
-        parsed = check.status == PREFLIGHT_OK
     profile = build_profile(state.kong)
     choice = choose_apply(state.kong, profile, replace=plan.replace, force_restart=options.restart)
+    # A reload is checked by Kong itself as it loads the file: POST /config answers 400 and
+    # changes nothing for a file it refuses, so a separate `kong config parse` (a whole Kong
+    # CLI start in the container) is only run before a restart into the file.
+    checked_by_load = plan.replace and choice.reload and not options.skip_validate
+    if checked_by_load:
+        said = "by Kong as it loads the file (POST /config refuses a bad one, changing nothing)"
+        out.line(f"  preflight: {said}", host.name)
+    else:
+        _preflight(conn, host, state, plan, text, options, out, result, ahead)
     # A restart where a reload was wanted (not --restart, not a stopped Kong) is said loudly.
     loud = plan.replace and not choice.reload and not options.restart and state.kong.running
     out.line(f"  {'! ' if loud else ''}{choice.describe()}", host.name)
-    if choice.reload and _reload(
-        conn, host, state, choice, text, options, out, result, secrets, stamp, writer, parsed=parsed
-    ):
+    if choice.reload and _reload(conn, host, state, choice, text, options, out, result, secrets, stamp, writer):
         return
+    if checked_by_load:  # the reload could not run: Kong parses the file before a restart into it
+        _preflight(conn, host, state, plan, text, options, out, result, None)
     if plan.replace:
         _replace(conn, host, state, text, out, result, stamp, writer)
     result.status = "changed"
@@ -461,6 +461,32 @@ def _apply(
         if not result.backup and writer is None:
             raise
         _roll_back(conn, host, options, out, result, secrets, failure, writer)
+
+
+def _preflight(
+    conn: HostConnection,
+    host: HostConfig,
+    state: HostState,
+    plan: Plan,
+    text: str,
+    options: DeployOptions,
+    out: Output,
+    result: HostResult,
+    ahead: _Ahead | None,
+) -> None:
+    """Have the running Kong parse the new file before a restart into it (the verdict of
+    the parse started ahead when it ran against this Kong); :class:`ValidationError` when
+    it refuses the file or cannot give a verdict (see :func:`~supakong.preflight.judge`)."""
+    if not plan.replace or options.skip_validate:
+        return
+    if options.skip_preflight:
+        out.line("  ! --skip-preflight: NOT asking the running Kong to parse the file first", host.name)
+        return
+    with result.timed("preflight"):
+        check = (ahead.preflight_for(state.kong) if ahead else None) or preflight_parse(
+            conn.engine(), state.kong, text.encode("utf-8"), build_profile(state.kong).expansion
+        )
+    out.line(f"  {judge(check, host.name)}", host.name)
 
 
 def _replace(
@@ -521,17 +547,14 @@ def _reload(
     secrets: Secrets,
     stamp: str,
     writer: FileWriter | None = None,
-    *,
-    parsed: bool = False,
 ) -> bool:
     """Load the new config into the running Kong, then write the host's file and verify;
     False when the reload cannot run (the caller restarts instead, as before). Kong refusing
     the config raises :class:`ValidationError` before anything changed on the host."""
     profile = build_profile(state.kong)
     with result.timed("reload"):
-        outcome = reload_config(
-            conn.engine(), host.kong_container, profile, choice, text.encode("utf-8"), parse=not parsed
-        )
+        # No `kong config parse` first: POST /config refuses what the parse would (a 400, nothing changed).
+        outcome = reload_config(conn.engine(), host.kong_container, profile, choice, text.encode("utf-8"), parse=False)
     if outcome.result == REFUSED:
         raise ValidationError(
             f"{host.name}: Kong in {host.kong_container} refuses the new config ({outcome.detail}); nothing was"

@@ -21,9 +21,14 @@ from supakong.sandbox.stack import docker_client
 from supakong.transport import HostConnection
 
 
+@pytest.mark.parametrize(
+    ("restart", "verdict"), [(True, "kong config parse"), (False, "refuses the new config")], ids=["restart", "reload"]
+)
 def test_a_file_the_offline_rules_accept_but_this_kong_refuses_is_stopped_by_preflight(
-    fresh_sandbox, host, secrets, out, tmp_path
+    fresh_sandbox, host, secrets, out, tmp_path, restart, verdict
 ):
+    # Before a restart the preflight's `kong config parse` refuses it; a reload's POST /config
+    # refuses it itself (no separate parse): either way nothing changes.
     # The inventory claims every bundled plugin is enabled; the container only enables
     # Supabase's list. The offline validator trusts the inventory, Kong does not.
     pinned = dataclasses.replace(host, kong_version="2.8.1", kong_plugins="bundled")
@@ -40,9 +45,9 @@ def test_a_file_the_offline_rules_accept_but_this_kong_refuses_is_stopped_by_pre
     before = hashlib.sha256(config.read_bytes()).hexdigest()
 
     with pytest.raises(ValidationError) as err:
-        deploy_host(pinned, DeployOptions(file=candidate), out)
+        deploy_host(pinned, DeployOptions(file=candidate, restart=restart), out)
 
-    assert "kong config parse" in str(err.value) and "rate-limiting" in str(err.value)
+    assert verdict in str(err.value) and "rate-limiting" in str(err.value)
     assert "nothing was changed" in str(err.value)
     assert hashlib.sha256(config.read_bytes()).hexdigest() == before
 
@@ -55,7 +60,7 @@ def test_preflight_expands_placeholders_like_the_entrypoint(fresh_sandbox, host,
     )
     candidate = tmp_path / "placeholders.yml"
     candidate.write_text(text)
-    result = deploy_host(host, DeployOptions(file=candidate), out)
+    result = deploy_host(host, DeployOptions(file=candidate, restart=True), out)
     assert "preflight: kong config parse: parse successful" in out.text
     assert result.verify_state == "SUBSCRIBED"
 
@@ -66,8 +71,8 @@ def test_preflight_leaves_no_copy_of_the_file_in_the_container_whether_kong_acce
     refused = tmp_path / "refused.yml"
     refused.write_text(render_kong_config(host, secrets).replace("- name: cors\n", "- name: rate-limiting\n", 1))
     with pytest.raises(ValidationError, match="kong config parse"):
-        deploy_host(dataclasses.replace(host, kong_plugins="bundled"), DeployOptions(file=refused), out)
-    deploy_host(host, DeployOptions(verify=False), out)
+        deploy_host(dataclasses.replace(host, kong_plugins="bundled"), DeployOptions(file=refused, restart=True), out)
+    deploy_host(host, DeployOptions(verify=False, restart=True), out)
     assert "preflight: kong config parse: parse successful" in out.text
 
     with HostConnection(host) as conn:
