@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
+import supakong.apply.reload
 import supakong.deploy
+import supakong.preflight
 from supakong.deploy import DeployOptions, deploy_host
 from supakong.errors import ValidationError
 from supakong.render import render_kong_config
@@ -108,16 +110,18 @@ def broken_kong(spec, how: str) -> Iterator[str]:
         elif how == "no kong CLI":  # an image without the CLI: the exec's shell exits 127
             run('mv "$(command -v kong)" /bin/kong.away')
             yield f"no kong CLI in {name}"
-        else:  # no room for the file: its directory cannot be made
-            run("mv /tmp /tmp.away && touch /tmp")
-            yield f"cannot write the file into {name}"
+        else:  # no room for the file: its scratch directory cannot be made (under a file, as
+            # on a full or read-only /tmp; replacing /tmp itself would also break the sandbox's
+            # bind mounts of a checkout under /tmp when Kong restarts)
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(supakong.preflight, "WORKDIR", "/etc/hostname/supakong-preflight")
+                patch.setattr(supakong.apply.reload, "WORKDIR", "/etc/hostname/supakong-reload")
+                yield f"cannot write the file into {name}"
     finally:
         if how == "paused":
             client.unpause(name)
         elif how == "no kong CLI":
             run("mv /bin/kong.away /bin/kong")
-        else:
-            run("rm /tmp && mv /tmp.away /tmp")
         client.close()
 
 
